@@ -1,0 +1,91 @@
+"""Reading and writing codec weights without unpickling code.
+
+Three formats are read: a Lightning checkpoint written by :class:`~multirealism.training.module.
+MultiRealismModule` (``state_dict`` keys prefixed ``codec.``), a plain file written by
+:meth:`MultiRealismCodec.save`, and a ``.safetensors`` file whose metadata holds the config.
+Torch files are opened with ``weights_only=True``, so a crafted pickle is refused, not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from multirealism.errors import CheckpointError
+
+#: key under which the codec's architecture config is stored in any checkpoint we write
+CONFIG_KEY = "multirealism"
+LIGHTNING_PREFIX = "codec."
+
+
+def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_dict: Dict[str, Tensor]) -> None:
+    """Save a plain weights file (``.safetensors`` by suffix, else a torch file), atomically."""
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        atomic_write_bytes(path, save(tensors, metadata={CONFIG_KEY: json.dumps(config)}))
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({CONFIG_KEY: {"config": config}, "state_dict": tensors}, tmp)
+    os.replace(tmp, path)
+
+
+def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
+    """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError, RuntimeError on a non-torch file, ...
+        raise CheckpointError(
+            f"cannot load {str(path)!r} safely (weights_only=True refused it or it is not a torch file): {err}"
+        ) from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict")
+    meta = obj.get(CONFIG_KEY)
+    config = meta.get("config") if isinstance(meta, dict) else None
+    state = obj.get("state_dict", obj)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{str(path)!r} has no tensor state_dict")
+    if any(k.startswith(LIGHTNING_PREFIX) for k in state):
+        state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
+    return config, state
+
+
+def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except Exception as err:
+        raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {err}") from err
+    config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+    return config, state

@@ -1,0 +1,296 @@
+"""MultiRealismCodec: encoder + entropy model + β-conditioned generator (+ optional discriminator).
+
+One bitstream, any realism: ``decompress(data, beta=[0, 2.56, 5.12])`` entropy-decodes once and
+runs the generator once per β.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.utils import update_registered_buffers
+from torch import Tensor, nn
+
+import multirealism.components  # noqa: F401  (registers the built-in components)
+from multirealism import container
+from multirealism.checkpoint import load_weights, save_weights
+from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
+from multirealism.components.conditioning import beta_as_map
+from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelMismatchError
+from multirealism.registry import REGISTRIES, Registry, component_spec
+
+ComponentArg = Union[str, Mapping[str, Any], nn.Module]
+
+
+@dataclass
+class CodecOutput:
+    """Result of :meth:`MultiRealismCodec.forward`.
+
+    ``x_hat`` is unclamped (training needs the gradient); ``bpp`` is per image, estimated from the
+    likelihoods over the original (unpadded) pixel count.
+    """
+
+    x_hat: Tensor
+    y_hat: Tensor
+    likelihoods: Dict[str, Tensor]
+    bpp: Tensor
+
+
+def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
+    if isinstance(arg, nn.Module):
+        return arg
+    if isinstance(arg, str):
+        return registry.build(arg)
+    if isinstance(arg, Mapping):
+        return registry.build(arg["name"], **dict(arg.get("args", {})))
+    raise TypeError(f"{registry.kind} must be a registry name, a spec mapping or an nn.Module, got {arg!r}")
+
+
+class MultiRealismCodec(nn.Module):
+    """Learned image codec whose decoder takes a realism weight β in [0, β_max].
+
+    Components are given as registry names (paper-scale defaults), ``{"name", "args"}`` specs or
+    module instances. Inputs are RGB in [0, 1] of any size: images are padded (replicate) to a
+    multiple of the total downsampling and cropped back.
+    """
+
+    def __init__(
+        self,
+        encoder: Union[Encoder, str] = "elic",
+        entropy_model: Union[EntropyModel, str] = "hyperprior",
+        generator: Union[ConditionalGenerator, str] = "elic_cond",
+        discriminator: Optional[Union[Discriminator, str]] = None,
+        max_pixels: int = container.DEFAULT_MAX_PIXELS,
+    ) -> None:
+        super().__init__()
+        self.encoder = _build(REGISTRIES["encoder"], encoder)
+        self.entropy_model = _build(REGISTRIES["entropy_model"], entropy_model)
+        self.generator = _build(REGISTRIES["generator"], generator)
+        self.discriminator = None if discriminator is None else _build(REGISTRIES["discriminator"], discriminator)
+        self.max_pixels = int(max_pixels)
+        widths = {
+            "encoder": self.encoder.latent_channels,
+            "entropy_model": self.entropy_model.latent_channels,
+            "generator": self.generator.latent_channels,
+        }
+        if len(set(widths.values())) != 1:
+            raise ValueError(f"latent channel counts disagree: {widths}")
+        self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
+        self._fingerprint: Optional[bytes] = None
+
+    # ------------------------------------------------------------------ properties and config
+    @property
+    def beta_max(self) -> float:
+        """Largest realism weight the generator was trained for."""
+        return float(self.generator.beta_max)
+
+    def config(self) -> Dict[str, Any]:
+        """JSON-able architecture description, enough to rebuild the codec from registry names."""
+        parts = {"encoder": self.encoder, "entropy_model": self.entropy_model, "generator": self.generator}
+        if self.discriminator is not None:
+            parts["discriminator"] = self.discriminator
+        config: Dict[str, Any] = {"max_pixels": self.max_pixels}
+        for role, module in parts.items():
+            spec = component_spec(module)
+            if spec is None:
+                raise TypeError(
+                    f"{role} {type(module).__name__} is not a registered component; register it "
+                    f"(multirealism.registry.{role}s.register) so its config can be saved"
+                )
+            config[role] = spec
+        return json.loads(json.dumps(config))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], with_discriminator: bool = True) -> "MultiRealismCodec":
+        """Build a codec from :meth:`config`'s output (registry names only: no code is imported)."""
+        disc = config.get("discriminator") if with_discriminator else None
+        return cls(
+            encoder=config["encoder"],
+            entropy_model=config["entropy_model"],
+            generator=config["generator"],
+            discriminator=disc,
+            max_pixels=config.get("max_pixels", container.DEFAULT_MAX_PIXELS),
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: "str | os.PathLike[str]") -> None:
+        """Write config and weights (``.safetensors`` or a torch file) that :meth:`from_checkpoint` reads."""
+        save_weights(path, self.config(), self.state_dict())
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: "str | os.PathLike[str]",
+        config: Optional[Mapping[str, Any]] = None,
+        with_discriminator: bool = False,
+        map_location: "str | torch.device" = "cpu",
+    ) -> "MultiRealismCodec":
+        """Load a Lightning checkpoint, a :meth:`save` file or a ``.safetensors`` file, safely
+        (``weights_only=True``). The architecture comes from the file, or from ``config``."""
+        stored, state = load_weights(path)
+        config = config or stored
+        if config is None:
+            raise CheckpointError(f"{os.fspath(path)!r} holds no multirealism config; pass config=")
+        codec = cls.from_config(config, with_discriminator=with_discriminator)
+        if not with_discriminator:
+            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
+        codec.load_state_dict(state)
+        codec.to(map_location).eval()
+        codec.update()
+        return codec
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Like ``nn.Module.load_state_dict``, resizing the entropy coders' CDF buffers first."""
+        for name, module in self.named_modules():
+            if isinstance(module, EntropyBottleneck):
+                update_registered_buffers(
+                    module, name, ["_quantized_cdf", "_offset", "_cdf_length"], dict(state_dict)
+                )
+            elif isinstance(module, GaussianConditional):
+                update_registered_buffers(
+                    module, name, ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"], dict(state_dict)
+                )
+        try:
+            result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as err:
+            raise CheckpointError(f"weights do not match this codec's architecture: {err}") from err
+        self._fingerprint = None
+        return result
+
+    def train(self, mode: bool = True) -> "MultiRealismCodec":
+        if mode:
+            self._fingerprint = None
+        return super().train(mode)
+
+    # ------------------------------------------------------------------ model identity
+    def update(self, force: bool = False) -> bool:
+        """Build entropy-coder tables and the model fingerprint; call after changing weights."""
+        updated = self.entropy_model.update(force=force)
+        self._fingerprint = self._compute_fingerprint()
+        return updated
+
+    @property
+    def fingerprint(self) -> bytes:
+        """8-byte hash of the inference model (config and weights) stamped into every bitstream."""
+        if self._fingerprint is None:
+            self.update()
+        assert self._fingerprint is not None
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> bytes:
+        digest = hashlib.sha256()
+        config = {k: v for k, v in self.config().items() if k in ("encoder", "entropy_model", "generator")}
+        digest.update(json.dumps(config, sort_keys=True).encode())
+        for prefix in ("encoder.", "entropy_model.", "generator."):
+            for name, tensor in sorted(self.state_dict().items()):
+                if name.startswith(prefix):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+        return digest.digest()[: container.FINGERPRINT_BYTES]
+
+    # ------------------------------------------------------------------ padding helpers
+    def _padding(self, height: int, width: int) -> tuple:
+        m = self.pad_multiple
+        return (0, (-width) % m, 0, (-height) % m)
+
+    def _pad_beta(self, beta: "float | Tensor", batch: int, height: int, width: int, device) -> Tensor:
+        beta_map = beta_as_map(beta, batch, device)
+        if beta_map.shape[-2:] != (1, 1):
+            if beta_map.shape[-2:] != (height, width):
+                raise ValueError(
+                    f"beta map is {tuple(beta_map.shape[-2:])} but the image is {(height, width)}"
+                )
+            beta_map = F.pad(beta_map, self._padding(height, width), mode="replicate")
+        finite = torch.isfinite(beta_map).all()
+        if not bool(finite) or bool((beta_map < 0).any()) or bool((beta_map > self.beta_max + 1e-6).any()):
+            raise ValueError(f"beta must lie in [0, {self.beta_max}] (the generator's training range)")
+        return beta_map
+
+    def _check_images(self, x: Tensor) -> Tensor:
+        if not torch.is_tensor(x):
+            raise ImageInputError(f"expected a tensor image, got {type(x).__name__}")
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ImageInputError(f"expected RGB images shaped (3, H, W) or (B, 3, H, W); got {tuple(x.shape)}")
+        if x.shape[0] < 1 or x.shape[-1] < 1 or x.shape[-2] < 1:
+            raise ImageInputError(f"empty image batch of shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ImageInputError(f"expected float images in [0, 1], got dtype {x.dtype}")
+        if not bool(torch.isfinite(x).all()) or float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3:
+            raise ImageInputError("image values must be finite and in [0, 1]")
+        return x
+
+    # ------------------------------------------------------------------ training/eval forward
+    def forward(self, x: Tensor, beta: "float | Tensor" = 0.0) -> CodecOutput:
+        """Encode, quantise (noise/STE in training, rounding in eval) and decode at ``beta``."""
+        x = self._check_images(x)
+        batch, _, height, width = x.shape
+        padded = F.pad(x, self._padding(height, width), mode="replicate")
+        beta_map = self._pad_beta(beta, batch, height, width, x.device)
+        entropy = self.entropy_model(self.encoder(padded))
+        x_hat = self.generator(entropy.y_hat, beta_map)[..., :height, :width]
+        bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
+        return CodecOutput(x_hat, entropy.y_hat, entropy.likelihoods, bits / (height * width))
+
+    # ------------------------------------------------------------------ real compression
+    @torch.no_grad()
+    def compress(self, x: Tensor) -> bytes:
+        """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream."""
+        x = self._check_images(x)
+        batch, _, height, width = x.shape
+        if batch * height * width > self.max_pixels:
+            raise ImageInputError(f"{batch} x {height} x {width} pixels exceed max_pixels={self.max_pixels}")
+        fingerprint = self.fingerprint  # builds the coder tables on first use
+        x = x.to(next(self.parameters()).device, torch.float32)
+        padded = F.pad(x, self._padding(height, width), mode="replicate")
+        strings, latent_shape = self.entropy_model.compress(self.encoder(padded))
+        return container.pack(
+            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings)
+        )
+
+    def read_header(self, data: bytes) -> container.Bitstream:
+        """Parse and check a bitstream against this model without entropy-decoding it."""
+        stream = container.unpack(data, max_pixels=self.max_pixels)
+        if stream.fingerprint != self.fingerprint:
+            raise ModelMismatchError(
+                f"bitstream was written by model {stream.fingerprint.hex()}, this codec is {self.fingerprint.hex()}"
+            )
+        expected = tuple(math.ceil(s / self.pad_multiple) for s in (stream.height, stream.width))
+        if stream.latent_shape != expected or len(stream.strings) != self.entropy_model.num_streams:
+            raise BitstreamError("bitstream header does not match its image size or this entropy model")
+        return stream
+
+    @torch.no_grad()
+    def decode_latent(self, data: bytes) -> "tuple[Tensor, container.Bitstream]":
+        """Entropy-decode ``data`` to the quantised latent ŷ (the β-independent part)."""
+        stream = self.read_header(data)
+        try:
+            y_hat = self.entropy_model.decompress(stream.strings, stream.latent_shape)
+        except (ValueError, RuntimeError, IndexError) as err:
+            raise BitstreamError(f"entropy decoding failed: {err}") from err
+        return y_hat, stream
+
+    @torch.no_grad()
+    def decompress(
+        self, data: bytes, beta: "float | Sequence[float] | Tensor" = 0.0
+    ) -> "Tensor | List[Tensor]":
+        """Decode ``data`` at realism ``beta`` to ``(B, 3, H, W)`` in [0, 1].
+
+        A list of floats returns a list of images, one per β, from a single entropy decode. A
+        ``(B,)`` tensor gives each image its own β; a ``(B, 1, H, W)`` tensor is a spatial β map.
+        """
+        y_hat, stream = self.decode_latent(data)
+        height, width = stream.height, stream.width
+        betas = list(beta) if isinstance(beta, (list, tuple)) else [beta]
+        maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
+        images = [self.generator(y_hat, m)[..., :height, :width].clamp_(0, 1) for m in maps]
+        return images if isinstance(beta, (list, tuple)) else images[0]

@@ -1,0 +1,17 @@
+"""Built-in codec components; importing this package registers them."""
+
+from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
+from multirealism.components.encoder import ElicEncoder
+from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
+from multirealism.components.generator import ElicConditionalGenerator
+
+__all__ = [
+    "ChannelAutoregressive",
+    "ConditionalGenerator",
+    "Discriminator",
+    "ElicConditionalGenerator",
+    "ElicEncoder",
+    "Encoder",
+    "EntropyModel",
+    "MeanScaleHyperprior",
+]

@@ -1,0 +1,78 @@
+"""Interfaces of the four codec components. Registry entries subclass these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+BetaLike = "float | Tensor"
+
+
+class Encoder(nn.Module):
+    """Analysis transform: image ``(B, 3, H, W)`` in [0, 1] to latent ``(B, C, H/s, W/s)``."""
+
+    latent_channels: int
+    downsampling: int
+
+
+@dataclass
+class EntropyOutput:
+    """What an entropy model returns in ``forward``: the quantised latent and the likelihoods."""
+
+    y_hat: Tensor
+    likelihoods: Dict[str, Tensor]
+
+
+class EntropyModel(nn.Module):
+    """Codes a latent ``y`` to strings and back; estimates its likelihoods for training.
+
+    ``compress`` returns one list of byte strings per coded stream (e.g. ``[z_strings, y_strings]``,
+    each with one entry per image) plus the side shape needed to decode.
+    """
+
+    latent_channels: int
+    #: spatial factor by which the latent's size must be divisible (hyper-latent downsampling)
+    latent_multiple: int
+
+    def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
+        raise NotImplementedError
+
+    def decompress(self, strings: List[List[bytes]], shape: Tuple[int, int]) -> Tensor:
+        raise NotImplementedError
+
+    def update(self, force: bool = False) -> bool:
+        """Build the CDF tables used by the range coder (after training or loading weights)."""
+        raise NotImplementedError
+
+    def aux_loss(self) -> Tensor:
+        """Auxiliary loss of the learned factorised prior (CompressAI convention)."""
+        return torch.zeros(())
+
+    @property
+    def num_streams(self) -> int:
+        """How many string lists ``compress`` returns."""
+        raise NotImplementedError
+
+
+class ConditionalGenerator(nn.Module):
+    """Synthesis transform conditioned on the realism weight β.
+
+    ``beta`` is a float, a ``(B,)`` tensor (one value per image) or a ``(B, 1, H, W)`` map at image
+    resolution that gives each region its own realism.
+    """
+
+    beta_max: float
+    latent_channels: int
+
+    def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Discriminator(nn.Module):
+    """Scores realism of ``x`` given the quantised latent and β; returns logits."""
+
+    def forward(self, x: Tensor, y_hat: Tensor, beta: "float | Tensor") -> Tensor:  # pragma: no cover
+        raise NotImplementedError

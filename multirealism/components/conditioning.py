@@ -1,0 +1,97 @@
+"""β conditioners: turn the realism weight into a conditioning map at any resolution.
+
+Both conditioners accept β as a float, a ``(B,)`` tensor or a ``(B, 1, H, W)`` map. Scalars become
+``(B, 1, 1, 1)`` maps that broadcast, so a constant map and the matching scalar go through the same
+arithmetic and give the same output.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def beta_as_map(beta: "float | Tensor", batch: int, device: torch.device) -> Tensor:
+    """Normalise β to a float32 ``(B, 1, h, w)`` tensor (``h = w = 1`` for per-image values)."""
+    if not torch.is_tensor(beta):
+        beta = torch.tensor(float(beta))
+    beta = beta.to(device=device, dtype=torch.float32)
+    if beta.dim() == 0:
+        return beta.expand(batch).reshape(batch, 1, 1, 1)
+    if beta.dim() == 1:
+        if beta.numel() == 1:
+            return beta.expand(batch).reshape(batch, 1, 1, 1)
+        if beta.numel() != batch:
+            raise ValueError(f"beta has {beta.numel()} values for a batch of {batch} images")
+        return beta.reshape(batch, 1, 1, 1)
+    if beta.dim() == 4 and beta.shape[1] == 1 and beta.shape[0] in (1, batch):
+        return beta.expand(batch, -1, -1, -1)
+    raise ValueError(
+        f"beta must be a float, a (B,) tensor or a (B, 1, H, W) map; got shape {tuple(beta.shape)}"
+    )
+
+
+class BetaConditioner(nn.Module):
+    """Maps a β map to a ``(B, out_channels, h, w)`` conditioning map at a requested size."""
+
+    out_channels: int
+    beta_max: float
+    #: how a β map is resized to a block's resolution ("area" averages, "nearest" keeps values)
+    resize_mode: str = "area"
+
+    def embed(self, beta_map: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, beta_map: Tensor, size: Tuple[int, int]) -> Tensor:
+        if beta_map.shape[-2:] != (1, 1) and beta_map.shape[-2:] != size:
+            beta_map = F.interpolate(beta_map, size=size, mode=self.resize_mode)
+        return self.embed(beta_map)
+
+
+class FourierConditioner(BetaConditioner):
+    """FourierCond of Agustsson et al.: β/β_max to [-1, 1], sin/cos at 2^0..2^(L-1), then an MLP.
+
+    The MLP is applied per pixel (as 1x1 convolutions) so spatial β maps work.
+    """
+
+    def __init__(self, beta_max: float = 5.12, num_frequencies: int = 10, hidden: int = 512) -> None:
+        super().__init__()
+        self.beta_max = float(beta_max)
+        self.out_channels = hidden
+        self.register_buffer(
+            "frequencies", math.pi * 2.0 ** torch.arange(num_frequencies, dtype=torch.float32), persistent=False
+        )
+        self.mlp = nn.Sequential(
+            nn.Conv2d(2 * num_frequencies, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 1)
+        )
+
+    def embed(self, beta_map: Tensor) -> Tensor:
+        t = 2.0 * beta_map / self.beta_max - 1.0
+        phase = t * self.frequencies.view(1, -1, 1, 1)
+        return self.mlp(torch.cat([phase.sin(), phase.cos()], dim=1))
+
+
+class TableConditioner(BetaConditioner):
+    """TableCond: one learned embedding per β in a fixed discrete set."""
+
+    resize_mode = "nearest"
+
+    def __init__(self, betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12), hidden: int = 512) -> None:
+        super().__init__()
+        if len(betas) < 1:
+            raise ValueError("TableConditioner needs at least one β value")
+        self.register_buffer("betas", torch.tensor(sorted(float(b) for b in betas)), persistent=False)
+        self.beta_max = float(max(betas))
+        self.out_channels = hidden
+        self.table = nn.Embedding(len(betas), hidden)
+
+    def embed(self, beta_map: Tensor) -> Tensor:
+        distance = (beta_map.unsqueeze(-1) - self.betas).abs()
+        nearest = distance.min(dim=-1)
+        if bool((nearest.values > 1e-4).any()):
+            raise ValueError(f"TableConditioner only knows beta in {self.betas.tolist()}")
+        return self.table(nearest.indices.squeeze(1)).permute(0, 3, 1, 2)

@@ -1,0 +1,97 @@
+"""Shared hyperprior machinery: hyper transforms, the factorised prior on z, quantisation modes.
+
+Both entropy models in this package code ``z`` with CompressAI's EntropyBottleneck and ``y`` with
+its GaussianConditional; they differ only in how ``y``'s means and scales are predicted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, List, Tuple
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.utils import conv, deconv
+from compressai.ops import quantize_ste
+from compressai.models.google import get_scale_table
+from torch import Tensor, nn
+
+from multirealism.components.base import EntropyModel
+
+QUANTIZATION_MODES = ("ste", "noise")
+
+
+@contextlib.contextmanager
+def float32_region(x: Tensor) -> Iterator[None]:
+    """Disable autocast so likelihoods and rates are computed in float32 under mixed precision."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        yield
+
+
+def hyper_analysis(latent_channels: int, hyper_channels: int) -> nn.Sequential:
+    """ELIC's h_a: 3x3 conv, then two stride-2 5x5 convs (z is y downsampled by 4)."""
+    return nn.Sequential(
+        conv(latent_channels, hyper_channels, kernel_size=3, stride=1),
+        nn.ReLU(inplace=True),
+        conv(hyper_channels, hyper_channels, kernel_size=5, stride=2),
+        nn.ReLU(inplace=True),
+        conv(hyper_channels, hyper_channels, kernel_size=5, stride=2),
+    )
+
+
+def hyper_synthesis(hyper_channels: int, out_channels: int) -> nn.Sequential:
+    """ELIC's h_s: two stride-2 5x5 deconvs, then a 3x3 to ``out_channels``."""
+    mid = hyper_channels * 3 // 2
+    return nn.Sequential(
+        deconv(hyper_channels, hyper_channels, kernel_size=5, stride=2),
+        nn.ReLU(inplace=True),
+        deconv(hyper_channels, mid, kernel_size=5, stride=2),
+        nn.ReLU(inplace=True),
+        deconv(mid, out_channels, kernel_size=3, stride=1),
+    )
+
+
+class HyperpriorEntropyModel(EntropyModel):
+    """Base of the hyperprior family: owns h_a, the EntropyBottleneck on z and the Gaussian
+    conditional for y. Subclasses predict y's parameters from the hyper-decoder output."""
+
+    latent_multiple = 4
+
+    def __init__(
+        self, latent_channels: int, hyper_channels: int, quantization: str, scale_bound: float
+    ) -> None:
+        super().__init__()
+        if quantization not in QUANTIZATION_MODES:
+            raise ValueError(f"quantization must be one of {QUANTIZATION_MODES}, got {quantization!r}")
+        self.latent_channels = latent_channels
+        self.quantization = quantization
+        self.h_a = hyper_analysis(latent_channels, hyper_channels)
+        self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
+        self.gaussian_conditional = GaussianConditional(None, scale_bound=scale_bound)
+
+    def quantize_for_decoder(self, y: Tensor, means: Tensor) -> Tensor:
+        """ŷ fed to the synthesis: rounded around the mean in eval; in training STE or noise."""
+        if not self.training:
+            return torch.round(y - means) + means
+        if self.quantization == "ste":
+            return quantize_ste(y - means) + means
+        return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+
+    def encode_hyper(self, y: Tensor) -> Tuple[Tensor, Tensor]:
+        """z̃ (noisy in training, median-rounded in eval) and its likelihoods."""
+        return self.entropy_bottleneck(self.h_a(y))
+
+    def compress_hyper(self, y: Tensor) -> Tuple[List[bytes], Tensor]:
+        """Code z and return its strings and the ẑ the decoder will see."""
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        return z_strings, z_hat
+
+    def update(self, force: bool = False) -> bool:
+        updated = self.entropy_bottleneck.update(force=force)
+        updated |= self.gaussian_conditional.update_scale_table(get_scale_table(), force=force)
+        return updated
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()
