@@ -1,0 +1,1 @@
+"""The ``multirealism`` command line."""
