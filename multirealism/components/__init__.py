@@ -1,6 +1,7 @@
 """Built-in codec components; importing this package registers them."""
 
 from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
+from multirealism.components.discriminator import HiFiCDiscriminator, MultiScalePatchDiscriminator
 from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
 from multirealism.components.generator import ElicConditionalGenerator
@@ -13,5 +14,7 @@ __all__ = [
     "ElicEncoder",
     "Encoder",
     "EntropyModel",
+    "HiFiCDiscriminator",
     "MeanScaleHyperprior",
+    "MultiScalePatchDiscriminator",
 ]

@@ -1,0 +1,20 @@
+"""Training: the LightningModule, the objective's parts and the LightningCLI entry point."""
+
+from multirealism.training.beta_sampling import BetaSampler
+from multirealism.training.losses import LossWeights, discriminator_loss, generator_adversarial_loss
+from multirealism.training.module import MultiRealismModule
+from multirealism.training.perceptual import PerceptualWeightsError, build_perceptual
+from multirealism.training.rate_schedule import FixedLambda, HiFiCLambdaSchedule, RateWeight
+
+__all__ = [
+    "BetaSampler",
+    "FixedLambda",
+    "HiFiCLambdaSchedule",
+    "LossWeights",
+    "MultiRealismModule",
+    "PerceptualWeightsError",
+    "RateWeight",
+    "build_perceptual",
+    "discriminator_loss",
+    "generator_adversarial_loss",
+]

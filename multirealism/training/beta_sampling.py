@@ -1,0 +1,66 @@
+"""How the realism weight β is drawn for each training image.
+
+Agustsson et al. 2023 draw β uniformly in [0, β_max] per image so that one generator learns the
+whole realism range. Options here: a share of images at β = 0 (pure rate-distortion decoding gets
+more weight), a share with spatial β maps (piecewise constant on a coarse grid, teaching the
+generator to vary realism across an image), and a fixed β for single-realism baselines.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class BetaSampler:
+    """Draws β per image: a ``(B,)`` tensor, or a ``(B, 1, H, W)`` map when any image gets a spatial map.
+
+    Args:
+        beta_max: upper end of the uniform range (paper: 5.12).
+        zero_fraction: share of images whose β is exactly 0.
+        spatial_fraction: share of images given a spatial map (a ``grid`` x ``grid`` array of
+            uniform values, upsampled nearest); the others then get constant maps.
+        grid: cells per side of a spatial map.
+        fixed: if set, every image gets this β (HiFiC-like fixed-realism or MSE-only baselines).
+    """
+
+    def __init__(
+        self,
+        beta_max: float = 5.12,
+        zero_fraction: float = 0.0,
+        spatial_fraction: float = 0.0,
+        grid: int = 4,
+        fixed: Optional[float] = None,
+    ) -> None:
+        for name, share in (("zero_fraction", zero_fraction), ("spatial_fraction", spatial_fraction)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {share}")
+        if beta_max < 0 or (fixed is not None and not 0 <= fixed <= beta_max):
+            raise ValueError(f"need 0 <= fixed <= beta_max, got fixed={fixed}, beta_max={beta_max}")
+        if grid < 1:
+            raise ValueError(f"grid must be at least 1, got {grid}")
+        self.beta_max = float(beta_max)
+        self.zero_fraction = float(zero_fraction)
+        self.spatial_fraction = float(spatial_fraction)
+        self.grid = int(grid)
+        self.fixed = None if fixed is None else float(fixed)
+
+    def config(self) -> dict:
+        """Plain-data description, for checkpoints and logs."""
+        return dict(vars(self))
+
+    def __call__(self, batch: int, height: int, width: int, device: "torch.device | str" = "cpu") -> Tensor:
+        if self.fixed is not None:
+            return torch.full((batch,), self.fixed, device=device)
+        beta = torch.rand(batch, device=device) * self.beta_max
+        beta = torch.where(torch.rand(batch, device=device) < self.zero_fraction, torch.zeros_like(beta), beta)
+        spatial = torch.rand(batch, device=device) < self.spatial_fraction
+        if not bool(spatial.any()):
+            return beta
+        cells = torch.rand(batch, 1, self.grid, self.grid, device=device) * self.beta_max
+        maps = F.interpolate(cells, size=(height, width), mode="nearest")
+        constant = beta.view(batch, 1, 1, 1).expand(-1, -1, height, width)
+        return torch.where(spatial.view(batch, 1, 1, 1), maps, constant).contiguous()

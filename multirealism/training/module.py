@@ -1,0 +1,269 @@
+"""LightningModule training a :class:`~multirealism.MultiRealismCodec` with the multi-realism objective.
+
+Manual optimisation, one training step = one generator update, one discriminator update (GAN
+stage only) and one update of the entropy bottleneck's quantiles on CompressAI's auxiliary loss.
+``trainer.global_step`` counts generator updates only, so ``max_steps``, LR milestones and
+checkpoint intervals are in training iterations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim import Adam, Optimizer
+from torch.optim.lr_scheduler import MultiStepLR
+from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from multirealism.checkpoint import CONFIG_KEY, load_weights
+from multirealism.codec import CodecOutput, MultiRealismCodec
+from multirealism.errors import CheckpointError
+from multirealism.training.beta_sampling import BetaSampler
+from multirealism.training.losses import (
+    LossWeights,
+    beta_weighted_mean,
+    discriminator_loss,
+    generator_adversarial_loss,
+    mse_per_image,
+)
+from multirealism.training.perceptual import build_perceptual
+from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
+
+ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
+
+
+def batch_images(batch: Any) -> Tensor:
+    """The image tensor of a batch: a tensor, the first item of a tuple/list, or ``batch["image"]``."""
+    if isinstance(batch, dict):
+        batch = batch["image"]
+    elif isinstance(batch, (list, tuple)):
+        batch = batch[0]
+    if not torch.is_tensor(batch) or batch.dim() != 4:
+        raise TypeError(f"expected a batch of images shaped (B, 3, H, W), got {type(batch).__name__}")
+    return batch
+
+
+def quantile_parameters(codec: MultiRealismCodec) -> List[nn.Parameter]:
+    """The entropy bottleneck quantiles, trained only by the auxiliary loss (CompressAI convention)."""
+    return [p for name, p in codec.entropy_model.named_parameters() if name.endswith("quantiles")]
+
+
+class MultiRealismModule(L.LightningModule):
+    """Trains ``codec`` on λ·rate + k_M·MSE + β·(C_P·LPIPS + C_adv·L_adv) with β drawn per image.
+
+    Args:
+        codec: the codec; in the GAN stage ``codec.discriminator`` must be set.
+        gan: False gives the rate-distortion(-perceptual) warm-up stage: no discriminator step.
+        rate_weight: λ as a function of the batch bpp; default HiFiC's schedule (0.3 bpp target).
+        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max].
+        mse_weight: k_M = 150 for images in [0, 1] (Agustsson et al. 2023; HiFiC's 0.075·2^-5 on [0, 255]).
+        lpips_weight: C_P = 1/2.56 (so β = 2.56 weighs LPIPS by 1; Agustsson et al. 2023).
+        adversarial_weight: C_adv = 0.001/2.56 (β = 2.56 weighs the GAN by 0.001; Agustsson et al. 2023).
+        perceptual: ``"lpips-alex"`` (pretrained; see :mod:`multirealism.training.perceptual`),
+            ``"lpips-random-test-only"`` or ``"none"`` (no LPIPS term, no LPIPS metric).
+        lpips_backbone_path: local torchvision AlexNet checkpoint for offline machines.
+        lr, discriminator_lr, aux_lr: Adam learning rates (paper and HiFiC: 1e-4; CompressAI's aux: 1e-3).
+        lr_milestones, lr_gamma: multiply both learning rates by ``lr_gamma`` at these steps
+            (HiFiC decays by 10x halfway).
+        gradient_clip_val: max gradient norm of the generator and discriminator updates (None: off).
+        init_from: checkpoint whose codec weights initialise this run (e.g. the warm-up stage);
+            loaded safely, the discriminator's weights are taken only if present.
+        val_betas: fixed β values at which validation reports PSNR, LPIPS and bpp.
+        val_real_bpp_batches: validation batches per epoch that are also really compressed, to
+            log the bpp of the actual bitstream (0: off).
+    """
+
+    def __init__(
+        self,
+        codec: MultiRealismCodec,
+        gan: bool = True,
+        rate_weight: Optional[RateWeight] = None,
+        beta_sampler: Optional[BetaSampler] = None,
+        mse_weight: float = 150.0,
+        lpips_weight: float = 1.0 / 2.56,
+        adversarial_weight: float = 0.001 / 2.56,
+        perceptual: str = "lpips-alex",
+        lpips_backbone_path: Optional[str] = None,
+        lr: float = 1e-4,
+        discriminator_lr: float = 1e-4,
+        aux_lr: float = 1e-3,
+        lr_milestones: Sequence[int] = (),
+        lr_gamma: float = 0.1,
+        gradient_clip_val: Optional[float] = 1.0,
+        init_from: Optional[str] = None,
+        val_betas: Sequence[float] = (0.0, 2.56, 5.12),
+        val_real_bpp_batches: int = 2,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler"])
+        self.codec = codec
+        self.gan = bool(gan)
+        if self.gan and codec.discriminator is None:
+            raise ValueError("gan=True needs codec.discriminator (e.g. discriminator: hific); or set gan: false")
+        if not self.gan and codec.discriminator is not None:
+            codec.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
+        self.rate_weight = rate_weight if rate_weight is not None else HiFiCLambdaSchedule()
+        self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler(codec.beta_max)
+        self.weights = LossWeights(mse_weight, lpips_weight, adversarial_weight)
+        self.perceptual = build_perceptual(perceptual, lpips_backbone_path)
+        self.lr, self.discriminator_lr, self.aux_lr = lr, discriminator_lr, aux_lr
+        self.lr_milestones, self.lr_gamma = list(lr_milestones), lr_gamma
+        self.gradient_clip_val = gradient_clip_val
+        self.val_betas = [float(b) for b in val_betas]
+        self.val_real_bpp_batches = int(val_real_bpp_batches)
+        self.hparams.update(rate_weight=self.rate_weight.config(), beta_sampler=self.beta_sampler.config())
+        if init_from is not None:
+            self.load_codec_weights(init_from)
+
+    # ------------------------------------------------------------------ set-up
+    def load_codec_weights(self, path: str) -> None:
+        """Initialise from another run's checkpoint (same encoder/entropy model/generator)."""
+        stored, state = load_weights(path)
+        if stored is not None:
+            mine = self.codec.config()
+            differ = [k for k in ARCHITECTURE_KEYS if stored.get(k) != mine.get(k)]
+            if differ:
+                raise CheckpointError(f"init_from {path!r} has a different {', '.join(differ)} than this codec")
+        if self.codec.discriminator is None:
+            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
+        missing, unexpected = self.codec.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("discriminator.")]
+        if missing or unexpected:
+            raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+    def configure_optimizers(self) -> Tuple[List[Optimizer], List[Any]]:
+        quantiles = {id(p) for p in quantile_parameters(self.codec)}
+        main = [
+            p
+            for name, p in self.codec.named_parameters()
+            if not name.startswith("discriminator.") and id(p) not in quantiles
+        ]
+        optimizers: List[Optimizer] = [Adam(main, lr=self.lr)]
+        if self.gan:
+            optimizers.append(Adam(self.codec.discriminator.parameters(), lr=self.discriminator_lr))
+        optimizers.append(Adam(quantile_parameters(self.codec), lr=self.aux_lr))
+        schedulers = [MultiStepLR(opt, self.lr_milestones, self.lr_gamma) for opt in optimizers[:-1]]
+        return optimizers, schedulers
+
+    # ------------------------------------------------------------------ objective
+    def perceptual_map(self, x_hat: Tensor, x: Tensor, beta: Tensor) -> Tensor:
+        """LPIPS per image ``(B, 1, 1, 1)``, or per pixel when β is a spatial map."""
+        assert self.perceptual is not None
+        return self.perceptual(x_hat, x, spatial=beta.dim() == 4)
+
+    def generator_terms(self, x: Tensor, out: CodecOutput, beta: Tensor) -> Dict[str, Tensor]:
+        """All terms of the generator-side objective; ``loss`` is their weighted sum."""
+        bpp = out.bpp.mean()
+        lmbda = self.rate_weight(bpp)
+        mse = mse_per_image(out.x_hat, x).mean()
+        loss = lmbda * bpp + self.weights.mse * mse
+        terms = {"bpp": bpp, "mse": mse, "lambda": torch.tensor(float(lmbda))}
+        if self.perceptual is not None:
+            lpips_map = self.perceptual_map(out.x_hat, x, beta)
+            terms["lpips"] = lpips_map.mean()
+            loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, beta)
+        if self.gan:
+            fake_logits = self.codec.discriminator(out.x_hat, out.y_hat, beta)
+            adversarial = generator_adversarial_loss(fake_logits, beta)
+            terms["adversarial"] = adversarial
+            loss = loss + self.weights.adversarial * adversarial
+        terms["loss"] = loss
+        return terms
+
+    # ------------------------------------------------------------------ training
+    def _finite_everywhere(self, loss: Tensor) -> bool:
+        return bool(self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True))
+
+    def _update(self, optimizer: Any, loss: Tensor, clip: bool, counted: bool) -> bool:
+        """Backward and step ``optimizer`` (already toggled) unless the loss is non-finite on any rank."""
+        try:
+            if not self._finite_everywhere(loss):
+                return False
+            self.manual_backward(loss)
+            if clip and self.gradient_clip_val is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            if counted:
+                optimizer.step()
+            else:  # the same step without advancing trainer.global_step (see module docstring)
+                self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None, model=self)
+            return True
+        finally:
+            optimizer.zero_grad(set_to_none=True)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        x = batch_images(batch)
+        optimizers = self.optimizers()
+        opt_g, opt_aux = optimizers[0], optimizers[-1]
+        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
+
+        with self.toggled_optimizer(opt_g):  # D and the quantiles frozen: the G step cannot reach them
+            out = self.codec(x, beta)
+            terms = self.generator_terms(x, out, beta)
+            skipped = not self._update(opt_g, terms["loss"], clip=True, counted=True)
+
+        if self.gan:
+            opt_d = optimizers[1]
+            discriminator = self.codec.discriminator
+            y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
+            with self.toggled_optimizer(opt_d):
+                terms["d_loss"] = discriminator_loss(discriminator(x, y_hat, beta), discriminator(x_hat, y_hat, beta))
+                skipped |= not self._update(opt_d, terms["d_loss"], clip=True, counted=False)
+
+        with self.toggled_optimizer(opt_aux):
+            terms["aux_loss"] = self.codec.entropy_model.aux_loss()
+            skipped |= not self._update(opt_aux, terms["aux_loss"], clip=False, counted=False)
+
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+        logged = {f"train/{k}": v.detach().float() for k, v in terms.items()}
+        logged["train/beta_mean"] = beta.float().mean()
+        logged["train/nonfinite_skipped"] = torch.tensor(float(skipped))
+        self.log_dict(logged, batch_size=x.shape[0], sync_dist=True)
+        self.log("loss", logged["train/loss"], prog_bar=True, batch_size=x.shape[0], logger=False)
+        if skipped:
+            self.print(f"step {self.global_step}: non-finite loss, update skipped")
+
+    # ------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        if self.val_real_bpp_batches > 0:
+            self.codec.update(force=True)
+
+    def _evaluate(self, batch: Any, batch_idx: int, stage: str) -> None:
+        x = batch_images(batch)
+        batch_size, _, height, width = x.shape
+        for beta in self.val_betas:
+            out = self.codec(x, beta)
+            x_hat = out.x_hat.clamp(0, 1)
+            psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
+            metrics = {f"{stage}/psnr_beta{beta:g}": psnr.mean()}
+            if self.perceptual is not None:
+                metrics[f"{stage}/lpips_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
+            self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
+        self.log(f"{stage}/bpp", out.bpp.mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
+        if batch_idx < self.val_real_bpp_batches:
+            real = 8.0 * len(self.codec.compress(x)) / (batch_size * height * width)
+            self.log(f"{stage}/bpp_real", torch.tensor(real), batch_size=batch_size, sync_dist=True)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Record the architecture so ``MultiRealismCodec.from_checkpoint(ckpt)`` can rebuild it."""
+        checkpoint[CONFIG_KEY] = {"config": self.codec.config()}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        if self.perceptual is not None:  # the frozen LPIPS network is rebuilt, not stored
+            for key, value in self.perceptual.state_dict().items():
+                checkpoint["state_dict"][f"perceptual.{key}"] = value
