@@ -1,0 +1,78 @@
+"""Decoding and cropping: the HiFiC/paper training transform and the centre crop used for evaluation.
+
+Everything here runs inside DataLoader workers. Crops are taken from the decoded PIL image before
+conversion, so only crop-sized arrays become tensors.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+SMALL_IMAGE_RULES = ("resize", "skip")
+# OpenImages "Rotation": degrees counter-clockwise that restore the author's orientation.
+_ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def decode_image(source: Union[bytes, str, Path], rotation: int = 0) -> Image.Image:
+    """Decode bytes or a file into an upright RGB image (EXIF orientation, then an explicit rotation)."""
+    image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    image = ImageOps.exif_transpose(image)
+    if rotation in _ROTATIONS:
+        image = image.transpose(_ROTATIONS[rotation])
+    return image.convert("RGB")
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """(3, H, W) float32 in [0, 1] from an RGB PIL image."""
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+class RandomCropFlip:
+    """Random ``crop_size`` square crop and random horizontal flip, as in HiFiC and the paper.
+
+    Images whose shorter side is below ``crop_size`` follow ``small_image_rule``: ``"resize"`` scales the
+    image (bicubic, aspect kept) so its shorter side equals ``crop_size``; ``"skip"`` drops it (the call
+    returns None and the caller counts it). Randomness comes only from the ``rng`` passed in, so a seed
+    fixes the crops.
+    """
+
+    def __init__(self, crop_size: int = 256, small_image_rule: str = "resize") -> None:
+        if crop_size < 1:
+            raise ValueError(f"crop_size must be positive, got {crop_size}")
+        if small_image_rule not in SMALL_IMAGE_RULES:
+            raise ValueError(f"small_image_rule must be one of {SMALL_IMAGE_RULES}, got {small_image_rule!r}")
+        self.crop_size = crop_size
+        self.small_image_rule = small_image_rule
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> Optional[torch.Tensor]:
+        size = self.crop_size
+        width, height = image.size
+        if min(width, height) < size:
+            if self.small_image_rule == "skip":
+                return None
+            scale = size / min(width, height)
+            width, height = max(size, round(width * scale)), max(size, round(height * scale))
+            image = image.resize((width, height), Image.Resampling.BICUBIC)
+        left = int(rng.integers(0, width - size + 1))
+        top = int(rng.integers(0, height - size + 1))
+        crop = image.crop((left, top, left + size, top + size))
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(crop)
+
+
+def center_crop(image: Image.Image, size: Optional[int]) -> Image.Image:
+    """Centre crop to at most ``size`` x ``size`` (a side shorter than ``size`` is kept whole); None: no crop."""
+    if size is None:
+        return image
+    width, height = image.size
+    crop_w, crop_h = min(size, width), min(size, height)
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return image.crop((left, top, left + crop_w, top + crop_h))
