@@ -1,0 +1,127 @@
+"""Classical codecs through Pillow, so they can be measured with exactly the learned codec's metrics.
+
+JPEG, WebP and AVIF are built into Pillow; JPEG XL needs ``pillow-jxl-plugin`` and HEIC (HEVC intra
+via x265 — the nearest installable stand-in for BPG) needs ``pillow-heif``. Each codec is driven by
+Pillow's ``quality`` option (0-100, higher is better) with its other settings at their defaults
+(4:2:0 chroma for JPEG/AVIF/HEIC). The rate is the length of the encoded file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image, features
+from torch import Tensor
+
+DEFAULT_QUALITIES: Tuple[int, ...] = (10, 20, 30, 50, 70, 90)
+
+
+def _pillow_feature(name: str) -> Callable[[], Optional[str]]:
+    def check() -> Optional[str]:
+        return None if features.check(name) else f"this Pillow build has no {name} support"
+
+    return check
+
+
+def _plugin(module: str, package: str, register: Optional[str] = None) -> Callable[[], Optional[str]]:
+    def check() -> Optional[str]:
+        try:
+            loaded = importlib.import_module(module)
+        except ImportError:
+            return f"{package} is not installed (pip install {package})"
+        if register:
+            getattr(loaded, register)()
+        return None
+
+    return check
+
+
+@dataclass(frozen=True)
+class ClassicalCodec:
+    """A Pillow format with its save options; ``check()`` returns why it is unusable, or None."""
+
+    name: str
+    pillow_format: str
+    check: Callable[[], Optional[str]]
+    options: Dict[str, object] = field(default_factory=dict)
+
+    def unavailable_reason(self) -> Optional[str]:
+        return self.check()
+
+
+CODECS: Dict[str, ClassicalCodec] = {
+    "jpeg": ClassicalCodec("jpeg", "JPEG", _pillow_feature("jpg")),
+    "webp": ClassicalCodec("webp", "WEBP", _pillow_feature("webp")),
+    "avif": ClassicalCodec("avif", "AVIF", _pillow_feature("avif"), {"speed": 6}),
+    "jxl": ClassicalCodec("jxl", "JXL", _plugin("pillow_jxl", "pillow-jxl-plugin")),
+    "heic": ClassicalCodec("heic", "HEIF", _plugin("pillow_heif", "pillow-heif", "register_heif_opener")),
+}
+
+
+def get_codec(name: str) -> ClassicalCodec:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown baseline codec {name!r}; choose from {sorted(CODECS)}") from None
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """(3, H, W) float in [0, 1] -> 8-bit RGB PIL image."""
+    array = torch.round(image.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def from_pil(image: Image.Image) -> Tensor:
+    """PIL image -> (3, H, W) float in [0, 1] (converted to RGB)."""
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+
+
+@dataclass
+class CodedImage:
+    """One classical encode/decode: the file bytes, the decoded image and the times in seconds."""
+
+    data: bytes
+    decoded: Tensor
+    encode_s: float
+    decode_s: float
+
+
+def encode_decode(image: Tensor, codec: "str | ClassicalCodec", quality: int) -> CodedImage:
+    """Encode ``image`` (3, H, W) with a classical codec at ``quality`` and decode it back."""
+    spec = get_codec(codec) if isinstance(codec, str) else codec
+    reason = spec.unavailable_reason()
+    if reason:
+        raise RuntimeError(f"{spec.name} is unavailable: {reason}")
+    if not 0 <= int(quality) <= 100:
+        raise ValueError(f"quality must be in [0, 100], got {quality}")
+    pil = to_pil(image)
+    buffer = io.BytesIO()
+    start = time.perf_counter()
+    pil.save(buffer, format=spec.pillow_format, quality=int(quality), **spec.options)
+    encode_s = time.perf_counter() - start
+    data = buffer.getvalue()
+    start = time.perf_counter()
+    with Image.open(io.BytesIO(data)) as decoded_pil:
+        decoded_pil.load()
+        decoded = from_pil(decoded_pil)
+    decode_s = time.perf_counter() - start
+    return CodedImage(data, decoded, encode_s, decode_s)
+
+
+def available(names: Sequence[str]) -> Tuple[List[str], Dict[str, str]]:
+    """Split codec names into usable ones and ``{name: reason}`` for the rest."""
+    usable, skipped = [], {}
+    for name in names:
+        reason = get_codec(name).unavailable_reason()
+        if reason:
+            skipped[name] = reason
+        else:
+            usable.append(name)
+    return usable, skipped

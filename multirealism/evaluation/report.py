@@ -1,0 +1,167 @@
+"""Tables and files from a sweep: per-setting means, BD-rate against an anchor, CSV and JSON.
+
+Per-image metrics are averaged over images (PSNR too: mean of per-image dB, as Kodak/CLIC tables
+do). FID/KID are per setting over all patches. Non-finite numbers are written as ``inf``/``nan`` in
+CSV and as ``null`` in JSON (which has no such values).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from multirealism.evaluation.bdrate import bd_rate
+from multirealism.evaluation.sweep import LEARNED, ROW_FIELDS, Row, SettingKey, SweepResult, setting_key
+
+MEAN_FIELDS = ("bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s")
+SUMMARY_FIELDS = ("codec", "model", "beta", "quality", "images", *MEAN_FIELDS, "fid", "kid", "kid_std", "fid_patches")
+
+
+def summarize(result: SweepResult) -> List[Row]:
+    """One row per setting: means over images plus the setting's FID/KID, in first-seen order."""
+    groups: Dict[SettingKey, List[Row]] = defaultdict(list)
+    for row in result.rows:
+        groups[setting_key(row)].append(row)
+    summary = []
+    for key, rows in groups.items():
+        codec, model, beta, quality = key
+        entry: Row = {"codec": codec, "model": model, "beta": beta, "quality": quality, "images": len(rows)}
+        for name in MEAN_FIELDS:
+            entry[name] = float(np.mean([float(r[name]) for r in rows]))  # type: ignore[arg-type]
+        scores = result.realism.get(key, {})
+        entry.update(
+            fid=scores.get("fid", math.nan),
+            kid=scores.get("kid", math.nan),
+            kid_std=scores.get("kid_std", math.nan),
+            fid_patches=int(scores.get("patches", 0)),
+        )
+        summary.append(entry)
+    return summary
+
+
+def series_name(row: Row) -> str:
+    """Curve a summary row belongs to: a classical codec, or the learned codec at one β."""
+    return f"{LEARNED} β={row['beta']:g}" if row["codec"] == LEARNED else str(row["codec"])
+
+
+def curves(summary: Sequence[Row]) -> Dict[str, List[Row]]:
+    """Summary rows grouped into rate curves, sorted by rate."""
+    grouped: Dict[str, List[Row]] = defaultdict(list)
+    for row in summary:
+        grouped[series_name(row)].append(row)
+    return {name: sorted(rows, key=lambda r: float(r["bpp"])) for name, rows in grouped.items()}  # type: ignore[arg-type]
+
+
+def bd_rates(summary: Sequence[Row], anchor: str, method: str = "pchip") -> List[Dict[str, object]]:
+    """BD-rate (PSNR) of every curve against ``anchor``'s curve; a reason replaces the number when
+    it cannot be computed (e.g. a learned codec evaluated at a single rate)."""
+    by_curve = curves(summary)
+    if anchor not in by_curve:
+        return [{"series": name, "anchor": anchor, "bd_rate": None, "note": f"anchor {anchor!r} was not evaluated"}
+                for name in by_curve]  # fmt: skip
+    base = by_curve[anchor]
+    table = []
+    for name, rows in by_curve.items():
+        entry: Dict[str, object] = {"series": name, "anchor": anchor, "bd_rate": None, "note": ""}
+        try:
+            value = bd_rate([r["bpp"] for r in base], [r["psnr"] for r in base],  # type: ignore[misc]
+                            [r["bpp"] for r in rows], [r["psnr"] for r in rows], method)  # type: ignore[misc]
+        except ValueError as err:
+            entry["note"] = str(err) if len(rows) > 1 else "one rate point (evaluate several checkpoints for a curve)"
+        else:
+            entry["bd_rate"] = value
+            if math.isnan(value):
+                entry["note"] = "PSNR ranges do not overlap"
+        table.append(entry)
+    return table
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(summary: Sequence[Row]) -> str:
+    """Aligned plain-text table of the per-setting means."""
+    columns = [("codec", 0), ("model", 0), ("beta", 2), ("quality", 0), ("images", 0), ("bpp", 4), ("psnr", 2),
+               ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("encode_s", 3), ("decode_s", 3)]  # fmt: skip
+    cells = [[name for name, _ in columns]]
+    cells += [[_fmt(row[name], digits) for name, digits in columns] for row in summary]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_bd_table(table: Sequence[Dict[str, object]], method: str) -> str:
+    lines = [f"BD-rate (PSNR, {method}) against {table[0]['anchor']}:" if table else "BD-rate: nothing to compare"]
+    for entry in table:
+        value = entry["bd_rate"]
+        text = f"{value:+.2f} %" if isinstance(value, float) and not math.isnan(value) else "n/a"
+        note = f"  ({entry['note']})" if entry["note"] else ""
+        lines.append(f"  {entry['series']:<28} {text}{note}")
+    return "\n".join(lines)
+
+
+def _csv_value(value: object) -> object:
+    return "" if value is None else value
+
+
+def write_csv(rows: Sequence[Row], path: str, fields: Sequence[str]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(row.get(k)) for k in fields})
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_outputs(out_dir: str, result: SweepResult, summary: Sequence[Row], bd_table: Sequence[Dict[str, object]],
+                  metadata: Dict[str, object]) -> Dict[str, str]:  # fmt: skip
+    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything) into ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {
+        "rows_csv": os.path.join(out_dir, "rows.csv"),
+        "summary_csv": os.path.join(out_dir, "summary.csv"),
+        "json": os.path.join(out_dir, "results.json"),
+    }
+    write_csv(result.rows, paths["rows_csv"], ROW_FIELDS)
+    write_csv(summary, paths["summary_csv"], SUMMARY_FIELDS)
+    document = {
+        "metadata": metadata,
+        "rows": list(result.rows),
+        "summary": list(summary),
+        "bd_rate": list(bd_table),
+    }
+    with open(paths["json"], "w") as handle:
+        json.dump(_json_safe(document), handle, indent=2, allow_nan=False)
+    return paths
+
+
+def realism_note(result: SweepResult) -> Optional[str]:
+    """How FID/KID were made (extractor, patch counts, excluded images), for the terminal and JSON."""
+    if result.realism_label is None:
+        return None
+    note = f"{result.realism_label}; {result.reference_patches} reference patches (HiFiC 256 px, + shifted set)"
+    if result.too_small_for_patches:
+        names = ", ".join(result.too_small_for_patches)
+        note += f"; {len(result.too_small_for_patches)} image(s) smaller than 256x256 excluded from FID/KID: {names}"
+    return note

@@ -1,0 +1,194 @@
+"""The evaluation sweep: every image through the learned codec at every β and through the baselines.
+
+One row per image and setting (a setting is a learned model at one β, or a classical codec at one
+quality) with the fields in :data:`ROW_FIELDS`:
+
+* ``bytes``/``bpp`` come from the real bitstream: ``bpp = 8 · len(bytes) / (H · W)``.
+* ``psnr``, ``ms_ssim``, ``lpips``: :mod:`multirealism.evaluation.metrics` (8-bit rounded images);
+  ``lpips`` is ``nan`` when no LPIPS network is given.
+* ``encode_s``: one ``codec.compress`` call per image (the learned codec encodes once for all β).
+  ``decode_s`` for the learned codec is the time of the single ``codec.decompress(data, beta=[...])``
+  call divided by the number of β (one entropy decode shared by all β, so the per-β share is
+  amortised); for the baselines it is that codec's own decode.
+
+Patches of the originals and of each decoded image go to an optional
+:class:`~multirealism.evaluation.realism.RealismMeter` for FID/KID per setting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from multirealism.codec import MultiRealismCodec
+from multirealism.evaluation import baselines
+from multirealism.evaluation.inputs import EvalImage
+from multirealism.evaluation.metrics import LPIPSMetric, ms_ssim, psnr
+from multirealism.evaluation.patches import extract_patches
+from multirealism.evaluation.realism import RealismMeter
+
+ROW_FIELDS = (
+    "codec", "model", "beta", "quality", "image", "width", "height",
+    "bytes", "bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s",
+)  # fmt: skip
+LEARNED = "multirealism"
+STRIP_CROP = 256
+
+Row = Dict[str, object]
+SettingKey = Tuple[str, str, Optional[float], Optional[int]]
+
+
+def setting_key(row: Row) -> SettingKey:
+    """(codec, model, beta, quality): what identifies one operating point across images."""
+    return (str(row["codec"]), str(row["model"]), row["beta"], row["quality"])  # type: ignore[return-value]
+
+
+def _row(codec: str, model: str, beta: Optional[float], quality: Optional[int], name: str, image: Tensor,
+         decoded: Tensor, num_bytes: int, encode_s: float, decode_s: float,
+         lpips: Optional[LPIPSMetric]) -> Row:  # fmt: skip
+    height, width = image.shape[-2:]
+    return {
+        "codec": codec,
+        "model": model,
+        "beta": beta,
+        "quality": quality,
+        "image": name,
+        "width": int(width),
+        "height": int(height),
+        "bytes": int(num_bytes),
+        "bpp": 8.0 * num_bytes / (height * width),
+        "psnr": psnr(decoded, image),
+        "ms_ssim": ms_ssim(decoded, image),
+        "lpips": lpips(decoded, image) if lpips is not None else math.nan,
+        "encode_s": encode_s,
+        "decode_s": decode_s,
+    }
+
+
+def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequence[float], model: str = LEARNED,
+                 lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None
+                 ) -> Tuple[List[Row], List[Tensor]]:  # fmt: skip
+    """Compress ``image`` once, decode it at every β; rows and the decoded images (one per β)."""
+    start = time.perf_counter()
+    data = codec.compress(image)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = [d[0].float().cpu() for d in codec.decompress(data, beta=[float(b) for b in betas])]
+    decode_s = (time.perf_counter() - start) / len(betas)
+    rows = []
+    for beta, out in zip(betas, decoded):
+        rows.append(_row(LEARNED, model, float(beta), None, name, image, out, len(data), encode_s, decode_s, lpips))
+        if realism is not None:
+            realism.add(setting_key(rows[-1]), extract_patches(out))
+    return rows, decoded
+
+
+def baseline_rows(codec: str, name: str, image: Tensor, qualities: Sequence[int],
+                  lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None) -> List[Row]:  # fmt: skip
+    """Encode and decode ``image`` with a classical codec at each quality."""
+    rows = []
+    for quality in qualities:
+        coded = baselines.encode_decode(image, codec, int(quality))
+        rows.append(_row(codec, "", None, int(quality), name, image, coded.decoded, len(coded.data),
+                         coded.encode_s, coded.decode_s, lpips))  # fmt: skip
+        if realism is not None:
+            realism.add(setting_key(rows[-1]), extract_patches(coded.decoded))
+    return rows
+
+
+def evaluate_codec(codec: MultiRealismCodec, images: Iterable[Tuple[str, Tensor]], betas: Sequence[float],
+                   model: str = LEARNED, lpips: Optional[LPIPSMetric] = None,
+                   realism: Optional[RealismMeter] = None) -> List[Row]:  # fmt: skip
+    """Rows for ``(name, (3, H, W) image)`` pairs at every β — the reusable core (e.g. for a test loop).
+
+    With ``realism``, the originals' patches are added as the reference set too; call
+    ``realism.scores()`` afterwards for FID/KID per setting.
+    """
+    rows: List[Row] = []
+    for name, image in images:
+        image = image.float().cpu()
+        if realism is not None:
+            realism.add_reference(extract_patches(image))
+        rows.extend(learned_rows(codec, name, image, betas, model, lpips, realism)[0])
+    return rows
+
+
+@dataclass
+class Strip:
+    """One crop of one image: the original and the learned codec's decodings at increasing β."""
+
+    image: str
+    model: str
+    original: Tensor
+    decoded: List[Tuple[float, Tensor]] = field(default_factory=list)
+
+
+@dataclass
+class SweepResult:
+    rows: List[Row]
+    realism: Dict[SettingKey, Dict[str, float]]
+    realism_label: Optional[str]
+    reference_patches: int
+    too_small_for_patches: List[str]
+    strip: Optional[Strip]
+
+
+def _centre_crop(image: Tensor, size: int = STRIP_CROP) -> Tensor:
+    height, width = image.shape[-2:]
+    h, w = min(size, height), min(size, width)
+    top, left = (height - h) // 2, (width - w) // 2
+    return image[:, top : top + h, left : left + w].clone()
+
+
+def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiRealismCodec]],
+              betas: Sequence[float], baseline_codecs: Sequence[str] = (),
+              qualities: Sequence[int] = baselines.DEFAULT_QUALITIES, lpips: Optional[LPIPSMetric] = None,
+              realism: Optional[RealismMeter] = None, progress: bool = True) -> SweepResult:  # fmt: skip
+    """Evaluate every model at every β and every baseline at every quality on every image.
+
+    The strip figure uses a centre crop of the first image with the first model.
+    """
+    rows: List[Row] = []
+    too_small: List[str] = []
+    strip: Optional[Strip] = None
+    for item in tqdm(images, desc="evaluate", unit="image", disable=not progress):
+        image = item.load().float()
+        patches = extract_patches(image)
+        if patches.shape[0] == 0:
+            too_small.append(item.name)
+        if realism is not None:
+            realism.add_reference(patches)
+        for index, (model, codec) in enumerate(models):
+            new_rows, decoded = learned_rows(codec, item.name, image, betas, model, lpips, realism)
+            rows.extend(new_rows)
+            if strip is None and index == 0:
+                strip = Strip(item.name, model, _centre_crop(image))
+                strip.decoded = [(float(b), _centre_crop(d)) for b, d in sorted(zip(betas, decoded), key=lambda p: p[0])]
+        for name in baseline_codecs:
+            rows.extend(baseline_rows(name, item.name, image, qualities, lpips, realism))
+    scores = realism.scores() if realism is not None else {}
+    return SweepResult(
+        rows=rows,
+        realism=scores,
+        realism_label=realism.label if realism is not None else None,
+        reference_patches=realism.reference_count if realism is not None else 0,
+        too_small_for_patches=too_small,
+        strip=strip,
+    )
+
+
+def load_models(paths: Sequence[str], device: str = "cpu") -> List[Tuple[str, MultiRealismCodec]]:
+    """``(label, codec)`` per checkpoint; the label is the file name without its suffix (made unique)."""
+    models: List[Tuple[str, MultiRealismCodec]] = []
+    for path in paths:
+        label = Path(path).stem
+        if any(label == existing for existing, _ in models):
+            label = str(path)
+        models.append((label, MultiRealismCodec.from_checkpoint(path, map_location=device)))
+    return models
