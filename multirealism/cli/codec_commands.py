@@ -1,0 +1,149 @@
+"""``multirealism compress | decompress | info``: the codec on files.
+
+Outputs are written atomically and never replace an existing file without ``--force``; an output
+that is the input itself is refused even with ``--force``. Every failure the library anticipates
+(bad image, bad bitstream, other model, unsafe checkpoint, existing output) ends in one line on
+stderr and exit code 2 (see :func:`multirealism.cli.main.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+from multirealism import container
+from multirealism.errors import BitstreamError
+from multirealism.imageio import OutputPathError, encode_png, load_image, write_new_file
+
+
+def _load_codec(path: str):
+    from multirealism.codec import MultiRealismCodec
+
+    return MultiRealismCodec.from_checkpoint(path)
+
+
+def _read_bitstream(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise BitstreamError(f"cannot read bitstream {path!r}: {err.strerror or err}") from err
+
+
+def _refuse_same_file(source: str, target: Path) -> None:
+    if target.exists() and os.path.samefile(source, target):
+        raise OutputPathError(f"output {str(target)!r} is the input file; choose another name")
+
+
+def output_names(out: str, betas: Sequence[float], num_images: int) -> List[List[Path]]:
+    """``names[b][i]``: file for β ``b`` and image ``i``; ``OUT_beta0.50.png`` / ``OUT_1.png`` suffixes
+    appear only when there is more than one β / image."""
+    path = Path(out)
+    names = []
+    for beta in betas:
+        beta_part = f"_beta{beta:.2f}" if len(betas) > 1 else ""
+        names.append(
+            [
+                path.with_name(f"{path.stem}{beta_part}{f'_{i}' if num_images > 1 else ''}{path.suffix}")
+                for i in range(num_images)
+            ]
+        )
+    flat = [p for row in names for p in row]
+    if len(set(flat)) != len(flat):
+        raise OutputPathError(f"β values {list(betas)} give clashing file names at two decimals")
+    return names
+
+
+def run_compress(args: argparse.Namespace) -> int:
+    codec = _load_codec(args.ckpt)
+    out = Path(args.output)
+    _refuse_same_file(args.input, out)
+    if out.exists() and not args.force:  # fail before the (slow) encode
+        raise OutputPathError(f"{str(out)!r} already exists; pass --force to overwrite it")
+    image = load_image(args.input, alpha=args.alpha, max_pixels=codec.max_pixels)
+    data = codec.compress(image)
+    write_new_file(out, data, force=args.force)
+    height, width = image.shape[-2:]
+    print(f"{args.input} -> {out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp")
+    return 0
+
+
+def run_decompress(args: argparse.Namespace) -> int:
+    betas = args.beta or [0.0]
+    codec = _load_codec(args.ckpt)
+    outside = [b for b in betas if not 0.0 <= b <= codec.beta_max]
+    if outside:
+        print(f"multirealism decompress: error: beta {outside} outside [0, {codec.beta_max:g}]", file=sys.stderr)
+        return 2
+    data = _read_bitstream(args.input)
+    header = codec.read_header(data)
+    names = output_names(args.output, betas, header.num_images)
+    for path in (p for row in names for p in row):
+        _refuse_same_file(args.input, path)
+        if path.exists() and not args.force:
+            raise OutputPathError(f"{str(path)!r} already exists; pass --force to overwrite it")
+    images = codec.decompress(data, beta=list(betas))  # one entropy decode for all β
+    for beta, beta_images, row in zip(betas, images, names):
+        for image, path in zip(beta_images, row):
+            write_new_file(path, encode_png(image), force=args.force)
+            print(f"{path} (beta={beta:g})")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    data = _read_bitstream(args.input)
+    stream = container.unpack(data)
+    pixels = stream.num_pixels
+    print(f"file:           {args.input}")
+    print(f"format version: {stream.version}")
+    print(f"model:          {stream.fingerprint.hex()}")
+    print(f"images:         {stream.num_images} x {stream.width}x{stream.height} (WxH)")
+    print(f"latent grid:    {stream.latent_shape[1]}x{stream.latent_shape[0]} (hyper-latent WxH)")
+    print(f"bytes:          {len(data)} ({container.HEADER_BYTES} header/checksum)")
+    print(f"bpp:            {8 * len(data) / pixels:.4f}")
+    sizes = ", ".join(str(sum(len(s) for s in per_image)) for per_image in stream.strings)
+    print(f"streams:        {len(stream.strings)} ({sizes} bytes)")
+    if args.ckpt is None:
+        return 0
+    codec = _load_codec(args.ckpt)
+    if stream.fingerprint != codec.fingerprint:
+        print(f"checkpoint:     does NOT match (checkpoint model is {codec.fingerprint.hex()})")
+        return 1
+    codec.read_header(data)  # also checks sizes and stream count against this model
+    print("checkpoint:     matches")
+    return 0
+
+
+def _beta(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"beta must be a number, got {text!r}") from None
+
+
+def add_parser(subparsers: "argparse._SubParsersAction") -> None:
+    """Register ``compress``, ``decompress`` and ``info``."""
+    p = subparsers.add_parser("compress", help="image file -> .mrc bitstream")
+    p.add_argument("input", help="image file (PNG, JPEG, ... read with Pillow)")
+    p.add_argument("output", help="bitstream to write (.mrc)")
+    p.add_argument("--ckpt", required=True, help="codec checkpoint (.ckpt, .pt or .safetensors)")
+    p.add_argument("--alpha", choices=("drop", "error"), default="drop",
+                   help="images with transparency: drop alpha with a warning, or refuse")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=run_compress)
+
+    p = subparsers.add_parser("decompress", help=".mrc bitstream -> PNG at one or more realism weights")
+    p.add_argument("input", help="bitstream (.mrc)")
+    p.add_argument("output", help="PNG to write; with several --beta, OUT_beta<b>.png per β")
+    p.add_argument("--ckpt", required=True, help="the checkpoint that wrote the bitstream")
+    p.add_argument("--beta", type=_beta, action="append",
+                   help="realism weight in [0, beta_max]; repeat for several outputs (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=run_decompress)
+
+    p = subparsers.add_parser("info", help="describe a .mrc bitstream")
+    p.add_argument("input", help="bitstream (.mrc)")
+    p.add_argument("--ckpt", help="also check that this checkpoint can decode it")
+    p.set_defaults(func=run_info)

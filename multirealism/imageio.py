@@ -1,0 +1,168 @@
+"""Reading images into the codec's layout and writing results without ever clobbering a file.
+
+:func:`load_image` turns any file Pillow can read into a ``(3, H, W)`` float32 tensor in [0, 1]
+with explicit, documented conversions (every other mode is refused with :class:`ImageInputError`):
+
+* EXIF orientation is applied first, so a rotated JPEG is coded the way viewers show it.
+* Greyscale is replicated to RGB. 8-bit ``L``/``1`` map 0..255 to [0, 1]; 16-bit ``I;16*`` and
+  32-bit ``I`` are read as 16-bit samples (0..65535 → [0, 1], values outside that range are refused);
+  ``F`` must already lie in [0, 1].
+* Palette images are expanded (with their transparency, if any); ``CMYK``, ``YCbCr``, ``LAB`` and
+  ``HSV`` are converted with Pillow's conversion (ICC profiles are ignored).
+* An alpha channel that is fully opaque is dropped silently. One with transparent pixels is dropped
+  with a warning (``alpha="drop"``) or refused (``alpha="error"``); colour under transparent pixels
+  is kept as stored, not composited.
+
+The pixel count is checked against ``max_pixels`` from the header, before any pixel is decoded, so a
+decompression bomb costs nothing. :func:`save_image` and :func:`write_new_file` write through a temp
+file and a rename, and refuse an existing destination unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from multirealism.checkpoint import atomic_write_bytes
+from multirealism.container import DEFAULT_MAX_PIXELS
+from multirealism.errors import ImageInputError, MultiRealismError
+
+PathLike = Union[str, "os.PathLike[str]"]
+ALPHA_POLICIES = ("drop", "error")
+_ALPHA_MODES = {"RGBA": "RGB", "RGBa": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
+_COLOUR_CONVERSIONS = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "1"}
+_SIXTEEN_BIT = 65535.0
+
+
+class OutputPathError(MultiRealismError, OSError):
+    """An output cannot be written: it exists (and ``force`` is off), is the input, or its folder is missing."""
+
+
+def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+    """Open lazily and check the declared size before decoding any pixel data."""
+    if not path.is_file():
+        raise ImageInputError(f"image {str(path)!r} does not exist or is not a file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ImageInputError(f"image {str(path)!r} is too large: {err}") from err
+        except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
+            raise ImageInputError(f"{str(path)!r} is not a readable image: {err}") from err
+    width, height = image.size
+    if width < 1 or height < 1:
+        image.close()
+        raise ImageInputError(f"image {str(path)!r} is empty ({width}x{height})")
+    if width * height > max_pixels:
+        image.close()
+        raise ImageInputError(
+            f"image {str(path)!r} is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+        )
+    return image
+
+
+def _drop_alpha(image: Image.Image, path: Path, alpha: str) -> Image.Image:
+    """Remove the alpha band, warning or refusing when it actually hides pixels."""
+    if image.mode == "PA":
+        image = image.convert("RGBA")
+    alpha_band = np.asarray(image.getchannel("A"))
+    if int(alpha_band.min()) < 255:
+        message = f"image {str(path)!r} has transparent pixels ({image.mode}); its alpha channel"
+        if alpha == "error":
+            raise ImageInputError(f"{message} is not supported (pass alpha='drop' to ignore it)")
+        warnings.warn(f"{message} was dropped", UserWarning, stacklevel=3)
+    return image.convert(_ALPHA_MODES[image.mode])
+
+
+def _to_unit_array(image: Image.Image, path: Path) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1] from an ``RGB``, ``L``, ``I;16*``, ``I`` or ``F`` image."""
+    mode = image.mode
+    if mode in ("RGB", "L"):
+        array = np.asarray(image, dtype=np.float32) / 255.0
+    elif mode.startswith("I;16") or mode == "I":
+        raw = np.asarray(image).astype(np.float64)
+        if raw.size and (raw.min() < 0 or raw.max() > _SIXTEEN_BIT):
+            raise ImageInputError(
+                f"image {str(path)!r} ({mode}) has samples outside the 16-bit range 0..65535"
+            )
+        array = (raw / _SIXTEEN_BIT).astype(np.float32)
+    elif mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+            raise ImageInputError(f"float image {str(path)!r} must hold finite values in [0, 1]")
+    else:
+        raise ImageInputError(f"image {str(path)!r} has unsupported mode {mode!r}")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return array
+
+
+def load_image(
+    path: PathLike, alpha: str = "drop", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Tensor:
+    """Read ``path`` as a ``(3, H, W)`` float32 tensor in [0, 1] (see the module docstring for the rules)."""
+    if alpha not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
+    path = Path(path)
+    image = _open_checked(path, max_pixels)
+    try:
+        with image:
+            try:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+            except (OSError, SyntaxError, ValueError, EOFError) as err:
+                raise ImageInputError(f"image {str(path)!r} is truncated or corrupt: {err}") from err
+            if image.mode == "P":
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            if image.mode in _ALPHA_MODES:
+                image = _drop_alpha(image, path, alpha)
+            if image.mode in _COLOUR_CONVERSIONS:
+                image = image.convert("L" if image.mode == "1" else "RGB")
+            array = _to_unit_array(image, path)
+    finally:
+        image.close()
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def _check_destination(path: Path, force: bool) -> None:
+    if not path.parent.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: it is a folder")
+    if path.exists() and not force:
+        raise OutputPathError(f"{str(path)!r} already exists; pass force=True (--force) to overwrite it")
+
+
+def write_new_file(path: PathLike, data: bytes, force: bool = False) -> None:
+    """Write ``data`` atomically (temp file + rename); an existing ``path`` is an error unless ``force``."""
+    path = Path(path)
+    _check_destination(path, force)
+    atomic_write_bytes(path, data)
+
+
+def encode_png(image: Tensor) -> bytes:
+    """8-bit RGB PNG bytes of a ``(3, H, W)`` or ``(1, 3, H, W)`` tensor in [0, 1] (values are clamped)."""
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ImageInputError(f"expected an RGB image shaped (3, H, W); got {tuple(image.shape)}")
+    array = image.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array.permute(1, 2, 0).contiguous().numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_image(image: Tensor, path: PathLike, force: bool = False) -> None:
+    """Write ``image`` as an 8-bit PNG at ``path``, atomically; never overwrites unless ``force``."""
+    path = Path(path)
+    _check_destination(path, force)  # fail before the (cheap) encode, too
+    write_new_file(path, encode_png(image), force=force)
