@@ -267,14 +267,35 @@ class MultiRealismCodec(nn.Module):
         expected = tuple(math.ceil(s / self.pad_multiple) for s in (stream.height, stream.width))
         if stream.latent_shape != expected or len(stream.strings) != self.entropy_model.num_streams:
             raise BitstreamError("bitstream header does not match its image size or this entropy model")
+        padded_pixels = stream.num_images * expected[0] * expected[1] * self.pad_multiple**2
+        if padded_pixels > self.max_pixels:  # many tiny images still decode at the padded size
+            raise BitstreamError(
+                f"bitstream decodes to {padded_pixels} padded pixels, over the limit of {self.max_pixels}"
+            )
         return stream
+
+    def _rans_guarded(self, stream: container.Bitstream) -> List[List[bytes]]:
+        """Coded strings with zero bytes appended, so crafted strings cannot make the decoder read
+        past its buffer.
+
+        compressai's rANS decoder (``rans_interface.cpp``) has no bounds checks: it reads one 32-bit
+        word per symbol at most, plus about 15 more per all-ones word consumed in its bypass mode.
+        Zeros after a valid string are never read (decoded values are unchanged); within zeros the
+        decoder stops reading bypass runs. The margin covers every symbol of the largest latent.
+        """
+        zh, zw = stream.latent_shape
+        channels = self.entropy_model.latent_channels * self.entropy_model.latent_multiple**2 + sum(
+            m.channels for m in self.entropy_model.modules() if isinstance(m, EntropyBottleneck)
+        )
+        symbols = channels * zh * zw
+        return [[s + bytes(16 * len(s) + 8 * symbols + 64) for s in per_image] for per_image in stream.strings]
 
     @torch.no_grad()
     def decode_latent(self, data: bytes) -> "tuple[Tensor, container.Bitstream]":
         """Entropy-decode ``data`` to the quantised latent ŷ (the β-independent part)."""
         stream = self.read_header(data)
         try:
-            y_hat = self.entropy_model.decompress(stream.strings, stream.latent_shape)
+            y_hat = self.entropy_model.decompress(self._rans_guarded(stream), stream.latent_shape)
         except (ValueError, RuntimeError, IndexError) as err:
             raise BitstreamError(f"entropy decoding failed: {err}") from err
         return y_hat, stream
