@@ -1,0 +1,59 @@
+"""``multirealism data ...``: dataset preparation commands (currently ``openimages``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from multirealism.data.openimages import DEFAULT_SOURCE_URL, SPLITS, prepare_openimages
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``data`` and its ``openimages`` subcommand on the top-level CLI."""
+    data = subparsers.add_parser("data", help="prepare training data", description="Prepare training data.")
+    commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    oi = commands.add_parser(
+        "openimages",
+        help="download OpenImages into webdataset shards (local or s3://), resumable",
+        description="Download OpenImages from the public CVDF bucket (unsigned requests), keep images whose "
+        "shorter side is at least --min-size, and write the original JPEG bytes into webdataset .tar shards "
+        "under --out (a folder or s3://bucket/prefix). A re-run resumes from OUT/manifest.json.",
+    )
+    oi.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")
+    oi.add_argument("--max-images", type=int, required=True, help="images to store in total (over all runs)")
+    oi.add_argument("--split", choices=SPLITS, default="train")
+    ids = oi.add_mutually_exclusive_group()
+    ids.add_argument("--ids-file", help="image-ID CSV (ImageID column): local path or s3:// URL")
+    ids.add_argument("--ids-url", help="image-ID CSV URL (default: the official list of the split)")
+    oi.add_argument("--source-url", default=DEFAULT_SOURCE_URL, help="image bucket: s3://bucket or http(s)://host/path")
+    oi.add_argument("--source-endpoint-url", help="S3 endpoint of the source bucket (default: AWS)")
+    oi.add_argument("--endpoint-url", help="S3 endpoint of an s3:// --out (default: AWS_ENDPOINT_URL or AWS)")
+    oi.add_argument("--min-size", type=int, default=256, help="minimum shorter side in pixels (default 256)")
+    oi.add_argument("--shard-size", type=int, default=500, help="images per shard (default 500)")
+    oi.add_argument("--workers", type=int, default=16, help="parallel downloads (default 16)")
+    oi.set_defaults(func=run_openimages)
+
+
+def run_openimages(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    summary = prepare_openimages(
+        out=args.out,
+        max_images=args.max_images,
+        split=args.split,
+        ids_file=args.ids_file,
+        ids_url=args.ids_url,
+        source_url=args.source_url,
+        source_endpoint_url=args.source_endpoint_url,
+        storage_options={"endpoint_url": args.endpoint_url} if args.endpoint_url else None,
+        min_size=args.min_size,
+        shard_size=args.shard_size,
+        workers=args.workers,
+    )
+    rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.rejected.items())) or "none"
+    print(
+        f"{args.out}: wrote {summary.shards_written} shards / {summary.images_written} images this run; "
+        f"{summary.shards_total} shards / {summary.images_total} images in total; "
+        f"skipped {summary.skipped_done} already done; rejected {rejected}; {summary.failed} failed downloads"
+    )
+    return 1 if summary.failed else 0

@@ -1,0 +1,132 @@
+"""Folder, samples and local-shard sources through the datamodule and the rank/worker split."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from multirealism.data import DataSourceError, MultiRealismDataModule
+from multirealism.data.datasets import TrainCrops, worker_quota
+from multirealism.data.streaming import ShardSource, resolve_shards
+from multirealism.data.transforms import RandomCropFlip
+from conftest import natural_image
+
+
+def save_natural(path: Path, name: str, size: int, fmt: str) -> None:
+    array = (natural_image(name, size).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+
+
+def colour(index: int) -> tuple:
+    return (10 * index, 255 - 10 * index, 128)
+
+
+def write_colour_shards(root: Path, shards: int, per_shard: int) -> List[str]:
+    """Shards of solid-colour PNGs; a crop's colour tells which sample it came from."""
+    paths = []
+    for s in range(shards):
+        path = root / f"part-{s:06d}.tar"
+        with wds.TarWriter(str(path), encoder=False) as writer:
+            for i in range(per_shard):
+                index = s * per_shard + i
+                buffer = io.BytesIO()
+                Image.new("RGB", (48, 40), colour(index)).save(buffer, format="PNG")
+                writer.write({"__key__": f"img{index:04d}", "png": buffer.getvalue()})
+        paths.append(str(path))
+    return paths
+
+
+def crop_index(crop: torch.Tensor) -> int:
+    return int(round(float(crop[0].mean()) * 255 / 10))
+
+
+def test_folder_skips_and_counts_corrupt_and_tiny_files(tmp_path, caplog):
+    save_natural(tmp_path / "a.png", "astronaut", 96, "PNG")
+    save_natural(tmp_path / "nested" / "b.jpg", "coffee", 80, "JPEG")
+    save_natural(tmp_path / "c.webp", "chelsea", 72, "WEBP")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    dm = MultiRealismDataModule(train=str(tmp_path), val=str(tmp_path), crop_size=64, batch_size=2,
+                                num_workers=0, val_crop=None, min_size=32)
+    with caplog.at_level(logging.WARNING, logger="multirealism.data.folder"):
+        dm.setup("fit")
+    assert "skipped 2 of 5 image files (1 corrupt, 1 tiny)" in caplog.text
+    assert len(dm.sources["train"].units) == 3
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 1 and batches[0].shape == (2, 3, 64, 64)
+    val = list(dm.val_dataloader())
+    assert [tuple(v.shape[-2:]) for v in val] == [(96, 96), (72, 72), (80, 80)]  # a.png, c.webp, nested/b.jpg
+
+
+def test_folder_without_usable_images_is_a_clear_error(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    with pytest.raises(DataSourceError, match="no usable images"):
+        MultiRealismDataModule(train=str(tmp_path), num_workers=0).setup("fit")
+
+
+def test_samples_source_yields_epoch_length_crops_with_workers():
+    dm = MultiRealismDataModule(crop_size=128, batch_size=4, num_workers=2, epoch_length=24, val_crop=128)
+    dm.setup("fit")
+    assert {"astronaut", "coffee", "chelsea", "grace_hopper"} <= set(dm.sources["train"].units)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 6 and all(b.shape == (4, 3, 128, 128) for b in batches)
+    assert all(0 <= float(b.min()) and float(b.max()) <= 1 for b in batches)
+    first = [v.clone() for v in dm.val_dataloader()]
+    second = list(dm.val_dataloader())
+    assert len(first) == len(dm.sources["val"].units)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))  # evaluation order and crops are fixed
+
+
+def test_train_crops_are_reproducible_per_seed_and_change_per_epoch():
+    def epoch_batches(seed: int, epochs: int) -> List[torch.Tensor]:
+        dm = MultiRealismDataModule(crop_size=64, batch_size=4, num_workers=0, epoch_length=8, seed=seed)
+        loader = dm.train_dataloader()  # no trainer: the loader counts epochs itself
+        return [torch.cat(list(loader)) for _ in range(epochs)]
+
+    run, rerun, other = epoch_batches(0, 2), epoch_batches(0, 2), epoch_batches(1, 1)
+    assert torch.equal(run[0], rerun[0]) and torch.equal(run[1], rerun[1])
+    assert not torch.equal(run[0], run[1])
+    assert not torch.equal(run[0], other[0])
+
+
+def rank_indices(shards: List[str], rank: int, world_size: int, **kwargs) -> List[int]:
+    dataset = TrainCrops(ShardSource(shards, shuffle_buffer=4), RandomCropFlip(32), seed=3,
+                         rank=rank, world_size=world_size, **kwargs)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2)
+    return [crop_index(crop) for crop in loader]
+
+
+def test_two_ranks_by_two_workers_see_disjoint_samples_covering_all_shards(tmp_path):
+    shards = write_colour_shards(tmp_path, shards=8, per_shard=3)
+    seen: Dict[int, List[int]] = {rank: rank_indices(shards, rank, 2) for rank in (0, 1)}
+    for rank in (0, 1):
+        assert len(seen[rank]) == len(set(seen[rank])) == 12  # 4 shards per rank, no sample twice
+    assert set(seen[0]).isdisjoint(seen[1])
+    assert set(seen[0]) | set(seen[1]) == set(range(24))
+
+
+def test_epoch_length_gives_every_rank_the_same_number_of_crops(tmp_path):
+    shards = write_colour_shards(tmp_path, shards=3, per_shard=2)  # rank 1 has one shard: one busy worker
+    counts = [len(rank_indices(shards, rank, 2, epoch_length=20)) for rank in (0, 1)]
+    assert counts == [10, 10]
+    assert [worker_quota(20, 1, 2, w, 2) for w in (0, 1)] == [10, 0]
+
+
+def test_local_shard_specs_resolve(tmp_path):
+    shards = write_colour_shards(tmp_path, shards=3, per_shard=1)
+    assert resolve_shards(str(tmp_path)) == shards
+    assert resolve_shards(str(tmp_path / "part-*.tar")) == shards
+    assert resolve_shards(str(tmp_path / "part-{000000..000001}.tar")) == shards[:2]
+    with pytest.raises(DataSourceError, match="shard not found"):
+        resolve_shards(str(tmp_path / "missing.tar"))
