@@ -7,7 +7,6 @@ arithmetic and give the same output.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence, Tuple
 
 import torch
@@ -53,9 +52,11 @@ class BetaConditioner(nn.Module):
 
 
 class FourierConditioner(BetaConditioner):
-    """FourierCond of Agustsson et al.: β/β_max to [-1, 1], sin/cos at 2^0..2^(L-1), then an MLP.
+    """FourierCond of Agustsson et al.: β/β_max to t in [-1, 1], sin/cos(2^k t) for k < L, then an MLP.
 
-    The MLP is applied per pixel (as 1x1 convolutions) so spatial β maps work.
+    Frequencies are 2^k without a factor π: with π, t = -1 and t = 1 (β = 0 and β = β_max) would
+    give identical features. The MLP is applied per pixel (as 1x1 convolutions) so spatial β maps
+    work.
     """
 
     def __init__(self, beta_max: float = 5.12, num_frequencies: int = 10, hidden: int = 512) -> None:
@@ -63,7 +64,7 @@ class FourierConditioner(BetaConditioner):
         self.beta_max = float(beta_max)
         self.out_channels = hidden
         self.register_buffer(
-            "frequencies", math.pi * 2.0 ** torch.arange(num_frequencies, dtype=torch.float32), persistent=False
+            "frequencies", 2.0 ** torch.arange(num_frequencies, dtype=torch.float32), persistent=False
         )
         self.mlp = nn.Sequential(
             nn.Conv2d(2 * num_frequencies, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 1)
