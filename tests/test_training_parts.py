@@ -1,0 +1,82 @@
+"""Parts of the objective: β sampling, rate weights, loss terms and the LPIPS loader."""
+
+import pytest
+import torch
+import torchvision
+
+from multirealism.training import BetaSampler, FixedLambda, HiFiCLambdaSchedule, LossWeights, build_perceptual
+from multirealism.training.losses import beta_weighted_mean, discriminator_loss, generator_adversarial_loss
+from multirealism.training.perceptual import PerceptualWeightsError
+
+
+def test_beta_sampled_per_image_in_range():
+    torch.manual_seed(0)
+    beta = BetaSampler(beta_max=5.12)(64, 32, 32)
+    assert beta.shape == (64,)
+    assert 0 <= float(beta.min()) and float(beta.max()) <= 5.12
+    assert beta.unique().numel() == 64
+
+
+def test_beta_zero_share_spatial_maps_and_fixed():
+    assert torch.equal(BetaSampler(zero_fraction=1.0)(8, 16, 16), torch.zeros(8))
+    maps = BetaSampler(spatial_fraction=1.0, grid=2)(3, 16, 16)
+    assert maps.shape == (3, 1, 16, 16) and maps[0].unique().numel() > 1
+    assert torch.equal(BetaSampler(fixed=2.56)(4, 8, 8), torch.full((4,), 2.56))
+    with pytest.raises(ValueError):
+        BetaSampler(beta_max=1.0, fixed=2.0)
+
+
+def test_rate_weights():
+    schedule = HiFiCLambdaSchedule(target_bpp=0.3, lambda_a=1.0, lambda_b=2.0**-6)
+    assert schedule(torch.tensor([0.5, 0.4])) == 1.0
+    assert schedule(torch.tensor([0.1])) == 2.0**-6
+    assert FixedLambda(0.01)(torch.tensor(9.0)) == 0.01
+    assert schedule.config()["type"] == "HiFiCLambdaSchedule"
+
+
+def test_default_weights_follow_the_paper_normalisation():
+    w = LossWeights()
+    assert w.mse == 150.0
+    assert w.lpips * 2.56 == pytest.approx(1.0) and w.adversarial * 2.56 == pytest.approx(0.001)
+
+
+def test_gan_losses_and_beta_weighting():
+    logits = torch.zeros(2, 1, 4, 4)
+    assert discriminator_loss(logits, logits).item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item())
+    beta = torch.tensor([0.0, 2.0])
+    assert generator_adversarial_loss([logits, logits[..., :2, :2]], beta).item() == pytest.approx(
+        torch.log(torch.tensor(2.0)).item()
+    )
+    values = torch.ones(2, 1, 4, 4)
+    beta_map = torch.zeros(2, 1, 8, 8)
+    beta_map[..., :4, :] = 4.0  # top half only
+    assert beta_weighted_mean(values, beta_map).item() == pytest.approx(2.0)
+
+
+def test_lpips_refuses_to_run_without_pretrained_backbone(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(PerceptualWeightsError, match="lpips_backbone_path"):
+        build_perceptual("lpips-alex", allow_download=False)
+    with pytest.raises(PerceptualWeightsError, match="does not exist"):
+        build_perceptual("lpips-alex", backbone_path=str(tmp_path / "missing.pth"))
+
+
+def test_lpips_loads_a_local_backbone_file(tmp_path):
+    torch.manual_seed(1)
+    alexnet = torchvision.models.alexnet(weights=None)
+    path = tmp_path / "alexnet.pth"
+    torch.save(alexnet.state_dict(), path)
+    perceptual = build_perceptual("lpips-alex", backbone_path=str(path))
+    assert torch.equal(perceptual.lpips.net.slice1[0].weight, alexnet.features[0].weight)
+    assert torch.equal(getattr(perceptual.lpips.net.slice5, "10").weight, alexnet.features[10].weight)
+    x = torch.rand(2, 3, 32, 32)
+    assert perceptual(x, x).abs().max() < 1e-6
+    assert perceptual(x, x.flip(-1), spatial=True).shape == (2, 1, 32, 32)
+
+
+def test_random_backbone_only_by_explicit_name():
+    with pytest.warns(UserWarning, match="untrained"):
+        assert build_perceptual("lpips-random-test-only") is not None
+    assert build_perceptual("none") is None
+    with pytest.raises(ValueError):
+        build_perceptual("lpips-vgg-typo")
