@@ -68,20 +68,23 @@ def s3_client(storage_options: Optional[Mapping[str, Any]] = None) -> Any:
 class Storage:
     """Reads and writes whole objects or streams under local paths, s3:// and http(s):// URLs.
 
-    One instance per process; the boto3 client is built on first S3 use.
+    The boto3 client is built on first S3 use in each process.
     """
 
     def __init__(self, storage_options: Optional[Mapping[str, Any]] = None) -> None:
         self.storage_options: Dict[str, Any] = dict(storage_options or {})
         self._client: Any = None
+        self._client_pid = -1
 
     def __getstate__(self) -> Dict[str, Any]:
-        return {"storage_options": self.storage_options, "_client": None}
+        return {"storage_options": self.storage_options, "_client": None, "_client_pid": -1}
 
     @property
     def client(self) -> Any:
-        if self._client is None:
+        """This process's S3 client (a forked loader worker builds its own instead of sharing sockets)."""
+        if self._client is None or self._client_pid != os.getpid():
             self._client = s3_client(self.storage_options)
+            self._client_pid = os.getpid()
         return self._client
 
     def open(self, url: str) -> BinaryIO:
@@ -92,6 +95,8 @@ class Storage:
                 return self.client.get_object(Bucket=bucket, Key=key)["Body"]
             except self.client.exceptions.NoSuchKey as err:
                 raise FileNotFoundError(url) from err
+            except self.client.exceptions.NoSuchBucket as err:
+                raise DataSourceError(f"bucket {bucket!r} does not exist ({url})") from err
         if is_http(url):
             headers = self.storage_options.get("headers", {})
             try:

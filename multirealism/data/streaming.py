@@ -97,14 +97,13 @@ class ShardSource(ImageSource):
         self, urls: Sequence[str], storage_options: Optional[Mapping[str, Any]] = None, shuffle_buffer: int = 0
     ) -> None:
         self.units = list(urls)
-        self.storage_options = dict(storage_options or {})
+        self.storage = Storage(storage_options)  # its S3 client is made per process, on first use
         self.shuffle_buffer = shuffle_buffer
 
     def _opened(self, urls: Sequence[str]) -> Iterator[Dict[str, Any]]:
-        storage = Storage(self.storage_options)
         for url in urls:
             try:
-                stream = storage.open(url)
+                stream = self.storage.open(url)
             except FileNotFoundError as err:
                 raise DataSourceError(f"shard not found: {url}") from err
             try:
