@@ -44,7 +44,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                         help="local weights: fid-helper TorchScript, or torch-fidelity's pt_inception .pth")  # fmt: skip
     parser.add_argument("--lpips-weights", default=None,
                         help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: torch hub cache)")  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="device for the learned codec (e.g. cuda)")
+    parser.add_argument("--device", default="cpu", help="device for the learned codec and the FID network (e.g. cuda)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -58,7 +58,7 @@ def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
     if args.fid_extractor == "none":
         return None
     try:
-        return RealismMeter(build_extractor(args.fid_extractor, args.fid_weights))
+        return RealismMeter(build_extractor(args.fid_extractor, args.fid_weights).to(args.device))
     except RealismUnavailable as err:
         if args.fid_extractor is not None:
             raise
@@ -72,7 +72,7 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
     except PerceptualWeightsError as err:
         if args.lpips_weights is not None:
             raise
-        _say(f"LPIPS skipped (column left empty): {err}")
+        _say(f"LPIPS skipped (column left empty; pass --lpips-weights FILE): {err}")
         return None
 
 

@@ -4,9 +4,9 @@
   pixels and channels: ``10·log10(255² / MSE)``. An identical pair has MSE 0 and PSNR ``inf``
   (kept as ``inf`` in rows; JSON writes it as ``null``).
 * MS-SSIM is torchmetrics' implementation on the same 8-bit images scaled to [0, 1]. Its standard
-  5 scales need a short side of at least 176 px with the 11-px Gaussian window; smaller images use
-  the largest number of scales torchmetrics accepts, with the first weights of the standard set
-  renormalised to sum to 1 (:func:`ms_ssim_scales`); below 11 px MS-SSIM is ``nan``.
+  5 scales need a short side of at least 176 px (11-px Gaussian window at 1/16 scale); smaller
+  images use fewer scales (:func:`ms_ssim_scales`: 99-175 px → 4, 44-98 → 3, 22-43 → 2, 11-21 → 1)
+  with the first weights of the standard set renormalised to sum to 1; below 11 px it is ``nan``.
 * LPIPS (AlexNet, v0.1) is :mod:`multirealism.training.perceptual`'s network (the ``lpips`` package's
   linear heads on torchvision's ``alexnet-owt-7be5be79.pth`` backbone, read from a file given or found
   in torch's hub cache; evaluation never downloads it).
@@ -51,11 +51,14 @@ def psnr(x: Tensor, y: Tensor) -> float:
 
 
 def ms_ssim_scales(height: int, width: int, kernel_size: int = MS_SSIM_KERNEL) -> int:
-    """Number of MS-SSIM scales (at most 5) that torchmetrics accepts for an image of this size."""
+    """Number of MS-SSIM scales (at most 5) for an image of this size: the most for which the
+    coarsest scale still holds the Gaussian window (short side >= kernel · 2^(scales-1)) and which
+    torchmetrics' own size check accepts."""
     side = min(height, width)
     for scales in range(len(MS_SSIM_WEIGHTS), 0, -1):
-        divisor = max(1, scales - 1) ** 2
-        if side >= 2**scales and side // divisor > kernel_size - 1:
+        fits_window = side >= kernel_size * 2 ** (scales - 1)
+        torchmetrics_accepts = side >= 2**scales and side // max(1, scales - 1) ** 2 > kernel_size - 1
+        if fits_window and torchmetrics_accepts:
             return scales
     return 0
 

