@@ -64,3 +64,25 @@ def test_fid_helper_extractor_gives_2048_features():
     assert features.shape == (2, 2048) and torch.isfinite(features).all()
     assert not torch.allclose(features[0], features[1])
     assert torch.allclose(extractor(patches[1:]), features[1:], atol=1e-4)  # no batch dependence
+
+
+def test_standard_inception_without_torch_fidelity_says_so_plainly():
+    import importlib.util
+
+    from multirealism.evaluation.realism import RealismUnavailable, build_extractor
+
+    if importlib.util.find_spec("torch_fidelity") is not None:
+        pytest.skip("torch-fidelity is installed")
+    with pytest.raises(RealismUnavailable, match="torch-fidelity|Torch-fidelity"):
+        build_extractor("inception-torchmetrics")
+
+
+def test_sample_images_by_name():
+    from multirealism.errors import ImageInputError
+    from multirealism.evaluation.inputs import list_images
+
+    images = list_images("samples:coffee,chelsea")
+    assert [i.name for i in images] == ["coffee", "chelsea"]
+    assert images[1].load().shape == (3, 300, 451)
+    with pytest.raises(ImageInputError, match="unknown sample"):
+        list_images("samples:eagle")

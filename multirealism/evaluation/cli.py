@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     notes: List[str] = [n for n in (report.realism_note(result),) if n]
     notes.append(lpips.label if lpips else "LPIPS: not computed (no AlexNet weights)")
     metadata = {
-        "command": ["multirealism", "evaluate", *sys.argv[2:]] if sys.argv[1:2] == ["evaluate"] else None,
+        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
         "data": args.data,
         "images": [image.name for image in images],
         "checkpoints": {label: path for (label, _), path in zip(models, args.ckpt)},

@@ -56,7 +56,8 @@ def distortion_realism(summary: Sequence[Row], path: str, label: str) -> Optiona
     for name, rows in curves([r for r in points if r["codec"] != LEARNED]).items():
         ax.plot([r["psnr"] for r in rows], [r["fid"] for r in rows], marker=".", linestyle="--", label=name)
     ax.set_xlabel("PSNR (dB)  → less distortion")
-    ax.set_ylabel("FID  ↓ more realism")
+    comparable = "not comparable" not in label
+    ax.set_ylabel("FID  ↓ more realism" if comparable else "Fréchet distance of random test features (not FID)")
     ax.set_title(label, fontsize="small")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
