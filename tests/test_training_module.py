@@ -1,0 +1,172 @@
+"""MultiRealismModule on CPU: G/D updates, frozen D in the G step, β per image, NaN skipping,
+checkpoints (safe, resumable, loadable by the codec), warm-up initialisation and bf16."""
+
+from typing import Dict, List
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from multirealism import MultiRealismCodec
+from multirealism.presets import tiny_config
+from multirealism.training import FixedLambda, MultiRealismModule
+
+
+def tiny_module(gan: bool = True, seed: int = 0, **kwargs) -> MultiRealismModule:
+    torch.manual_seed(seed)
+    config = tiny_config()
+    if gan:
+        config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
+    kwargs.setdefault("perceptual", "none")
+    return MultiRealismModule(MultiRealismCodec.from_config(config), gan=gan, lr=1e-3, **kwargs)
+
+
+def images(n: int = 4, size: int = 32) -> torch.Tensor:
+    torch.manual_seed(123)
+    return torch.rand(n, 3, size, size)
+
+
+def trainer(max_steps: int, **kwargs) -> L.Trainer:
+    kwargs.setdefault("logger", False)
+    kwargs.setdefault("enable_checkpointing", False)
+    kwargs.setdefault("limit_val_batches", 0)
+    return L.Trainer(
+        accelerator="cpu", devices=1, max_steps=max_steps, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, **kwargs,
+    )
+
+
+def snapshot(module: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: Dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items() if v.is_floating_point())
+
+
+def test_gd_steps_train_both_networks_and_lower_a_fixed_batch_loss():
+    module = tiny_module(rate_weight=FixedLambda(0.01))
+    x = images()
+    fixed_beta = torch.full((4,), 2.56)
+
+    def fixed_batch_loss() -> float:
+        torch.manual_seed(7)
+        with torch.no_grad():
+            return module.generator_terms(x, module.codec(x, fixed_beta), fixed_beta)["loss"].item()
+
+    before_loss = fixed_batch_loss()
+    generator, discriminator = snapshot(module.codec.generator), snapshot(module.codec.discriminator)
+    trainer(8).fit(module, DataLoader(x, batch_size=4))
+    assert changed(generator, module.codec.generator)
+    assert changed(discriminator, module.codec.discriminator)
+    assert fixed_batch_loss() < before_loss
+
+
+class GradientRecorder(Callback):
+    """Records, after each backward, which parameter groups received gradients."""
+
+    def __init__(self) -> None:
+        self.calls: List[Dict[str, bool]] = []
+
+    def on_after_backward(self, trainer, module) -> None:
+        def has_grad(prefix: str) -> bool:
+            return any(p.grad is not None and bool(p.grad.abs().sum() > 0)
+                       for n, p in module.codec.named_parameters() if n.startswith(prefix))
+
+        self.calls.append({"generator": has_grad("generator."), "discriminator": has_grad("discriminator.")})
+
+
+def test_discriminator_gets_no_gradient_from_the_generator_step():
+    recorder = GradientRecorder()
+    trainer(1, callbacks=[recorder]).fit(tiny_module(), DataLoader(images(), batch_size=4))
+    g_step, d_step, aux_step = recorder.calls
+    assert g_step == {"generator": True, "discriminator": False}
+    assert d_step == {"generator": False, "discriminator": True}
+    assert aux_step == {"generator": False, "discriminator": False}
+
+
+def test_beta_is_drawn_per_image():
+    module = tiny_module()
+    seen = []
+    forward = module.codec.forward
+
+    def recording_forward(x, beta=0.0):
+        seen.append(beta)
+        return forward(x, beta)
+
+    module.codec.forward = recording_forward
+    trainer(2).fit(module, DataLoader(images(), batch_size=4))
+    assert all(b.shape == (4,) and b.unique().numel() == 4 for b in seen)
+
+
+def test_non_finite_loss_skips_the_update():
+    module = tiny_module()
+    terms = module.generator_terms
+
+    def poisoned(x, out, beta):
+        result = terms(x, out, beta)
+        result["loss"] = result["loss"] * float("nan")
+        return result
+
+    module.generator_terms = poisoned
+    before = snapshot(module.codec.generator)
+    run = trainer(2, limit_train_batches=2, max_epochs=1)
+    run.fit(module, DataLoader(images(8), batch_size=4))
+    assert not changed(before, module.codec.generator)
+    assert run.global_step == 0
+    assert run.callback_metrics["train/nonfinite_skipped"] == 1.0
+
+
+def test_checkpoint_is_safe_loadable_and_resumes_from_its_step(tmp_path):
+    data = DataLoader(images(8), batch_size=4)
+    first = trainer(3, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)], enable_checkpointing=True)
+    first.fit(tiny_module(), data)
+    path = tmp_path / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["global_step"] == 3
+    assert checkpoint["multirealism"]["config"]["discriminator"]["name"] == "hific"
+    assert not any(k.startswith("perceptual.") for k in checkpoint["state_dict"])
+    codec = MultiRealismCodec.from_checkpoint(path)
+    assert codec.decompress(codec.compress(images(1)[0]), beta=2.56).shape == (1, 3, 32, 32)
+
+    resumed_module = tiny_module(seed=1)
+    steps_at_start = []
+    resumed_module.on_train_start = lambda: steps_at_start.append(
+        (resumed_module.trainer.global_step, resumed_module.optimizers()[0].optimizer.state_dict()["state"][0]["step"].item())
+    )
+    second = trainer(5)
+    second.fit(resumed_module, data, ckpt_path=path)
+    assert steps_at_start == [(3, 3.0)]
+    assert second.global_step == 5
+
+
+def test_gan_stage_initialised_from_the_warm_up_checkpoint(tmp_path):
+    warmup = tiny_module(gan=False)
+    trainer(2, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)], enable_checkpointing=True).fit(
+        warmup, DataLoader(images(), batch_size=4)
+    )
+    full = tiny_module(gan=True, seed=5, init_from=str(tmp_path / "last.ckpt"))
+    for key, value in warmup.codec.generator.state_dict().items():
+        assert torch.equal(full.codec.generator.state_dict()[key], value)
+    with pytest.raises(ValueError, match="discriminator"):
+        MultiRealismModule(warmup.codec, gan=True, perceptual="none")
+
+
+def test_bf16_mixed_precision_finishes_with_finite_losses():
+    module = tiny_module(perceptual="lpips-random-test-only")
+    run = trainer(2, precision="bf16-mixed")
+    run.fit(module, DataLoader(images(), batch_size=4))
+    assert run.global_step == 2
+    for name in ("train/loss", "train/d_loss", "train/bpp", "train/lpips", "train/aux_loss"):
+        assert torch.isfinite(run.callback_metrics[name]), name
+    assert run.callback_metrics["train/nonfinite_skipped"] == 0.0
+
+
+def test_validation_logs_psnr_lpips_and_real_bpp():
+    module = tiny_module(perceptual="lpips-random-test-only", val_betas=[0.0, 5.12], val_real_bpp_batches=1)
+    metrics = trainer(1, limit_val_batches=None).validate(module, DataLoader(images(2), batch_size=1), verbose=False)[0]
+    for name in ("val/psnr_beta0", "val/psnr_beta5.12", "val/lpips_beta0", "val/bpp", "val/bpp_real"):
+        assert name in metrics and metrics[name] == metrics[name]
+    assert metrics["val/bpp_real"] > 0
