@@ -26,7 +26,7 @@ def setup(tmp_path):
 def test_evaluate_end_to_end(setup, capsys):
     ckpt, folder, out = setup
     argv = ["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "0", "5.12", "--out", str(out),
-            "--baselines", "jpeg", "--qualities", "30", "80", "--fid-extractor", "none", "--no-progress"]  # fmt: skip
+            "--baselines", "jpeg", "--qualities", "30", "80", "--fid-extractor", "none", "--no-progress"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "multirealism" in printed and "BD-rate (PSNR, pchip) against jpeg" in printed
@@ -42,7 +42,7 @@ def test_evaluate_end_to_end(setup, capsys):
 def test_evaluate_refuses_betas_outside_the_trained_range(setup, capsys):
     ckpt, folder, out = setup
     assert main(["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "9", "--out", str(out),
-                 "--fid-extractor", "none", "--no-progress"]) == 2  # fmt: skip
+                 "--fid-extractor", "none", "--no-progress"]) == 2
     assert "outside [0, 5.12]" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(folder), "--out", str(out)]) == 2
 

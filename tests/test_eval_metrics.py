@@ -37,7 +37,10 @@ def test_shape_mismatch_is_refused():
         psnr(torch.zeros(3, 8, 8), torch.zeros(3, 8, 9))
 
 
-@pytest.mark.parametrize("side, scales", [(512, 5), (176, 5), (175, 4), (99, 4), (98, 3), (44, 3), (43, 2), (22, 2), (21, 1), (11, 1), (10, 0)])
+SCALES_BY_SIDE = [(512, 5), (176, 5), (175, 4), (99, 4), (98, 3), (44, 3), (43, 2), (22, 2), (21, 1), (11, 1), (10, 0)]
+
+
+@pytest.mark.parametrize("side, scales", SCALES_BY_SIDE)
 def test_ms_ssim_scale_rule(side, scales):
     assert ms_ssim_scales(side, 1000) == scales
 

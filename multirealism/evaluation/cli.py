@@ -33,17 +33,17 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.add_argument("--betas", nargs="+", type=float, default=list(DEFAULT_BETAS), help="realism weights")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--baselines", nargs="*", default=[], choices=sorted(baselines.CODECS),
-                        help="classical codecs to run through the same metrics")  # fmt: skip
+                        help="classical codecs to run through the same metrics")
     parser.add_argument("--qualities", nargs="+", type=int, default=list(baselines.DEFAULT_QUALITIES),
-                        help="quality settings (0-100) for every classical codec")  # fmt: skip
+                        help="quality settings (0-100) for every classical codec")
     parser.add_argument("--anchor", default=None, help="curve BD-rates are measured against (default: jpeg)")
     parser.add_argument("--bd-method", default="pchip", choices=METHODS, help="Bjøntegaard interpolation")
     parser.add_argument("--fid-extractor", default=None, choices=[*EXTRACTORS, "none"],
-                        help="features for FID/KID (default: fid-helper if installed, else FID/KID are skipped)")  # fmt: skip
+                        help="features for FID/KID (default: fid-helper if installed, else skipped)")
     parser.add_argument("--fid-weights", default=None,
-                        help="local weights: fid-helper TorchScript, or torch-fidelity's pt_inception .pth")  # fmt: skip
+                        help="local weights: fid-helper TorchScript or torch-fidelity's pt_inception .pth")
     parser.add_argument("--lpips-weights", default=None,
-                        help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: torch hub cache)")  # fmt: skip
+                        help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: torch hub cache)")
     parser.add_argument("--device", default="cpu", help="device for the learned codec and the FID network (e.g. cuda)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     lpips = _lpips(args)
 
     result = run_sweep(images, models, args.betas, codecs, args.qualities, lpips, realism,
-                       progress=not args.no_progress)  # fmt: skip
+                       progress=not args.no_progress)
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []

@@ -26,7 +26,7 @@ def rate_distortion(summary: Sequence[Row], path: str) -> str:
     for name, rows in curves(summary).items():
         learned = rows[0]["codec"] == LEARNED
         ax.plot([r["bpp"] for r in rows], [r["psnr"] for r in rows], marker="o" if learned else ".",
-                linestyle="-" if len(rows) > 1 else "none", label=name)  # fmt: skip
+                linestyle="-" if len(rows) > 1 else "none", label=name)
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR (dB, RGB, 8-bit)")
     ax.grid(True, alpha=0.3)
@@ -52,7 +52,7 @@ def distortion_realism(summary: Sequence[Row], path: str, label: str) -> Optiona
         ax.plot([r["psnr"] for r in rows], [r["fid"] for r in rows], marker="o", label=f"{LEARNED} ({model})")
         for r in rows:
             ax.annotate(f"β={r['beta']:g}", (r["psnr"], r["fid"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize="x-small")  # fmt: skip
+                        fontsize="x-small")
     for name, rows in curves([r for r in points if r["codec"] != LEARNED]).items():
         ax.plot([r["psnr"] for r in rows], [r["fid"] for r in rows], marker=".", linestyle="--", label=name)
     ax.set_xlabel("PSNR (dB)  → less distortion")
@@ -78,7 +78,7 @@ def beta_strip(strip: Strip, path: str) -> str:
 
 
 def write_figures(summary: Sequence[Row], strip: Optional[Strip], out_dir: str,
-                  realism_label: Optional[str]) -> Dict[str, str]:  # fmt: skip
+                  realism_label: Optional[str]) -> Dict[str, str]:
     """All figures that the data allows; ``{name: path}``."""
     written = {"rate_distortion": rate_distortion(summary, os.path.join(out_dir, "rate_psnr.png"))}
     if realism_label is not None:

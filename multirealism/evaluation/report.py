@@ -20,7 +20,8 @@ from multirealism.evaluation.bdrate import bd_rate
 from multirealism.evaluation.sweep import LEARNED, ROW_FIELDS, Row, SettingKey, SweepResult, setting_key
 
 MEAN_FIELDS = ("bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s")
-SUMMARY_FIELDS = ("codec", "model", "beta", "quality", "images", *MEAN_FIELDS, "fid", "kid", "kid_std", "fid_patches")
+SUMMARY_FIELDS = ("codec", "model", "beta", "quality", "images", *MEAN_FIELDS,
+                  "fid", "kid", "kid_std", "fid_patches", "fid_features")
 
 
 def summarize(result: SweepResult) -> List[Row]:
@@ -40,6 +41,7 @@ def summarize(result: SweepResult) -> List[Row]:
             kid=scores.get("kid", math.nan),
             kid_std=scores.get("kid_std", math.nan),
             fid_patches=int(scores.get("patches", 0)),
+            fid_features=result.realism_label or "",
         )
         summary.append(entry)
     return summary
@@ -55,7 +57,7 @@ def curves(summary: Sequence[Row]) -> Dict[str, List[Row]]:
     grouped: Dict[str, List[Row]] = defaultdict(list)
     for row in summary:
         grouped[series_name(row)].append(row)
-    return {name: sorted(rows, key=lambda r: float(r["bpp"])) for name, rows in grouped.items()}  # type: ignore[arg-type]
+    return {name: sorted(rows, key=lambda r: float(r["bpp"])) for name, rows in grouped.items()}  # type: ignore
 
 
 def bd_rates(summary: Sequence[Row], anchor: str, method: str = "pchip") -> List[Dict[str, object]]:
@@ -64,7 +66,7 @@ def bd_rates(summary: Sequence[Row], anchor: str, method: str = "pchip") -> List
     by_curve = curves(summary)
     if anchor not in by_curve:
         return [{"series": name, "anchor": anchor, "bd_rate": None, "note": f"anchor {anchor!r} was not evaluated"}
-                for name in by_curve]  # fmt: skip
+                for name in by_curve]
     base = by_curve[anchor]
     table = []
     for name, rows in by_curve.items():
@@ -93,7 +95,7 @@ def _fmt(value: object, digits: int = 3) -> str:
 def format_table(summary: Sequence[Row]) -> str:
     """Aligned plain-text table of the per-setting means."""
     columns = [("codec", 0), ("model", 0), ("beta", 2), ("quality", 0), ("images", 0), ("bpp", 4), ("psnr", 2),
-               ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("encode_s", 3), ("decode_s", 3)]  # fmt: skip
+               ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("encode_s", 3), ("decode_s", 3)]
     cells = [[name for name, _ in columns]]
     cells += [[_fmt(row[name], digits) for name, digits in columns] for row in summary]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
@@ -135,7 +137,7 @@ def _json_safe(value: object) -> object:
 
 
 def write_outputs(out_dir: str, result: SweepResult, summary: Sequence[Row], bd_table: Sequence[Dict[str, object]],
-                  metadata: Dict[str, object]) -> Dict[str, str]:  # fmt: skip
+                  metadata: Dict[str, object]) -> Dict[str, str]:
     """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything) into ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {

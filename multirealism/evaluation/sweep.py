@@ -36,7 +36,7 @@ from multirealism.evaluation.realism import RealismMeter
 ROW_FIELDS = (
     "codec", "model", "beta", "quality", "image", "width", "height",
     "bytes", "bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s",
-)  # fmt: skip
+)
 LEARNED = "multirealism"
 STRIP_CROP = 256
 
@@ -51,7 +51,7 @@ def setting_key(row: Row) -> SettingKey:
 
 def _row(codec: str, model: str, beta: Optional[float], quality: Optional[int], name: str, image: Tensor,
          decoded: Tensor, num_bytes: int, encode_s: float, decode_s: float,
-         lpips: Optional[LPIPSMetric]) -> Row:  # fmt: skip
+         lpips: Optional[LPIPSMetric]) -> Row:
     height, width = image.shape[-2:]
     return {
         "codec": codec,
@@ -73,7 +73,7 @@ def _row(codec: str, model: str, beta: Optional[float], quality: Optional[int], 
 
 def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequence[float], model: str = LEARNED,
                  lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None
-                 ) -> Tuple[List[Row], List[Tensor]]:  # fmt: skip
+                 ) -> Tuple[List[Row], List[Tensor]]:
     """Compress ``image`` once, decode it at every β; rows and the decoded images (one per β)."""
     start = time.perf_counter()
     data = codec.compress(image)
@@ -89,14 +89,20 @@ def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequ
     return rows, decoded
 
 
-def baseline_rows(codec: str, name: str, image: Tensor, qualities: Sequence[int],
-                  lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None) -> List[Row]:  # fmt: skip
+def baseline_rows(
+    codec: str,
+    name: str,
+    image: Tensor,
+    qualities: Sequence[int],
+    lpips: Optional[LPIPSMetric] = None,
+    realism: Optional[RealismMeter] = None,
+) -> List[Row]:
     """Encode and decode ``image`` with a classical codec at each quality."""
     rows = []
     for quality in qualities:
         coded = baselines.encode_decode(image, codec, int(quality))
         rows.append(_row(codec, "", None, int(quality), name, image, coded.decoded, len(coded.data),
-                         coded.encode_s, coded.decode_s, lpips))  # fmt: skip
+                         coded.encode_s, coded.decode_s, lpips))
         if realism is not None:
             realism.add(setting_key(rows[-1]), extract_patches(coded.decoded))
     return rows
@@ -104,7 +110,7 @@ def baseline_rows(codec: str, name: str, image: Tensor, qualities: Sequence[int]
 
 def evaluate_codec(codec: MultiRealismCodec, images: Iterable[Tuple[str, Tensor]], betas: Sequence[float],
                    model: str = LEARNED, lpips: Optional[LPIPSMetric] = None,
-                   realism: Optional[RealismMeter] = None) -> List[Row]:  # fmt: skip
+                   realism: Optional[RealismMeter] = None) -> List[Row]:
     """Rows for ``(name, (3, H, W) image)`` pairs at every β — the reusable core (e.g. for a test loop).
 
     With ``realism``, the originals' patches are added as the reference set too; call
@@ -149,7 +155,7 @@ def _centre_crop(image: Tensor, size: int = STRIP_CROP) -> Tensor:
 def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiRealismCodec]],
               betas: Sequence[float], baseline_codecs: Sequence[str] = (),
               qualities: Sequence[int] = baselines.DEFAULT_QUALITIES, lpips: Optional[LPIPSMetric] = None,
-              realism: Optional[RealismMeter] = None, progress: bool = True) -> SweepResult:  # fmt: skip
+              realism: Optional[RealismMeter] = None, progress: bool = True) -> SweepResult:
     """Evaluate every model at every β and every baseline at every quality on every image.
 
     The strip figure uses a centre crop of the first image with the first model.
@@ -169,7 +175,8 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
             rows.extend(new_rows)
             if strip is None and index == 0:
                 strip = Strip(item.name, model, _centre_crop(image))
-                strip.decoded = [(float(b), _centre_crop(d)) for b, d in sorted(zip(betas, decoded), key=lambda p: p[0])]
+                pairs = sorted(zip(betas, decoded), key=lambda pair: pair[0])
+                strip.decoded = [(float(beta), _centre_crop(out)) for beta, out in pairs]
         for name in baseline_codecs:
             rows.extend(baseline_rows(name, item.name, image, qualities, lpips, realism))
     scores = realism.scores() if realism is not None else {}
