@@ -224,11 +224,16 @@ def test_info_parser(valid, data, mutate):
         assert len(stream.strings) <= container.MAX_STREAMS
 
 
-def test_unguarded_rans_decoder_reads_past_its_string(codecs):
-    """Why the guard exists: compressai decodes an empty string by reading the bytes after it."""
+def test_unguarded_rans_decoder_reads_past_its_string(codecs, valid):
+    """Why the guard exists: given a 1-byte string, compressai's decoder consumes the bytes after it
+    (here in bounds, a sentinel; in real use, whatever lies past the buffer). A valid string does not."""
     codec = codecs["hyperprior"]
-    m = codec.pad_multiple
-    stream = container.Bitstream(codec.fingerprint, 1, 64, 64, (64 // m, 64 // m), [[b""], [b""]])
-    z_shape = stream.latent_shape
-    outputs = [codec.entropy_model.decompress([[s * 4096], [s * 4096]], z_shape) for s in (b"\xff", b"\x5a")]
-    assert not torch.equal(*outputs)  # bytes beyond the (empty) coded string changed the result
+    stream = container.unpack(valid["hyperprior"], max_pixels=MAX_PIXELS)
+
+    def decode(strings, tail):
+        return codec.entropy_model.decompress([[s + tail] for s in strings], stream.latent_shape)
+
+    exact = [per_image[0] for per_image in stream.strings]
+    assert torch.equal(decode(exact, b"\xff" * 4096), decode(exact, b"\x5a" * 4096))
+    short = [s[:1] for s in exact]
+    assert not torch.equal(decode(short, b"\xff" * 4096), decode(short, b"\x5a" * 4096))
