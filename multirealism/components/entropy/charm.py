@@ -113,8 +113,7 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
         decoded: List[Tensor] = []
         for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
             mu, sigma, support = self._slice_params(i, hyper_means, hyper_scales, decoded)
-            indexes = self.gaussian_conditional.build_indexes(sigma)
-            streams.append(self.gaussian_conditional.compress(y_slice, indexes, means=mu))
+            streams.append(self.compress_gaussian(y_slice, sigma, mu))
             decoded.append(self._refine(i, support, torch.round(y_slice - mu) + mu))
         return streams, (int(z_hat.shape[-2]), int(z_hat.shape[-1]))
 
@@ -124,7 +123,6 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
         decoded: List[Tensor] = []
         for i in range(self.num_slices):
             mu, sigma, support = self._slice_params(i, hyper_means, hyper_scales, decoded)
-            indexes = self.gaussian_conditional.build_indexes(sigma)
-            y_hat_slice = self.gaussian_conditional.decompress(strings[1 + i], indexes, means=mu)
+            y_hat_slice = self.decompress_gaussian(strings[1 + i], sigma, mu)
             decoded.append(self._refine(i, support, y_hat_slice))
         return torch.cat(decoded, dim=1)

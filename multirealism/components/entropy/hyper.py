@@ -7,7 +7,7 @@ its GaussianConditional; they differ only in how ``y``'s means and scales are pr
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, List, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -68,6 +68,7 @@ class HyperpriorEntropyModel(EntropyModel):
         self.h_a = hyper_analysis(latent_channels, hyper_channels)
         self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
         self.gaussian_conditional = GaussianConditional(None, scale_bound=scale_bound)
+        self._coder_tables: Optional[Tuple[Any, ...]] = None
 
     def quantize_for_decoder(self, y: Tensor, means: Tensor) -> Tensor:
         """ŷ fed to the synthesis: rounded around the mean in eval; in training STE or noise."""
@@ -87,6 +88,59 @@ class HyperpriorEntropyModel(EntropyModel):
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         return z_strings, z_hat
+
+    # -------------------------------------------------------------- Gaussian coding of y (fast path)
+    # Same symbols, indexes and rANS calls as GaussianConditional.compress/decompress, minus two
+    # per-call costs that dominate at paper scale: build_indexes' Python loop over the 64-entry
+    # scale table (one full-tensor comparison each) and re-listing the CDF table on every call.
+
+    def scale_indexes(self, scales: Tensor) -> Tensor:
+        """``GaussianConditional.build_indexes`` as one bucketize: the index of the first table
+        scale ``>= scale`` (after the lower bound), capped at the last entry."""
+        gc = self.gaussian_conditional
+        return torch.bucketize(gc.lower_bound_scale(scales), gc.scale_table[:-1]).int()
+
+    def _tables(self) -> Tuple[list, list, list]:
+        """The coder's CDF, length and offset tables as Python lists, rebuilt only when a table
+        tensor is replaced (``update``, ``.to``) or changed in place (``load_state_dict``)."""
+        gc = self.gaussian_conditional
+        tensors = (gc._quantized_cdf, gc._cdf_length, gc._offset)
+        cached = self._coder_tables
+        if cached is None or any(t is not c or t._version != v for t, (c, v) in zip(tensors, cached[0])):
+            gc._check_cdf_size()
+            gc._check_cdf_length()
+            gc._check_offsets_size()
+            lists = (tensors[0].tolist(), tensors[1].reshape(-1).int().tolist(), tensors[2].reshape(-1).int().tolist())
+            cached = (tuple((t, t._version) for t in tensors), lists)
+            self._coder_tables = cached
+        return cached[1]
+
+    def compress_gaussian(self, y: Tensor, scales: Tensor, means: Tensor) -> List[bytes]:
+        """One string per image: y rounded around ``means``, coded under N(0, scales)."""
+        gc = self.gaussian_conditional
+        symbols = gc.quantize(y, "symbols", means)
+        indexes = self.scale_indexes(scales)
+        cdf, lengths, offsets = self._tables()
+        return [
+            gc.entropy_coder.encode_with_indexes(
+                symbols[i].reshape(-1).tolist(), indexes[i].reshape(-1).tolist(), cdf, lengths, offsets
+            )
+            for i in range(symbols.shape[0])
+        ]
+
+    def decompress_gaussian(self, strings: List[bytes], scales: Tensor, means: Tensor) -> Tensor:
+        """Inverse of :meth:`compress_gaussian`: ŷ = decoded symbols + ``means``."""
+        gc = self.gaussian_conditional
+        if len(strings) != scales.shape[0]:
+            raise ValueError(f"{len(strings)} strings for a batch of {scales.shape[0]} images")
+        indexes = self.scale_indexes(scales)
+        cdf, lengths, offsets = self._tables()
+        symbols = [
+            gc.entropy_coder.decode_with_indexes(s, indexes[i].reshape(-1).tolist(), cdf, lengths, offsets)
+            for i, s in enumerate(strings)
+        ]
+        values = torch.tensor(symbols, dtype=torch.int32).to(means.device).reshape(indexes.shape)
+        return values.to(means.dtype) + means
 
     def update(self, force: bool = False) -> bool:
         updated = self.entropy_bottleneck.update(force=force)

@@ -48,12 +48,10 @@ class MeanScaleHyperprior(HyperpriorEntropyModel):
     def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
         z_strings, z_hat = self.compress_hyper(y)
         scales, means = self._params(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
+        y_strings = self.compress_gaussian(y, scales, means)
         return [z_strings, y_strings], (int(z_hat.shape[-2]), int(z_hat.shape[-1]))
 
     def decompress(self, strings: List[List[bytes]], shape: Tuple[int, int]) -> Tensor:
         z_hat = self.entropy_bottleneck.decompress(strings[0], shape)
         scales, means = self._params(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        return self.gaussian_conditional.decompress(strings[1], indexes, means=means)
+        return self.decompress_gaussian(strings[1], scales, means)
