@@ -87,5 +87,8 @@ def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, T
             state = {k: handle.get_tensor(k) for k in handle.keys()}
     except Exception as err:
         raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {err}") from err
-    config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+    try:
+        config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{str(path)!r} has a malformed config in its metadata: {err}") from err
     return config, state

@@ -139,7 +139,10 @@ class MultiRealismCodec(nn.Module):
         config = config or stored
         if config is None:
             raise CheckpointError(f"{os.fspath(path)!r} holds no multirealism config; pass config=")
-        codec = cls.from_config(config, with_discriminator=with_discriminator)
+        try:
+            codec = cls.from_config(config, with_discriminator=with_discriminator)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CheckpointError(f"{os.fspath(path)!r} holds an unusable codec config: {err!r}") from err
         if not with_discriminator:
             state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
         codec.load_state_dict(state)

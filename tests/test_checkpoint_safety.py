@@ -1,0 +1,94 @@
+"""Untrusted checkpoints: loading never runs code, and every bad file ends in CheckpointError."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from conftest import make_tiny_codec
+from multirealism import MultiRealismCodec
+from multirealism.checkpoint import CONFIG_KEY
+from multirealism.errors import CheckpointError
+
+
+class _Exploit:
+    """Unpickling this would run ``touch MARKER`` (via os.system)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _assert_refused(path, marker) -> None:
+    with pytest.raises(CheckpointError):
+        MultiRealismCodec.from_checkpoint(path)
+    assert not marker.exists(), "loading the checkpoint ran code"
+
+
+def test_crafted_pickle_in_a_torch_file_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    codec = make_tiny_codec()
+    payload = {
+        CONFIG_KEY: {"config": codec.config()},
+        "state_dict": codec.state_dict(),
+        "evil": _Exploit(str(marker)),
+    }
+    torch.save(payload, tmp_path / "evil.ckpt")
+    _assert_refused(tmp_path / "evil.ckpt", marker)
+
+
+def test_crafted_raw_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(_Exploit(str(marker))))
+    _assert_refused(tmp_path / "evil.pt", marker)
+    pickle.loads((tmp_path / "evil.pt").read_bytes())  # the payload is live: plain pickle runs it
+    assert marker.exists()
+
+
+def test_crafted_lightning_style_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    codec = make_tiny_codec()
+    checkpoint = {
+        "state_dict": {f"codec.{k}": v for k, v in codec.state_dict().items()},
+        CONFIG_KEY: {"config": codec.config()},
+        "callbacks": {"x": _Exploit(str(marker))},
+    }
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    _assert_refused(tmp_path / "last.ckpt", marker)
+    del checkpoint["callbacks"]
+    torch.save(checkpoint, tmp_path / "clean.ckpt")
+    loaded = MultiRealismCodec.from_checkpoint(tmp_path / "clean.ckpt")
+    assert loaded.fingerprint == codec.fingerprint
+
+
+def test_bad_files_give_checkpoint_errors(tmp_path):
+    from safetensors.torch import save
+
+    codec = make_tiny_codec()
+    state = {k: v.contiguous() for k, v in codec.state_dict().items()}
+    cases = {
+        "missing.pt": None,
+        "text.pt": b"hello",
+        "list.pt": [torch.zeros(1)],
+        "noconfig.pt": {"state_dict": state},
+        "mixed.pt": {"state_dict": {"a": 1}},
+        "bad.safetensors": b"\x00" * 16,
+        "badjson.safetensors": save(state, metadata={CONFIG_KEY: "{not json"}),
+        "unknown.safetensors": save(state, metadata={CONFIG_KEY: json.dumps({"encoder": "nope"})}),
+        "shapes.pt": {CONFIG_KEY: {"config": make_tiny_codec("charm").config()}, "state_dict": state},
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            torch.save(content, path)
+        with pytest.raises(CheckpointError):
+            MultiRealismCodec.from_checkpoint(path)
