@@ -12,7 +12,6 @@ import json
 import socket
 import tarfile
 import threading
-from pathlib import Path
 from typing import Dict, Iterator, List
 
 import numpy as np

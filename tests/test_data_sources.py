@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -85,7 +86,7 @@ def test_samples_source_yields_epoch_length_crops_with_workers():
     first = [v.clone() for v in dm.val_dataloader()]
     second = list(dm.val_dataloader())
     assert len(first) == len(dm.sources["val"].units)
-    assert all(torch.equal(a, b) for a, b in zip(first, second))  # evaluation order and crops are fixed
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))  # fixed order and crops
 
 
 def test_train_crops_are_reproducible_per_seed_and_change_per_epoch():
@@ -130,3 +131,37 @@ def test_local_shard_specs_resolve(tmp_path):
     assert resolve_shards(str(tmp_path / "part-{000000..000001}.tar")) == shards[:2]
     with pytest.raises(DataSourceError, match="shard not found"):
         resolve_shards(str(tmp_path / "missing.tar"))
+
+
+class RecordingModule(pl.LightningModule):
+    """Records a fingerprint of every training batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.fingerprints: List[float] = []
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        self.fingerprints.append(round(float(batch.sum()), 3))
+        return self.layer(batch.mean().view(1, 1)).sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit_epochs(max_epochs: int, tmp_path: Path, ckpt_path: Optional[str] = None) -> Tuple[pl.Trainer, List[float]]:
+    module = RecordingModule()
+    trainer = pl.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    data = MultiRealismDataModule(val=None, crop_size=32, batch_size=2, num_workers=0, epoch_length=4)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return trainer, module.fingerprints
+
+
+def test_resumed_fit_sees_the_epochs_an_uninterrupted_fit_would(tmp_path):
+    _, uninterrupted = fit_epochs(3, tmp_path)
+    first, _ = fit_epochs(2, tmp_path)
+    first.save_checkpoint(tmp_path / "epoch2.ckpt")
+    _, resumed = fit_epochs(3, tmp_path, str(tmp_path / "epoch2.ckpt"))
+    assert len(uninterrupted) == 6 and len(set(uninterrupted)) == 6  # new crops every epoch
+    assert resumed == uninterrupted[4:]

@@ -98,9 +98,8 @@ class Storage:
             except self.client.exceptions.NoSuchBucket as err:
                 raise DataSourceError(f"bucket {bucket!r} does not exist ({url})") from err
         if is_http(url):
-            headers = self.storage_options.get("headers", {})
             try:
-                return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=HTTP_TIMEOUT_S)
+                return urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S)
             except urllib.error.HTTPError as err:
                 if err.code == 404:
                     raise FileNotFoundError(url) from err
