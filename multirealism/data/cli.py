@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     ids.add_argument("--ids-file", help="image-ID CSV (ImageID column): local path or s3:// URL")
     ids.add_argument("--ids-url", help="image-ID CSV URL (default: the official list of the split)")
     oi.add_argument("--source-url", default=DEFAULT_SOURCE_URL, help="image bucket: s3://bucket or http(s)://host/path")
-    oi.add_argument("--source-endpoint-url", help="S3 endpoint of the source bucket (default: AWS)")
+    oi.add_argument("--source-endpoint-url", help="S3 endpoint of the source bucket (default: AWS_ENDPOINT_URL or AWS)")
     oi.add_argument("--endpoint-url", help="S3 endpoint of an s3:// --out (default: AWS_ENDPOINT_URL or AWS)")
     oi.add_argument("--min-size", type=int, default=256, help="minimum shorter side in pixels (default 256)")
     oi.add_argument("--shard-size", type=int, default=500, help="images per shard (default 500)")
