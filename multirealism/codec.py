@@ -44,6 +44,21 @@ class CodecOutput:
     bpp: Tensor
 
 
+class _GuardedStreams(Sequence):
+    """``strings[s][i]`` with ``16 * len + pad`` zero bytes appended, built when stream ``s`` is read."""
+
+    def __init__(self, strings: List[List[bytes]], pad: int) -> None:
+        self._strings, self._pad = strings, pad
+
+    def __len__(self) -> int:
+        return len(self._strings)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return [s + bytes(16 * len(s) + self._pad) for s in self._strings[index]]
+
+
 def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
     if isinstance(arg, nn.Module):
         return arg
@@ -277,9 +292,9 @@ class MultiRealismCodec(nn.Module):
             )
         return stream
 
-    def _rans_guarded(self, stream: container.Bitstream) -> List[List[bytes]]:
-        """Coded strings with zero bytes appended, so crafted strings cannot make the decoder read
-        past its buffer.
+    def _rans_guarded(self, stream: container.Bitstream) -> Sequence[List[bytes]]:
+        """Coded strings with zero bytes appended (lazily, one stream at a time, to bound memory), so
+        crafted strings cannot make the decoder read past its buffer.
 
         compressai's rANS decoder (``rans_interface.cpp``) has no bounds checks: it reads one 32-bit
         word per symbol at most, plus about 15 more per all-ones word consumed in its bypass mode.
@@ -290,8 +305,7 @@ class MultiRealismCodec(nn.Module):
         channels = self.entropy_model.latent_channels * self.entropy_model.latent_multiple**2 + sum(
             m.channels for m in self.entropy_model.modules() if isinstance(m, EntropyBottleneck)
         )
-        symbols = channels * zh * zw
-        return [[s + bytes(16 * len(s) + 8 * symbols + 64) for s in per_image] for per_image in stream.strings]
+        return _GuardedStreams(stream.strings, 8 * channels * zh * zw + 64)
 
     @torch.no_grad()
     def decode_latent(self, data: bytes) -> "tuple[Tensor, container.Bitstream]":
