@@ -1,0 +1,41 @@
+"""``multirealism fit --config configs/tiny.yaml`` through LightningCLI, and ``--print_config``."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from multirealism import MultiRealismCodec
+from multirealism.training.cli import run_lightning_cli
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["tiny", "paper", "hific_like", "mse_only", "warmup"])
+def test_print_config(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "multirealism.components.ElicConditionalGenerator" in printed
+    assert "mse_weight: 150.0" in printed
+
+
+@pytest.mark.slow
+def test_fit_tiny_config_for_two_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_lightning_cli(
+        [
+            "fit", "--config", str(CONFIGS / "tiny.yaml"),
+            "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=0.1",
+            "--trainer.enable_progress_bar=false", "--data.init_args.crop_size=32", "--data.init_args.val_crop=64",
+            "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
+        ],
+        save_config_callback=None,
+    )
+    checkpoint = tmp_path / "runs" / "tiny" / "checkpoints" / "last.ckpt"
+    stored = torch.load(checkpoint, weights_only=True)
+    assert stored["global_step"] == 2
+    codec = MultiRealismCodec.from_checkpoint(checkpoint)
+    assert codec.decompress(codec.compress(torch.rand(3, 40, 48)), beta=5.12).shape == (1, 3, 40, 48)
+    assert (tmp_path / "runs" / "tiny" / "version_0" / "metrics.csv").is_file()
