@@ -27,7 +27,7 @@ def test_fit_tiny_config_for_two_steps(tmp_path, monkeypatch):
     run_lightning_cli(
         [
             "fit", "--config", str(CONFIGS / "tiny.yaml"),
-            "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=0.1",
+            "--trainer.max_steps=2", "--trainer.val_check_interval=2",
             "--trainer.enable_progress_bar=false", "--data.init_args.crop_size=32", "--data.init_args.val_crop=64",
             "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
         ],
