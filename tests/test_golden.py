@@ -11,13 +11,13 @@ not a changed model or format (those move pixels by far more, or fail entropy de
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from compact_codec import load_compact
 from multirealism import MultiRealismCodec, container
 from multirealism.imageio import load_image
 
@@ -26,10 +26,8 @@ ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def golden_codec(tmp_path_factory) -> MultiRealismCodec:
-    path = tmp_path_factory.mktemp("golden") / "tiny_codec.safetensors"
-    path.write_bytes(gzip.decompress((GOLDEN / "tiny_codec.safetensors.gz").read_bytes()))
-    return MultiRealismCodec.from_checkpoint(path)
+def golden_codec() -> MultiRealismCodec:
+    return load_compact(GOLDEN / "tiny_codec.safetensors.gz")
 
 
 @pytest.fixture(scope="module")

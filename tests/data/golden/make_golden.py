@@ -12,22 +12,25 @@ that today's code still reads these files the same way.
 
 from __future__ import annotations
 
-import gzip
 import json
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from multirealism import MultiRealismCodec
-from multirealism.checkpoint import CONFIG_KEY, atomic_write_bytes
-from multirealism.container import FORMAT_VERSION
-from multirealism.imageio import load_image
-from multirealism.presets import tiny_config
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # tests/, for compact_codec
+
+from compact_codec import load_compact, round_parameters_to_half, save_compact  # noqa: E402
+
+from multirealism import MultiRealismCodec  # noqa: E402
+from multirealism.checkpoint import atomic_write_bytes  # noqa: E402
+from multirealism.container import FORMAT_VERSION  # noqa: E402
+from multirealism.imageio import load_image  # noqa: E402
+from multirealism.presets import tiny_config  # noqa: E402
+
 SEED = 0
 BETAS = (0.0, 2.56)
 CROP = (200, 150, 253, 187)  # left, top, right, bottom: 53 x 37, not a multiple of 64
@@ -35,35 +38,15 @@ CROP = (200, 150, 253, 187)  # left, top, right, bottom: 53 x 37, not a multiple
 
 def build_codec() -> MultiRealismCodec:
     torch.manual_seed(SEED)
-    codec = MultiRealismCodec.from_config(tiny_config("hyperprior")).eval()
-    with torch.no_grad():
-        for param in codec.parameters():
-            param.copy_(param.half().float())
-    codec.update(force=True)
-    return codec
-
-
-def save_codec(codec: MultiRealismCodec, path: Path) -> None:
-    """Gzipped safetensors; ``tests/test_golden.py`` unzips it and loads it with ``from_checkpoint``."""
-    from safetensors.torch import save
-
-    params = {name for name, _ in codec.named_parameters()}
-    tensors = {
-        k: (v.half() if k in params else v).detach().contiguous() for k, v in codec.state_dict().items()
-    }
-    raw = save(tensors, metadata={CONFIG_KEY: json.dumps(codec.config())})
-    atomic_write_bytes(path, gzip.compress(raw, compresslevel=9, mtime=0))
+    return round_parameters_to_half(MultiRealismCodec.from_config(tiny_config("hyperprior")))
 
 
 def main() -> None:
     from skimage import data
 
     Image.fromarray(data.astronaut()).crop(CROP).save(HERE / "crop.png")
-    save_codec(build_codec(), HERE / "tiny_codec.safetensors.gz")
-    with tempfile.TemporaryDirectory() as tmp:
-        unzipped = Path(tmp) / "tiny_codec.safetensors"
-        unzipped.write_bytes(gzip.decompress((HERE / "tiny_codec.safetensors.gz").read_bytes()))
-        codec = MultiRealismCodec.from_checkpoint(unzipped)
+    save_compact(build_codec(), HERE / "tiny_codec.safetensors.gz")
+    codec = load_compact(HERE / "tiny_codec.safetensors.gz")
     bitstream = codec.compress(load_image(HERE / "crop.png"))
     atomic_write_bytes(HERE / "crop.mrc", bitstream)
     y_hat, _ = codec.decode_latent(bitstream)
