@@ -170,3 +170,12 @@ def test_validation_logs_psnr_lpips_and_real_bpp():
     for name in ("val/psnr_beta0", "val/psnr_beta5.12", "val/lpips_beta0", "val/bpp", "val/bpp_real"):
         assert name in metrics and metrics[name] == metrics[name]
     assert metrics["val/bpp_real"] > 0
+
+
+def test_atomic_checkpoint_io_leaves_no_temp_files(tmp_path):
+    from multirealism.training import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, tmp_path / "sub" / "last.ckpt")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["last.ckpt"]
+    assert torch.equal(torch.load(tmp_path / "sub" / "last.ckpt", weights_only=True)["state_dict"]["w"], torch.ones(2))

@@ -1,12 +1,14 @@
 """Training: the LightningModule, the objective's parts and the LightningCLI entry point."""
 
 from multirealism.training.beta_sampling import BetaSampler
+from multirealism.training.checkpoint_io import AtomicCheckpointIO
 from multirealism.training.losses import LossWeights, discriminator_loss, generator_adversarial_loss
 from multirealism.training.module import MultiRealismModule
 from multirealism.training.perceptual import PerceptualWeightsError, build_perceptual
 from multirealism.training.rate_schedule import FixedLambda, HiFiCLambdaSchedule, RateWeight
 
 __all__ = [
+    "AtomicCheckpointIO",
     "BetaSampler",
     "FixedLambda",
     "HiFiCLambdaSchedule",
