@@ -190,8 +190,14 @@ class MultiRealismCodec(nn.Module):
 
     # ------------------------------------------------------------------ model identity
     def update(self, force: bool = False) -> bool:
-        """Build entropy-coder tables and the model fingerprint; call after changing weights."""
-        updated = self.entropy_model.update(force=force)
+        """Build entropy-coder tables and the model fingerprint; call after changing weights.
+
+        Runs outside inference mode so the tables are ordinary tensors even when called from a
+        ``torch.inference_mode`` block (Lightning validation, user code): inference tensors cannot
+        be updated in place later and carry no version counter for the coder-list cache.
+        """
+        with torch.inference_mode(False), torch.no_grad():
+            updated = self.entropy_model.update(force=force)
         self._fingerprint = self._compute_fingerprint()
         return updated
 

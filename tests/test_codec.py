@@ -134,3 +134,12 @@ def test_fingerprint_tracks_weights() -> None:
         codec.generator.out.bias.add_(0.1)
     codec.eval()
     assert codec.fingerprint != before
+
+
+def test_update_inside_inference_mode_leaves_usable_tables() -> None:
+    codec = make_tiny_codec()
+    with torch.inference_mode():
+        codec.update(force=True)
+        data = codec.compress(torch.rand(1, 3, 32, 32))
+    assert codec.decompress(data, beta=1.0).shape == (1, 3, 32, 32)
+    assert codec.compress(torch.rand(1, 3, 32, 32))

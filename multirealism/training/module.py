@@ -230,8 +230,7 @@ class MultiRealismModule(L.LightningModule):
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         if self.val_real_bpp_batches > 0:
-            with torch.inference_mode(False):  # coder tables must be normal tensors, not inference tensors
-                self.codec.update(force=True)
+            self.codec.update(force=True)
 
     def _evaluate(self, batch: Any, batch_idx: int, stage: str) -> None:
         x = batch_images(batch)
