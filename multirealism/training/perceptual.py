@@ -7,6 +7,11 @@ in order, from ``backbone_path``, from torch hub's cache (``$TORCH_HOME/hub/chec
 downloaded when ``allow_download`` is true. If none works a :class:`PerceptualWeightsError` says
 how to provide it. A random backbone is only built when asked for by name
 (``"lpips-random-test-only"``), for tests.
+
+``"stlpips-alex"`` / ``"stlpips-vgg"`` are shift-tolerant LPIPS (Ghildyal & Liu, ECCV 2022) from the
+``stlpips-pytorch`` package, whose wheel ships the complete networks (backbone and linear heads), so
+they work offline. ST-LPIPS is a different metric from LPIPS (anti-aliased, stride-1 backbone,
+retrained heads): its numbers are labelled "ST-LPIPS" and are not comparable with published LPIPS.
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ from torch import Tensor, nn
 
 from multirealism.errors import MultiRealismError
 
-PERCEPTUAL_CHOICES = ("lpips-alex", "lpips-random-test-only", "none")
+PERCEPTUAL_CHOICES = ("lpips-alex", "stlpips-alex", "stlpips-vgg", "lpips-random-test-only", "none")
+PERCEPTUAL_LABELS = {
+    "lpips-alex": "LPIPS (alex)",
+    "stlpips-alex": "ST-LPIPS (alex)",
+    "stlpips-vgg": "ST-LPIPS (vgg)",
+    "lpips-random-test-only": "LPIPS (random test backbone)",
+}
+STLPIPS_INSTALL = "pip install stlpips-pytorch ipython torchsummary"
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 
 
@@ -67,13 +79,35 @@ def _load_alexnet_backbone(model: nn.Module, state: dict) -> None:
     model.net.load_state_dict(target, strict=True)
 
 
+def _build_stlpips(net: str) -> nn.Module:
+    """ST-LPIPS with the wheel's shipped weights, loaded so that every tensor must come from the file."""
+    try:
+        from stlpips_pytorch import stlpips
+    except ImportError as err:  # the package, or IPython/torchsummary it imports without declaring them
+        raise PerceptualWeightsError(f"ST-LPIPS needs the stlpips-pytorch package ({err}); {STLPIPS_INSTALL}") from err
+    model = stlpips.LPIPS(net=net, variant="shift_tolerant", pretrained=False, verbose=False)
+    path = Path(stlpips.__file__).parent / "weights" / "vST0.0" / f"{net}_shift_tolerant.pth"
+    if not path.is_file():
+        raise PerceptualWeightsError(f"stlpips-pytorch is installed without its weights file {path}; {STLPIPS_INSTALL}")
+    missing, unexpected = model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=False)
+    missing = [k for k in missing if not k.startswith("lins.")]  # ``lins.i`` aliases ``lin{i}`` (same modules)
+    if missing or unexpected:
+        raise PerceptualWeightsError(f"{path} does not match ST-LPIPS ({net}): missing {missing}, unexpected {unexpected}")
+    return model
+
+
 class Perceptual(nn.Module):
-    """Frozen LPIPS distance for images in [0, 1]: per-image ``(B, 1, 1, 1)`` or a ``(B, 1, H, W)`` map."""
+    """Frozen LPIPS-style distance for images in [0, 1]: per-image ``(B, 1, 1, 1)`` or a ``(B, 1, H, W)`` map.
+
+    ``name`` is the :data:`PERCEPTUAL_CHOICES` entry; ``label`` the metric's name for people
+    (e.g. "ST-LPIPS (alex)"), so reports never call ST-LPIPS "LPIPS".
+    """
 
     def __init__(self, lpips_model: nn.Module, name: str) -> None:
         super().__init__()
         self.lpips = lpips_model.eval().requires_grad_(False)
         self.name = name
+        self.label = PERCEPTUAL_LABELS.get(name, name)
 
     def train(self, mode: bool = True) -> "Perceptual":
         return super().train(False)  # dropout in the linear heads stays off
@@ -95,11 +129,16 @@ class Perceptual(nn.Module):
 def build_perceptual(
     name: str = "lpips-alex", backbone_path: Optional[str] = None, allow_download: bool = True
 ) -> Optional[Perceptual]:
-    """The perceptual network named ``name`` (see :data:`PERCEPTUAL_CHOICES`), or None for ``"none"``."""
+    """The perceptual network named ``name`` (see :data:`PERCEPTUAL_CHOICES`), or None for ``"none"``.
+
+    ``backbone_path`` and ``allow_download`` concern ``"lpips-alex"`` only; ST-LPIPS is read from its wheel.
+    """
     if name not in PERCEPTUAL_CHOICES:
         raise ValueError(f"perceptual must be one of {PERCEPTUAL_CHOICES}, got {name!r}")
     if name == "none":
         return None
+    if name.startswith("stlpips-"):
+        return Perceptual(_build_stlpips(name[len("stlpips-"):]), name)
     import lpips
 
     with warnings.catch_warnings():
