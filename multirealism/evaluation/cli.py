@@ -12,7 +12,7 @@ import torch
 from multirealism.evaluation import baselines, plots, report
 from multirealism.evaluation.bdrate import METHODS
 from multirealism.evaluation.inputs import list_images
-from multirealism.evaluation.metrics import LPIPSMetric
+from multirealism.evaluation.metrics import EVAL_PERCEPTUAL, LPIPSMetric
 from multirealism.evaluation.realism import EXTRACTORS, RealismMeter, RealismUnavailable, build_extractor
 from multirealism.evaluation.sweep import load_models, run_sweep
 from multirealism.training.perceptual import PerceptualWeightsError
@@ -42,6 +42,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                         help="features for FID/KID (default: fid-helper if installed, else skipped)")
     parser.add_argument("--fid-weights", default=None,
                         help="local weights: fid-helper TorchScript or torch-fidelity's pt_inception .pth")
+    parser.add_argument("--perceptual", default="lpips-alex", choices=EVAL_PERCEPTUAL,
+                        help="perceptual distance: lpips-alex (LPIPS; needs torchvision's AlexNet weights) or "
+                        "stlpips-alex/stlpips-vgg (ST-LPIPS, a different metric; offline from stlpips-pytorch)")
     parser.add_argument("--lpips-weights", default=None,
                         help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: torch hub cache)")
     parser.add_argument("--device", default="cpu", help="device for the learned codec and the FID network (e.g. cuda)")
@@ -67,6 +70,8 @@ def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
 
 
 def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
+    if args.perceptual != "lpips-alex":
+        return LPIPSMetric(network=args.perceptual)  # chosen explicitly: a missing package is an error
     try:
         return LPIPSMetric(args.lpips_weights)
     except PerceptualWeightsError as err:
@@ -79,6 +84,9 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
 def run(args: argparse.Namespace) -> int:
     if not args.ckpt and not args.baselines:
         _say("error: nothing to evaluate; give --ckpt and/or --baselines")
+        return 2
+    if args.lpips_weights is not None and args.perceptual != "lpips-alex":
+        _say(f"error: --lpips-weights is for --perceptual lpips-alex, not {args.perceptual}")
         return 2
     codecs, skipped = baselines.available(args.baselines)
     for name, reason in skipped.items():
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"error: {err}")
         return 2
     lpips = _lpips(args)
+    column = lpips.column if lpips else "lpips"
 
     result = run_sweep(images, models, args.betas, codecs, args.qualities, lpips, realism,
                        progress=not args.no_progress)
@@ -114,21 +123,22 @@ def run(args: argparse.Namespace) -> int:
         "baselines_skipped": skipped,
         "qualities": args.qualities,
         "realism": report.realism_note(result),
-        "lpips": lpips.label if lpips else None,
+        column: lpips.label if lpips else None,
         "bd_rate": {"anchor": anchor, "method": args.bd_method, "metric": "PSNR"},
         "definitions": {
             "bpp": "8 * len(encoded bytes) / (H * W)",
             "psnr": "RGB, 8-bit rounded images, mean over images of per-image dB; inf (null in JSON) if identical",
             "ms_ssim": "torchmetrics, 8-bit rounded; fewer scales below 176 px (see metrics.ms_ssim_scales)",
             "decode_s": "learned codec: one multi-β decompress call / number of β",
+            column: f"{lpips.label if lpips else 'LPIPS'}, on 8-bit rounded images",
         },
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    paths = report.write_outputs(args.out, result, summary, bd_table, metadata)
+    paths = report.write_outputs(args.out, result, summary, bd_table, metadata, column)
     paths.update(plots.write_figures(summary, result.strip, args.out, result.realism_label))
 
-    print(report.format_table(summary))
+    print(report.format_table(summary, column))
     for note in notes:
         print(f"  * {note}")
     if bd_table:

@@ -10,6 +10,9 @@
 * LPIPS (AlexNet, v0.1) is :mod:`multirealism.training.perceptual`'s network (the ``lpips`` package's
   linear heads on torchvision's ``alexnet-owt-7be5be79.pth`` backbone, read from a file given or found
   in torch's hub cache; evaluation never downloads it).
+* ST-LPIPS (shift-tolerant LPIPS, alex or vgg) from the ``stlpips-pytorch`` wheel can replace it
+  (:data:`EVAL_PERCEPTUAL`); it works offline but is a different metric, so its column is named
+  ``st_lpips_alex``/``st_lpips_vgg`` and its label "ST-LPIPS (...)", never "LPIPS".
 """
 
 from __future__ import annotations
@@ -77,23 +80,40 @@ def ms_ssim(x: Tensor, y: Tensor) -> float:
     return float(value)
 
 
-class LPIPSMetric:
-    """LPIPS distance on 8-bit rounded images, from the training package's perceptual network.
+# perceptual network -> its column in rows/summary/tables (``lpips`` only for true LPIPS)
+PERCEPTUAL_COLUMNS = {"lpips-alex": "lpips", "stlpips-alex": "st_lpips_alex", "stlpips-vgg": "st_lpips_vgg"}
+EVAL_PERCEPTUAL: Tuple[str, ...] = tuple(PERCEPTUAL_COLUMNS)
 
-    ``backbone`` is the torchvision AlexNet weights file (None: torch hub's cache); nothing is
-    downloaded. ``random_backbone=True`` is for tests: :attr:`label` then says "not comparable".
+
+class LPIPSMetric:
+    """LPIPS-style distance on 8-bit rounded images, from the training package's perceptual network.
+
+    ``network`` is one of :data:`EVAL_PERCEPTUAL`. For ``"lpips-alex"``, ``backbone`` is the
+    torchvision AlexNet weights file (None: torch hub's cache); nothing is downloaded.
+    ``random_backbone=True`` is for tests: :attr:`label` then says "not comparable". :attr:`column`
+    is the name the metric's column gets in tables and files (``lpips`` only for true LPIPS).
     """
 
-    def __init__(self, backbone: Optional[str] = None, random_backbone: bool = False) -> None:
+    def __init__(self, backbone: Optional[str] = None, random_backbone: bool = False,
+                 network: str = "lpips-alex") -> None:
         from multirealism.training.perceptual import build_perceptual
 
-        name = "lpips-random-test-only" if random_backbone else "lpips-alex"
-        self.model = build_perceptual(name, backbone_path=backbone, allow_download=False)
+        if network not in EVAL_PERCEPTUAL:
+            raise ValueError(f"network must be one of {EVAL_PERCEPTUAL}, got {network!r}")
+        if network != "lpips-alex" and (backbone is not None or random_backbone):
+            raise ValueError(f"backbone/random_backbone apply to lpips-alex only, not {network!r}")
+        name = "lpips-random-test-only" if random_backbone else network
+        model = build_perceptual(name, backbone_path=backbone, allow_download=False)
+        assert model is not None
+        self.model = model
+        self.column = PERCEPTUAL_COLUMNS[network]
         if random_backbone:
             self.label = "LPIPS (random test backbone — not comparable)"
-        else:
+        elif network == "lpips-alex":
             source = os.path.basename(backbone) if backbone else "AlexNet from torch hub cache"
             self.label = f"LPIPS (alex, v0.1; {source})"
+        else:
+            self.label = f"{model.label}: shift-tolerant LPIPS, stlpips-pytorch weights — not comparable with LPIPS"
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor) -> float:

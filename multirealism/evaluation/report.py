@@ -3,6 +3,10 @@
 Per-image metrics are averaged over images (PSNR too: mean of per-image dB, as Kodak/CLIC tables
 do). FID/KID are per setting over all patches. Non-finite numbers are written as ``inf``/``nan`` in
 CSV and as ``null`` in JSON (which has no such values).
+
+The sweep keeps the perceptual distance under the key ``lpips``; on output it is written under the
+metric's own column name (``perceptual_column``, e.g. ``st_lpips_alex`` for ST-LPIPS), so a table
+never calls a different metric "lpips".
 """
 
 from __future__ import annotations
@@ -84,6 +88,15 @@ def bd_rates(summary: Sequence[Row], anchor: str, method: str = "pchip") -> List
     return table
 
 
+def with_perceptual_column(rows: Sequence[Row], column: str) -> List[Row]:
+    """``rows`` with the ``lpips`` key renamed to ``column`` (the perceptual metric's true name)."""
+    return [{(column if key == "lpips" else key): value for key, value in row.items()} for row in rows]
+
+
+def _perceptual_fields(fields: Sequence[str], column: str) -> List[str]:
+    return [column if name == "lpips" else name for name in fields]
+
+
 def _fmt(value: object, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -92,11 +105,11 @@ def _fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def format_table(summary: Sequence[Row]) -> str:
-    """Aligned plain-text table of the per-setting means."""
+def format_table(summary: Sequence[Row], perceptual_column: str = "lpips") -> str:
+    """Aligned plain-text table of the per-setting means (the perceptual column headed ``perceptual_column``)."""
     columns = [("codec", 0), ("model", 0), ("beta", 2), ("quality", 0), ("images", 0), ("bpp", 4), ("psnr", 2),
                ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("encode_s", 3), ("decode_s", 3)]
-    cells = [[name for name, _ in columns]]
+    cells = [_perceptual_fields([name for name, _ in columns], perceptual_column)]
     cells += [[_fmt(row[name], digits) for name, digits in columns] for row in summary]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
@@ -137,20 +150,23 @@ def _json_safe(value: object) -> object:
 
 
 def write_outputs(out_dir: str, result: SweepResult, summary: Sequence[Row], bd_table: Sequence[Dict[str, object]],
-                  metadata: Dict[str, object]) -> Dict[str, str]:
-    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything) into ``out_dir``."""
+                  metadata: Dict[str, object], perceptual_column: str = "lpips") -> Dict[str, str]:
+    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything) into ``out_dir``,
+    the perceptual distance under ``perceptual_column``."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {
         "rows_csv": os.path.join(out_dir, "rows.csv"),
         "summary_csv": os.path.join(out_dir, "summary.csv"),
         "json": os.path.join(out_dir, "results.json"),
     }
-    write_csv(result.rows, paths["rows_csv"], ROW_FIELDS)
-    write_csv(summary, paths["summary_csv"], SUMMARY_FIELDS)
+    rows = with_perceptual_column(result.rows, perceptual_column)
+    summary = with_perceptual_column(summary, perceptual_column)
+    write_csv(rows, paths["rows_csv"], _perceptual_fields(ROW_FIELDS, perceptual_column))
+    write_csv(summary, paths["summary_csv"], _perceptual_fields(SUMMARY_FIELDS, perceptual_column))
     document = {
         "metadata": metadata,
-        "rows": list(result.rows),
-        "summary": list(summary),
+        "rows": rows,
+        "summary": summary,
         "bd_rate": list(bd_table),
     }
     with open(paths["json"], "w") as handle:
