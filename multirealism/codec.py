@@ -45,10 +45,10 @@ class CodecOutput:
 
 
 class _GuardedStreams(Sequence):
-    """``strings[s][i]`` with ``16 * len + pad`` zero bytes appended, built when stream ``s`` is read."""
+    """``strings[s][i]`` with ``16 * len + pads[s]`` zero bytes appended, built when stream ``s`` is read."""
 
-    def __init__(self, strings: List[List[bytes]], pad: int) -> None:
-        self._strings, self._pad = strings, pad
+    def __init__(self, strings: List[List[bytes]], pads: List[int]) -> None:
+        self._strings, self._pads = strings, pads
 
     def __len__(self) -> int:
         return len(self._strings)
@@ -56,7 +56,7 @@ class _GuardedStreams(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return [s + bytes(16 * len(s) + self._pad) for s in self._strings[index]]
+        return [s + bytes(16 * len(s) + self._pads[index]) for s in self._strings[index]]
 
 
 def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
@@ -305,13 +305,10 @@ class MultiRealismCodec(nn.Module):
         compressai's rANS decoder (``rans_interface.cpp``) has no bounds checks: it reads one 32-bit
         word per symbol at most, plus about 15 more per all-ones word consumed in its bypass mode.
         Zeros after a valid string are never read (decoded values are unchanged); within zeros the
-        decoder stops reading bypass runs. The margin covers every symbol of the largest latent.
+        decoder stops reading bypass runs. Each stream's margin covers every symbol it codes.
         """
-        zh, zw = stream.latent_shape
-        channels = self.entropy_model.latent_channels * self.entropy_model.latent_multiple**2 + sum(
-            m.channels for m in self.entropy_model.modules() if isinstance(m, EntropyBottleneck)
-        )
-        return _GuardedStreams(stream.strings, 8 * channels * zh * zw + 64)
+        counts = self.entropy_model.stream_symbol_counts(stream.latent_shape)
+        return _GuardedStreams(stream.strings, [8 * n + 64 for n in counts])
 
     @torch.no_grad()
     def decode_latent(self, data: bytes) -> "tuple[Tensor, container.Bitstream]":

@@ -56,6 +56,11 @@ class EntropyModel(nn.Module):
         """How many string lists ``compress`` returns."""
         raise NotImplementedError
 
+    def stream_symbol_counts(self, latent_shape: Tuple[int, int]) -> List[int]:
+        """Symbols coded per image in each stream, for a hyper-latent of ``latent_shape`` (bounds
+        how far the rANS decoder may read)."""
+        raise NotImplementedError
+
 
 class ConditionalGenerator(nn.Module):
     """Synthesis transform conditioned on the realism weight β.

@@ -148,6 +148,13 @@ class HyperpriorEntropyModel(EntropyModel):
         values = torch.tensor(symbols, dtype=torch.int32).to(means.device).reshape(indexes.shape)
         return values.to(means.dtype) + means
 
+    def stream_symbol_counts(self, latent_shape: Tuple[int, int]) -> List[int]:
+        """z's symbols, then y's split evenly over the remaining streams (one, or one per slice)."""
+        zh, zw = latent_shape
+        y_streams = self.num_streams - 1
+        y_symbols = self.latent_channels * zh * zw * self.latent_multiple**2
+        return [self.entropy_bottleneck.channels * zh * zw] + [y_symbols // y_streams] * y_streams
+
     def update(self, force: bool = False) -> bool:
         updated = self.entropy_bottleneck.update(force=force)
         updated |= self.gaussian_conditional.update_scale_table(get_scale_table(), force=force)
