@@ -4,15 +4,21 @@ The step is ``MultiRealismModule``'s: a generator update on rate + MSE + β·(LP
 discriminator update (hific, as in configs/tiny.yaml and configs/paper.yaml) and the entropy
 bottleneck's auxiliary update. LPIPS runs on a random AlexNet (``lpips-random-test-only``: the same
 cost as the real one, nothing to download). The bare loop calls the module's own loss code with
-plain optimizers and ``torch.autocast``; the Lightning loop runs ``Trainer.fit`` on the same data,
-timed from one ``on_train_batch_start`` to the next (data fetch, step and logging included), as the
-bare loop's whole step is. The difference is what the framework costs.
+plain optimizers and ``torch.autocast``; the Lightning loop runs ``Trainer.fit`` on the same data.
+Both are timed the same way: per whole iteration, from one batch's fetch (from an in-memory
+tensor dataset) to the next, step and logging included. The difference is what the framework costs.
+
+Bare and Lightning run in alternating blocks (``--rounds`` of each, order swapped every round:
+bare, Lightning, Lightning, bare, ...), each block dropping its first ``--warmup`` steps, so load
+from other processes on a shared machine falls on both alike; the figures are medians over all
+timed steps of all blocks.
 
 Peak memory: on CPU the growth of the resident set (Linux ``VmHWM``, reset before the timed steps);
-on CUDA ``torch.cuda.max_memory_allocated`` above what was allocated before them.
+on CUDA ``torch.cuda.max_memory_allocated`` above what was allocated before them. Both are taken
+from the first block of each loop.
 
     python benchmarks/train_speed.py                          # tiny and paper, CPU (and CUDA if present)
-    python benchmarks/train_speed.py --scales tiny --steps 20 --out train_speed.json
+    python benchmarks/train_speed.py --scales tiny --steps 24 4 --rounds 4 --out train_speed.json
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import lightning as L
 import torch
@@ -81,30 +87,35 @@ class _PeakMemory:
 
 
 # ---------------------------------------------------------------------------- bare PyTorch loop
-def bare_loop(module: MultiRealismModule, loader: DataLoader, device: torch.device, precision: str,
-              warmup: int) -> Dict[str, Any]:
-    """The module's step without Lightning: returns median G, D and whole-step seconds and peak MiB."""
-    module = module.to(device).train()
-    codec = module.codec
-    quantiles = {id(p) for p in quantile_parameters(codec)}
-    main = [p for n, p in codec.named_parameters() if not n.startswith("discriminator.") and id(p) not in quantiles]
-    opt_g = torch.optim.Adam(main, lr=module.lr)
-    opt_d = torch.optim.Adam(codec.discriminator.parameters(), lr=module.discriminator_lr)
-    opt_aux = torch.optim.Adam(quantile_parameters(codec), lr=module.aux_lr)
-    dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
-    scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+class BareLoop:
+    """The module's step without Lightning: plain Adam optimizers, ``torch.autocast``, the same losses,
+    the same freezing (D and the quantiles take no gradient from the G step) and clipping."""
 
-    def autocast():
-        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    def __init__(self, module: MultiRealismModule, device: torch.device, precision: str) -> None:
+        self.module, self.device = module.to(device).train(), device
+        codec = module.codec
+        self.quantiles = quantile_parameters(codec)
+        ids = {id(p) for p in self.quantiles}
+        self.main = [p for n, p in codec.named_parameters() if not n.startswith("discriminator.") and id(p) not in ids]
+        self.opt_g = torch.optim.Adam(self.main, lr=module.lr)
+        self.opt_d = torch.optim.Adam(codec.discriminator.parameters(), lr=module.discriminator_lr)
+        self.opt_aux = torch.optim.Adam(self.quantiles, lr=module.aux_lr)
+        self.dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
 
-    def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: List[torch.Tensor], clip: bool) -> None:
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def _update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: List[torch.Tensor],
+                clip: bool) -> None:
+        scaler, clip_val = self.scaler, self.module.gradient_clip_val
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
         else:
             loss.backward()
-        if clip and module.gradient_clip_val is not None:
-            torch.nn.utils.clip_grad_norm_(params, module.gradient_clip_val)
+        if clip and clip_val is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip_val)
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
@@ -112,50 +123,58 @@ def bare_loop(module: MultiRealismModule, loader: DataLoader, device: torch.devi
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    g_times: List[float] = []
-    d_times: List[float] = []
-    whole: List[float] = []
-    memory = _PeakMemory(device)
-    iterator = iter(loader)
-    step = 0
-    start = time.perf_counter()
-    while True:
-        try:
-            (x,) = next(iterator)
-        except StopIteration:
-            break
-        if step == warmup:
-            memory.start()
-            start = time.perf_counter()
-        x = x.to(device)
-        beta = module.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=device)
-        t0 = time.perf_counter()
-        codec.discriminator.requires_grad_(False)
-        with autocast():
-            out = codec(x, beta)
-            terms = module.generator_terms(x, out, beta)
-        update(opt_g, terms["loss"], main, clip=True)
-        codec.discriminator.requires_grad_(True)
-        synchronize(device)
-        t1 = time.perf_counter()
-        with autocast():
-            y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
-            d_loss = discriminator_loss(codec.discriminator(x, y_hat, beta), codec.discriminator(x_hat, y_hat, beta))
-        update(opt_d, d_loss, list(codec.discriminator.parameters()), clip=True)
-        synchronize(device)
-        t2 = time.perf_counter()
-        update(opt_aux, codec.entropy_model.aux_loss(), [], clip=False)
-        float(terms["loss"].detach())  # what logging reads back
-        synchronize(device)
-        t3 = time.perf_counter()
-        if step >= warmup:
-            g_times.append(t1 - t0)
-            d_times.append(t2 - t1)
-            whole.append(t3 - start)
-            start = t3
-        step += 1
-    return {"g_step_s": median(g_times), "d_step_s": median(d_times), "step_s": median(whole),
-            "peak_mb": memory.stop(), "steps": len(whole)}
+    def _frozen(self, frozen: bool) -> None:
+        self.module.codec.discriminator.requires_grad_(not frozen)
+        for p in self.quantiles:
+            p.requires_grad_(not frozen)
+
+    def run(self, loader: DataLoader, warmup: int) -> Dict[str, Any]:
+        """One block: G, D and whole-step seconds of the steps after ``warmup``, and peak MiB."""
+        module, codec, device = self.module, self.module.codec, self.device
+        g_times: List[float] = []
+        d_times: List[float] = []
+        whole: List[float] = []
+        memory = _PeakMemory(device)
+        iterator = iter(loader)
+        step = 0
+        last = time.perf_counter()
+        while True:
+            if step == warmup:
+                memory.start()
+                last = time.perf_counter()
+            try:
+                (x,) = next(iterator)
+            except StopIteration:
+                break
+            x = x.to(device)
+            beta = module.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=device)
+            t0 = time.perf_counter()
+            self._frozen(True)
+            with self._autocast():
+                out = codec(x, beta)
+                terms = module.generator_terms(x, out, beta)
+            self._update(self.opt_g, terms["loss"], self.main, clip=True)
+            self._frozen(False)
+            synchronize(device)
+            t1 = time.perf_counter()
+            with self._autocast():
+                y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
+                d_loss = discriminator_loss(codec.discriminator(x, y_hat, beta),
+                                            codec.discriminator(x_hat, y_hat, beta))
+            self._update(self.opt_d, d_loss, list(codec.discriminator.parameters()), clip=True)
+            synchronize(device)
+            t2 = time.perf_counter()
+            self._update(self.opt_aux, codec.entropy_model.aux_loss(), [], clip=False)
+            float(terms["loss"].detach())  # what logging reads back
+            synchronize(device)
+            t3 = time.perf_counter()
+            if step >= warmup:
+                g_times.append(t1 - t0)
+                d_times.append(t2 - t1)
+                whole.append(t3 - last)
+            last = t3
+            step += 1
+        return {"g": g_times, "d": d_times, "step": whole, "peak_mb": memory.stop()}
 
 
 # ---------------------------------------------------------------------------- Lightning loop
@@ -186,8 +205,9 @@ class _StepTimer(L.Callback):
         self.peak_mb = self.memory.stop()
 
 
-def lightning_loop(module: MultiRealismModule, loader: DataLoader, device: torch.device, precision: str,
-                   warmup: int) -> Dict[str, Any]:
+def lightning_block(module: MultiRealismModule, loader: DataLoader, device: torch.device, precision: str,
+                    warmup: int) -> Dict[str, Any]:
+    """One block: ``Trainer.fit`` over ``loader`` (a fresh Trainer, the same module every block)."""
     timer = _StepTimer(device, warmup)
     trainer = L.Trainer(
         accelerator=device.type, devices=1, precision=precision, max_steps=len(loader), max_epochs=1,
@@ -197,7 +217,44 @@ def lightning_loop(module: MultiRealismModule, loader: DataLoader, device: torch
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers).*")
         trainer.fit(module, train_dataloaders=loader)
-    return {"step_s": median(timer.times), "peak_mb": timer.peak_mb, "steps": len(timer.times)}
+    return {"step": timer.times, "peak_mb": timer.peak_mb}
+
+
+def compare(scale: str, device: torch.device, precision: str, batch: int, crop: int, steps: int, warmup: int,
+            rounds: int) -> Dict[str, Any]:
+    """Bare and Lightning in ``rounds`` alternating blocks of ``warmup`` + ``steps / rounds`` steps."""
+    per_block = max(1, -(-steps // rounds))
+    loader = make_loader(batch, crop, warmup + per_block)
+    bare = BareLoop(make_module(scale), device, precision)
+    lit_module = make_module(scale)
+    times: Dict[str, List[float]] = {"g": [], "d": [], "bare": [], "lightning": []}
+    peaks: Dict[str, float] = {}
+    ratios: List[float] = []
+    for r in range(rounds):
+        order = ("bare", "lightning") if r % 2 == 0 else ("lightning", "bare")
+        block: Dict[str, float] = {}
+        for kind in order:
+            if kind == "bare":
+                result = bare.run(loader, warmup)
+                times["g"] += result["g"]
+                times["d"] += result["d"]
+            else:
+                result = lightning_block(lit_module, loader, device, precision, warmup)
+            times[kind] += result["step"]
+            peaks.setdefault(kind, result["peak_mb"])
+            block[kind] = median(result["step"])
+        ratios.append(block["lightning"] / block["bare"])
+        print(f"    round {r + 1}/{rounds}: bare {block['bare']:.3g}s, lightning {block['lightning']:.3g}s", flush=True)
+    bare_s, lit_s = median(times["bare"]), median(times["lightning"])
+    return {
+        "device": device.type, "scale": scale, "batch": batch, "crop": crop, "precision": precision,
+        "g_step_s": median(times["g"]), "d_step_s": median(times["d"]), "bare_step_s": bare_s,
+        "lightning_step_s": lit_s, "bare_img_per_s": batch / bare_s, "lightning_img_per_s": batch / lit_s,
+        "lightning_overhead_pct": 100 * (lit_s / bare_s - 1),
+        "round_overhead_pct": [round(100 * (q - 1), 2) for q in ratios],
+        "bare_peak_mb": peaks["bare"], "lightning_peak_mb": peaks["lightning"],
+        "steps": len(times["bare"]), "rounds": rounds,
+    }
 
 
 def main(argv: "List[str] | None" = None) -> int:
@@ -207,8 +264,10 @@ def main(argv: "List[str] | None" = None) -> int:
                         help="images per step for the tiny and paper configs")
     parser.add_argument("--crop", type=int, nargs=2, default=[128, 128], metavar=("TINY", "PAPER"))
     parser.add_argument("--steps", type=int, nargs=2, default=[20, 4], metavar=("TINY", "PAPER"),
-                        help="timed steps per run (after --warmup)")
-    parser.add_argument("--warmup", type=int, default=2)
+                        help="timed steps per loop, split over --rounds blocks (each after --warmup)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps at the start of every block")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="alternating blocks of bare and Lightning steps (order swapped each round)")
     parser.add_argument("--precisions", nargs="+", help="default: 32-true bf16-mixed on CPU, plus 16-mixed on CUDA")
     parser.add_argument("--devices", default="auto", help="auto (CPU, plus CUDA if present) or e.g. cpu,cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -216,8 +275,8 @@ def main(argv: "List[str] | None" = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.warmup < 1 or min(args.steps) < 1:
-        parser.error("--warmup and --steps must be at least 1")
+    if args.warmup < 1 or min(args.steps) < 1 or args.rounds < 1:
+        parser.error("--warmup, --steps and --rounds must be at least 1")
 
     rows: List[Dict[str, Any]] = []
     for device in devices(args.devices):
@@ -226,20 +285,10 @@ def main(argv: "List[str] | None" = None) -> int:
             i = SCALES.index(scale)
             batch, crop, steps = args.batch_size[i], args.crop[i], args.steps[i]
             for precision in precisions:
-                loader = make_loader(batch, crop, args.warmup + steps)
-                bare = bare_loop(make_module(scale), loader, device, precision, args.warmup)
-                lit = lightning_loop(make_module(scale), loader, device, precision, args.warmup)
-                row = {
-                    "device": device.type, "scale": scale, "batch": batch, "crop": crop, "precision": precision,
-                    "g_step_s": bare["g_step_s"], "d_step_s": bare["d_step_s"], "bare_step_s": bare["step_s"],
-                    "lightning_step_s": lit["step_s"],
-                    "bare_img_per_s": batch / bare["step_s"], "lightning_img_per_s": batch / lit["step_s"],
-                    "lightning_overhead_pct": 100 * (lit["step_s"] / bare["step_s"] - 1),
-                    "bare_peak_mb": bare["peak_mb"], "lightning_peak_mb": lit["peak_mb"], "steps": steps,
-                }
+                row = compare(scale, device, precision, batch, crop, steps, args.warmup, args.rounds)
                 rows.append(row)
-                print(f"  {device.type} {scale} {precision}: bare {bare['step_s']:.3g}s, lightning {lit['step_s']:.3g}s",
-                      flush=True)
+                print(f"  {device.type} {scale} {precision}: bare {row['bare_step_s']:.3g}s, "
+                      f"lightning {row['lightning_step_s']:.3g}s ({row['lightning_overhead_pct']:+.1f} %)", flush=True)
     print("\nTraining step (medians; seconds, images/s, MiB)")
     table = print_table(rows, ["device", "scale", "batch", "crop", "precision", "g_step_s", "d_step_s", "bare_step_s",
                                "lightning_step_s", "bare_img_per_s", "lightning_img_per_s", "lightning_overhead_pct",
