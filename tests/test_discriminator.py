@@ -40,3 +40,18 @@ def test_codec_config_records_discriminator_and_rebuilds_it():
     rebuilt = MultiRealismCodec.from_config(saved)
     assert rebuilt.discriminator.state_dict().keys() == codec.discriminator.state_dict().keys()
     assert MultiRealismCodec.from_config(saved, with_discriminator=False).discriminator is None
+
+
+def test_timm_backbone_discriminator_is_conditional_and_trainable():
+    torch.manual_seed(0)
+    disc = discriminators.build("timm", backbone="mobilenetv3_small_050", latent_channels=16)
+    x, y_hat = torch.rand(2, 3, 64, 64, requires_grad=True), torch.randn(2, 16, 4, 4)
+    logits = disc(x, y_hat, 0.0)
+    assert logits.shape[:2] == (2, 1)
+    logits.mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    disc.eval()
+    with torch.no_grad():
+        ref = disc(x, y_hat, 0.0)
+        assert not torch.allclose(ref, disc(x, y_hat, 5.12))
+        assert not torch.allclose(ref, disc(x, y_hat + 1.0, 0.0))

@@ -1,7 +1,11 @@
 """Built-in codec components; importing this package registers them."""
 
 from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
-from multirealism.components.discriminator import HiFiCDiscriminator, MultiScalePatchDiscriminator
+from multirealism.components.discriminator import (
+    HiFiCDiscriminator,
+    MultiScalePatchDiscriminator,
+    TimmDiscriminator,
+)
 from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
 from multirealism.components.generator import ElicConditionalGenerator
@@ -17,4 +21,5 @@ __all__ = [
     "HiFiCDiscriminator",
     "MeanScaleHyperprior",
     "MultiScalePatchDiscriminator",
+    "TimmDiscriminator",
 ]

@@ -102,3 +102,39 @@ class MultiScalePatchDiscriminator(Discriminator):
                 h = F.avg_pool2d(h, 2, ceil_mode=True)
             logits.append(head(h))
         return logits
+
+
+@discriminators.register("timm")
+class TimmDiscriminator(Discriminator):
+    """Any timm convolutional backbone as a conditional patch discriminator.
+
+    The conditioned input (image, projected ŷ, β embedding) feeds ``timm.create_model(backbone,
+    features_only=True, in_chans=...)``; a spectral-normalised 1x1 convolution turns the deepest
+    feature map into patch logits. ``pretrained`` weights would come from timm's hub download, so
+    it stays off by default (and the first layer is re-initialised anyway for the extra channels).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        latent_channels: int = 320,
+        latent_projection: int = 12,
+        beta_max: float = 5.12,
+        beta_channels: int = 8,
+        pretrained: bool = False,
+        out_index: int = -1,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        self.condition = ConditionalInput(latent_channels, latent_projection, beta_max, beta_channels)
+        self.backbone = timm.create_model(
+            backbone, pretrained=pretrained, features_only=True, in_chans=self.condition.out_channels
+        )
+        self.out_index = out_index
+        channels = self.backbone.feature_info.channels()[out_index]
+        self.logits = spectral_norm(nn.Conv2d(channels, 1, 1))
+
+    def forward(self, x: Tensor, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
+        features = self.backbone(self.condition(x, y_hat, beta))
+        return self.logits(features[self.out_index])
