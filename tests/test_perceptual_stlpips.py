@@ -42,6 +42,7 @@ def test_loads_every_tensor_from_the_wheel_without_network(stlpips_alex):
         assert torch.equal(own[key], value), key
     assert {k for k in own if k not in shipped} == {k for k in own if k.startswith("lins.")}  # aliases of lin0..4
     assert stlpips_alex.label == "ST-LPIPS (alex)"
+    assert stlpips_alex.key == "st_lpips"  # training logs never call it "lpips"
     assert not any(p.requires_grad for p in stlpips_alex.parameters())
 
 

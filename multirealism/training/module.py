@@ -62,7 +62,8 @@ class MultiRealismModule(L.LightningModule):
         lpips_weight: C_P = 1/2.56 (so β = 2.56 weighs LPIPS by 1; Agustsson et al. 2023).
         adversarial_weight: C_adv = 0.001/2.56 (β = 2.56 weighs the GAN by 0.001; Agustsson et al. 2023).
         perceptual: ``"lpips-alex"`` (pretrained; see :mod:`multirealism.training.perceptual`),
-            ``"lpips-random-test-only"`` or ``"none"`` (no LPIPS term, no LPIPS metric).
+            ``"stlpips-alex"``/``"stlpips-vgg"`` (shift-tolerant LPIPS, offline; logged as
+            ``st_lpips``), ``"lpips-random-test-only"`` or ``"none"`` (no perceptual term or metric).
         lpips_backbone_path: local torchvision AlexNet checkpoint for offline machines.
         lr, discriminator_lr, aux_lr: Adam learning rates (paper and HiFiC: 1e-4; CompressAI's aux: 1e-3).
         lr_milestones, lr_gamma: multiply both learning rates by ``lr_gamma`` at these steps
@@ -163,7 +164,7 @@ class MultiRealismModule(L.LightningModule):
         terms = {"bpp": bpp, "mse": mse, "lambda": torch.tensor(float(lmbda))}
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
-            terms["lpips"] = lpips_map.mean()
+            terms[self.perceptual.key] = lpips_map.mean()
             loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, beta)
         if self.gan:
             fake_logits = self.codec.discriminator(out.x_hat, out.y_hat, beta)
@@ -241,7 +242,7 @@ class MultiRealismModule(L.LightningModule):
             psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
             metrics = {f"{stage}/psnr_beta{beta:g}": psnr.mean()}
             if self.perceptual is not None:
-                metrics[f"{stage}/lpips_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
+                metrics[f"{stage}/{self.perceptual.key}_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
         self.log(f"{stage}/bpp", out.bpp.mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
         if batch_idx < self.val_real_bpp_batches:

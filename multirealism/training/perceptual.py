@@ -100,7 +100,8 @@ class Perceptual(nn.Module):
     """Frozen LPIPS-style distance for images in [0, 1]: per-image ``(B, 1, 1, 1)`` or a ``(B, 1, H, W)`` map.
 
     ``name`` is the :data:`PERCEPTUAL_CHOICES` entry; ``label`` the metric's name for people
-    (e.g. "ST-LPIPS (alex)"), so reports never call ST-LPIPS "LPIPS".
+    (e.g. "ST-LPIPS (alex)") and ``key`` its name in training logs (``lpips`` or ``st_lpips``), so
+    reports and loss curves never call ST-LPIPS "LPIPS".
     """
 
     def __init__(self, lpips_model: nn.Module, name: str) -> None:
@@ -108,6 +109,7 @@ class Perceptual(nn.Module):
         self.lpips = lpips_model.eval().requires_grad_(False)
         self.name = name
         self.label = PERCEPTUAL_LABELS.get(name, name)
+        self.key = "st_lpips" if name.startswith("stlpips-") else "lpips"
 
     def train(self, mode: bool = True) -> "Perceptual":
         return super().train(False)  # dropout in the linear heads stays off
