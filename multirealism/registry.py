@@ -56,13 +56,6 @@ class Registry:
         """Sorted registry keys."""
         return sorted(self._entries)
 
-    def key_of(self, cls: Type[nn.Module]) -> Optional[str]:
-        """The key ``cls`` is registered under, or None."""
-        for key, entry in self._entries.items():
-            if entry is cls:
-                return key
-        return None
-
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

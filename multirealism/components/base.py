@@ -8,8 +8,6 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
-BetaLike = "float | Tensor"
-
 
 class Encoder(nn.Module):
     """Analysis transform: image ``(B, 3, H, W)`` in [0, 1] to latent ``(B, C, H/s, W/s)``."""
