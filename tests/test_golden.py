@@ -27,7 +27,7 @@ ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def golden_codec() -> MultiRealismCodec:
-    return load_compact(GOLDEN / "tiny_codec.safetensors.gz")
+    return load_compact(GOLDEN.parent / "fitted_tiny_hyperprior.safetensors.gz")
 
 
 @pytest.fixture(scope="module")

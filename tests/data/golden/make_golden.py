@@ -2,12 +2,12 @@
 
     .venv/bin/python tests/data/golden/make_golden.py
 
-Writes, next to this script: ``tiny_codec.safetensors.gz`` (``presets.tiny_config("hyperprior")``,
-seed 0, parameters rounded to and stored as float16, gzipped: the coder's CDF tables alone are
-800 KB raw), ``crop.png`` (a
-37x53 crop of scikit-image's astronaut), ``crop.mrc`` (its bitstream) and ``reference.npz``
-(the decoded latent and images at β = 0 and β = 2.56, float32). ``tests/test_golden.py`` checks
-that today's code still reads these files the same way.
+The model is the committed fitted tiny hyperprior (``tests/data/fitted_tiny_hyperprior.safetensors.gz``,
+see ``make_trained_tiny.py``): trained scales spread over the scale table, so the golden stream
+exercises real scale indexes, not just the lower bound. Writes, next to this script: ``crop.png``
+(a 37x53 crop of scikit-image's astronaut), ``crop.mrc`` (its bitstream) and ``reference.npz`` (the
+decoded latent and images at β = 0 and β = 2.56, float32). ``tests/test_golden.py`` checks that
+today's code still reads these files the same way.
 """
 
 from __future__ import annotations
@@ -23,30 +23,22 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # tests/, for compact_codec
 
-from compact_codec import load_compact, round_parameters_to_half, save_compact  # noqa: E402
+from compact_codec import load_compact  # noqa: E402
 
-from multirealism import MultiRealismCodec  # noqa: E402
 from multirealism.checkpoint import atomic_write_bytes  # noqa: E402
 from multirealism.container import FORMAT_VERSION  # noqa: E402
 from multirealism.imageio import load_image  # noqa: E402
-from multirealism.presets import tiny_config  # noqa: E402
 
-SEED = 0
+MODEL = HERE.parent / "fitted_tiny_hyperprior.safetensors.gz"
 BETAS = (0.0, 2.56)
 CROP = (200, 150, 253, 187)  # left, top, right, bottom: 53 x 37, not a multiple of 64
-
-
-def build_codec() -> MultiRealismCodec:
-    torch.manual_seed(SEED)
-    return round_parameters_to_half(MultiRealismCodec.from_config(tiny_config("hyperprior")))
 
 
 def main() -> None:
     from skimage import data
 
     Image.fromarray(data.astronaut()).crop(CROP).save(HERE / "crop.png")
-    save_compact(build_codec(), HERE / "tiny_codec.safetensors.gz")
-    codec = load_compact(HERE / "tiny_codec.safetensors.gz")
+    codec = load_compact(MODEL)
     bitstream = codec.compress(load_image(HERE / "crop.png"))
     atomic_write_bytes(HERE / "crop.mrc", bitstream)
     y_hat, _ = codec.decode_latent(bitstream)
