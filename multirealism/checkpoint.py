@@ -8,6 +8,7 @@ Torch files are opened with ``weights_only=True``, so a crafted pickle is refuse
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -48,9 +49,9 @@ def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_d
 
         atomic_write_bytes(path, save(tensors, metadata={CONFIG_KEY: json.dumps(config)}))
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({CONFIG_KEY: {"config": config}, "state_dict": tensors}, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save({CONFIG_KEY: {"config": config}, "state_dict": tensors}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
