@@ -53,9 +53,7 @@ class _GuardedStreams(Sequence):
     def __len__(self) -> int:
         return len(self._strings)
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def __getitem__(self, index: int) -> List[bytes]:  # type: ignore[override]
         return [s + bytes(16 * len(s) + self._pads[index]) for s in self._strings[index]]
 
 

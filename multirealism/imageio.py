@@ -149,15 +149,20 @@ def write_new_file(path: PathLike, data: bytes, force: bool = False) -> None:
     atomic_write_bytes(path, data)
 
 
+def to_pil(image: Tensor) -> Image.Image:
+    """8-bit RGB PIL image of a ``(3, H, W)`` tensor in [0, 1] (values clamped, then rounded)."""
+    array = image.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).contiguous().numpy())
+
+
 def encode_png(image: Tensor) -> bytes:
     """8-bit RGB PNG bytes of a ``(3, H, W)`` or ``(1, 3, H, W)`` tensor in [0, 1] (values are clamped)."""
     if image.dim() == 4 and image.shape[0] == 1:
         image = image[0]
     if image.dim() != 3 or image.shape[0] != 3:
         raise ImageInputError(f"expected an RGB image shaped (3, H, W); got {tuple(image.shape)}")
-    array = image.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(array.permute(1, 2, 0).contiguous().numpy()).save(buffer, format="PNG")
+    to_pil(image).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

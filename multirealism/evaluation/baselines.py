@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
 from PIL import Image, features
 from torch import Tensor
+
+from multirealism.data.transforms import to_tensor
+from multirealism.imageio import to_pil
 
 DEFAULT_QUALITIES: Tuple[int, ...] = (10, 20, 30, 50, 70, 90)
 
@@ -71,18 +72,6 @@ def get_codec(name: str) -> ClassicalCodec:
         raise ValueError(f"unknown baseline codec {name!r}; choose from {sorted(CODECS)}") from None
 
 
-def to_pil(image: Tensor) -> Image.Image:
-    """(3, H, W) float in [0, 1] -> 8-bit RGB PIL image."""
-    array = torch.round(image.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(array))
-
-
-def from_pil(image: Image.Image) -> Tensor:
-    """PIL image -> (3, H, W) float in [0, 1] (converted to RGB)."""
-    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
-
-
 @dataclass
 class CodedImage:
     """One classical encode/decode: the file bytes, the decoded image and the times in seconds."""
@@ -110,7 +99,7 @@ def encode_decode(image: Tensor, codec: "str | ClassicalCodec", quality: int) ->
     start = time.perf_counter()
     with Image.open(io.BytesIO(data)) as decoded_pil:
         decoded_pil.load()
-        decoded = from_pil(decoded_pil)
+        decoded = to_tensor(decoded_pil.convert("RGB"))
     decode_s = time.perf_counter() - start
     return CodedImage(data, decoded, encode_s, decode_s)
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List
 
-import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 
@@ -33,10 +31,10 @@ class EvalImage:
 
 def _sample(name: str) -> EvalImage:
     from multirealism.data.samples import load_sample
+    from multirealism.data.transforms import to_tensor
 
     def load() -> Tensor:
-        array = np.asarray(load_sample(name), dtype=np.uint8)
-        return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+        return to_tensor(load_sample(name))
 
     return EvalImage(name, load)
 

@@ -90,9 +90,9 @@ class HyperpriorEntropyModel(EntropyModel):
         return z_strings, z_hat
 
     # -------------------------------------------------------------- Gaussian coding of y (fast path)
-    # Same symbols, indexes and rANS calls as GaussianConditional.compress/decompress, minus two
-    # per-call costs that dominate at paper scale: build_indexes' Python loop over the 64-entry
-    # scale table (one full-tensor comparison each) and re-listing the CDF table on every call.
+    # Same symbols, tables and rANS calls as GaussianConditional.compress/decompress, with
+    # nearest-entry scale indexes (see scale_indexes) and without two per-call costs that dominate
+    # at paper scale: build_indexes' Python loop over the scale table and re-listing the CDF table.
 
     def scale_indexes(self, scales: Tensor) -> Tensor:
         """Index of the table scale nearest to each (lower-bounded) scale in log space.
