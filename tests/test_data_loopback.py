@@ -22,7 +22,8 @@ from PIL import Image
 from multirealism.data import MultiRealismDataModule
 from multirealism.data import cli as data_cli
 from multirealism.data.openimages import OpenImagesPreparer, prepare_openimages
-from multirealism.data.storage import s3_client
+from multirealism.data.errors import DataSourceError
+from multirealism.data.storage import Storage, s3_client
 from conftest import natural_image
 
 SOURCE_BUCKET = "open-images-dataset"
@@ -132,6 +133,31 @@ def test_prepare_openimages_to_s3_then_stream_back(s3_endpoint, capsys):
     assert len(batches) == 4 and all(b.shape == (2, 3, 128, 128) for b in batches)
     sizes = sorted(tuple(v.shape[-2:]) for v in dm.val_dataloader())
     assert sizes == [(272, 272), (288, 288), (300, 300), (320, 320), (600, 512)]
+
+
+def test_concurrent_first_use_shares_one_client_and_reports_missing_keys(s3_endpoint):
+    """Download threads start together on a fresh Storage: every missing key is a FileNotFoundError (not a
+    transient failure), because one client is built and S3 errors are classified by their code."""
+    storage = Storage({"endpoint_url": s3_endpoint})
+    threads = 8
+    barrier = threading.Barrier(threads)
+    outcomes: List[object] = []
+
+    def fetch_missing() -> None:
+        barrier.wait()
+        try:
+            storage.read_bytes("s3://shards/no/such/key.jpg")
+        except Exception as err:  # recorded and asserted below
+            outcomes.append((type(err), id(storage.client)))
+
+    workers = [threading.Thread(target=fetch_missing) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert outcomes == [(FileNotFoundError, id(storage.client))] * threads
+    with pytest.raises(DataSourceError, match="does not exist"):
+        storage.read_bytes("s3://no-such-bucket/key")
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +21,7 @@ S3_OPTION_KEYS = frozenset(
     {"endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "anon"}
 )
 HTTP_TIMEOUT_S = 60.0
+S3_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def is_s3(url: str) -> bool:
@@ -68,35 +70,46 @@ def s3_client(storage_options: Optional[Mapping[str, Any]] = None) -> Any:
 class Storage:
     """Reads and writes whole objects or streams under local paths, s3:// and http(s):// URLs.
 
-    The boto3 client is built on first S3 use in each process.
+    The boto3 client is built on first S3 use in each process, under a lock: download threads share
+    one client (boto3 clients are thread-safe) instead of racing to build several.
     """
 
     def __init__(self, storage_options: Optional[Mapping[str, Any]] = None) -> None:
         self.storage_options: Dict[str, Any] = dict(storage_options or {})
         self._client: Any = None
         self._client_pid = -1
+        self._client_lock = threading.Lock()
 
     def __getstate__(self) -> Dict[str, Any]:
-        return {"storage_options": self.storage_options, "_client": None, "_client_pid": -1}
+        return {"storage_options": self.storage_options}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(state["storage_options"])
 
     @property
     def client(self) -> Any:
         """This process's S3 client (a forked loader worker builds its own instead of sharing sockets)."""
-        if self._client is None or self._client_pid != os.getpid():
-            self._client = s3_client(self.storage_options)
-            self._client_pid = os.getpid()
-        return self._client
+        with self._client_lock:
+            if self._client is None or self._client_pid != os.getpid():
+                self._client = s3_client(self.storage_options)
+                self._client_pid = os.getpid()
+            return self._client
 
     def open(self, url: str) -> BinaryIO:
         """A readable binary stream of the object or file, read sequentially."""
         if is_s3(url):
             bucket, key = split_s3(url)
+            from botocore.exceptions import ClientError
+
             try:
                 return self.client.get_object(Bucket=bucket, Key=key)["Body"]
-            except self.client.exceptions.NoSuchKey as err:
-                raise FileNotFoundError(url) from err
-            except self.client.exceptions.NoSuchBucket as err:
-                raise DataSourceError(f"bucket {bucket!r} does not exist ({url})") from err
+            except ClientError as err:  # matched by code: exception classes differ between clients
+                code = err.response.get("Error", {}).get("Code", "")
+                if code in S3_MISSING_KEY_CODES:
+                    raise FileNotFoundError(url) from err
+                if code == "NoSuchBucket":
+                    raise DataSourceError(f"bucket {bucket!r} does not exist ({url})") from err
+                raise
         if is_http(url):
             try:
                 return urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S)
