@@ -8,6 +8,7 @@ Torch files are opened with ``weights_only=True``, so a crafted pickle is refuse
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -25,19 +26,44 @@ CONFIG_KEY = "multirealism"
 LIGHTNING_PREFIX = "codec."
 
 
-def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file and rename, so a crash never leaves half a file."""
+def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file and rename, so a crash never leaves half a file.
+
+    With ``overwrite=False`` the temp file is hard-linked into place, which fails atomically with
+    :class:`FileExistsError` if ``path`` appeared meanwhile (a check before writing would race another
+    writer). Where the filesystem has no hard links, an existence check just before the rename is used.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
         raise
+    except OSError:  # no hard links here (some network and FAT filesystems)
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.replace(tmp, path)
 
 
 def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_dict: Dict[str, Tensor]) -> None:

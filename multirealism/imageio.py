@@ -143,10 +143,14 @@ def _check_destination(path: Path, force: bool) -> None:
 
 
 def write_new_file(path: PathLike, data: bytes, force: bool = False) -> None:
-    """Write ``data`` atomically (temp file + rename); an existing ``path`` is an error unless ``force``."""
+    """Write ``data`` atomically (temp file + rename); an existing ``path`` is an error unless ``force``,
+    also when another process creates it while we write."""
     path = Path(path)
     _check_destination(path, force)
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data, overwrite=force)
+    except FileExistsError:
+        raise OutputPathError(f"{str(path)!r} already exists; pass force=True (--force) to overwrite it") from None
 
 
 def to_pil(image: Tensor) -> Image.Image:

@@ -186,3 +186,29 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         write_new_file(target, b"new", force=True)
     assert target.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["keep.png"]
+
+
+def test_file_created_by_another_writer_meanwhile_is_not_overwritten(tmp_path, monkeypatch):
+    """The existence check and the final rename are not one step: another process may create the file in
+    between. The no-overwrite write links the finished temp file into place, which fails atomically."""
+    target = tmp_path / "race.mrc"
+    real_fdopen = os.fdopen
+
+    def other_writer_wins(fd, *args, **kwargs):  # runs after the check, before our file is in place
+        target.write_bytes(b"theirs")
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", other_writer_wins)
+    with pytest.raises(OutputPathError, match="already exists"):
+        write_new_file(target, b"ours")
+    assert target.read_bytes() == b"theirs"
+    assert sorted(os.listdir(tmp_path)) == ["race.mrc"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        write_new_file(tmp_path / "a.mrc", b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.mrc").stat().st_mode & 0o777 == 0o644
