@@ -67,6 +67,35 @@ def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
     raise TypeError(f"{registry.kind} must be a registry name, a spec mapping or an nn.Module, got {arg!r}")
 
 
+#: entropy-coder tables whose size follows the trained weights; ``load_state_dict`` resizes them
+_RESIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def _first_names(names: List[str]) -> str:
+    return ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+
+
+def _check_state_matches(skeleton: nn.Module, state: Mapping[str, Any], source: str) -> None:
+    """Refuse weights whose names or shapes differ from the config's architecture, before the real build
+    allocates it (the stored weights, already in memory, then bound what building costs)."""
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(
+        name
+        for name, tensor in expected.items()
+        if name in state
+        and not name.endswith(_RESIZED_BUFFERS)
+        and tuple(getattr(state[name], "shape", ())) != tuple(tensor.shape)
+    )
+    if missing or unexpected or wrong:
+        problems = [f"{label}: {_first_names(names)}" for label, names in
+                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if names]
+        raise CheckpointError(
+            f"{source!r}: weights do not match the architecture its config describes ({'; '.join(problems)})"
+        )
+
+
 class MultiRealismCodec(nn.Module):
     """Learned image codec whose decoder takes a realism weight β in [0, β_max].
 
@@ -152,12 +181,15 @@ class MultiRealismCodec(nn.Module):
         config = config or stored
         if config is None:
             raise CheckpointError(f"{os.fspath(path)!r} holds no multirealism config; pass config=")
+        if not with_discriminator:
+            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
         try:
+            with torch.device("meta"):  # shapes only: a config claiming huge widths allocates nothing
+                skeleton = cls.from_config(config, with_discriminator=with_discriminator)
+            _check_state_matches(skeleton, state, os.fspath(path))
             codec = cls.from_config(config, with_discriminator=with_discriminator)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise CheckpointError(f"{os.fspath(path)!r} holds an unusable codec config: {err!r}") from err
-        if not with_discriminator:
-            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
         codec.load_state_dict(state)
         codec.to(map_location).eval()
         codec.update()

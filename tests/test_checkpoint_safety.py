@@ -92,3 +92,31 @@ def test_bad_files_give_checkpoint_errors(tmp_path):
             torch.save(content, path)
         with pytest.raises(CheckpointError):
             MultiRealismCodec.from_checkpoint(path)
+
+
+def test_config_claiming_huge_widths_is_refused_before_allocating(tmp_path):
+    """Tiny weights under a config that claims a 2048-wide generator (211 M parameters, 0.84 GB to
+    allocate): compared on the meta device first, so the error comes at no memory cost."""
+    import resource
+
+    codec = make_tiny_codec()
+    config = codec.config()
+    config["generator"]["args"]["channels"] = 2048
+    path = tmp_path / "huge.pt"
+    torch.save({CONFIG_KEY: {"config": config}, "state_dict": codec.state_dict()}, path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=r"(?s)do not match.*generator"):
+        MultiRealismCodec.from_checkpoint(path)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 100
+
+
+def test_weights_of_another_architecture_name_what_differs(tmp_path):
+    codec = make_tiny_codec()
+    state = codec.state_dict()
+    state.pop(next(k for k in state if k.startswith("encoder.")))
+    state["encoder.extra.weight"] = torch.zeros(1)
+    path = tmp_path / "other.pt"
+    torch.save({CONFIG_KEY: {"config": codec.config()}, "state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=r"missing: encoder\..*unexpected: encoder\.extra\.weight"):
+        MultiRealismCodec.from_checkpoint(path)
