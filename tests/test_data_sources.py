@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from multirealism.data import DataSourceError, MultiRealismDataModule
-from multirealism.data.datasets import TrainCrops, worker_quota
+from multirealism.data.datasets import TrainCrops, resume_point, worker_quota
 from multirealism.data.streaming import ShardSource, resolve_shards
 from multirealism.data.transforms import RandomCropFlip
 from conftest import natural_image
@@ -149,11 +151,18 @@ class RecordingModule(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit_epochs(max_epochs: int, tmp_path: Path, ckpt_path: Optional[str] = None) -> Tuple[pl.Trainer, List[float]]:
+def fit_epochs(max_epochs: int, tmp_path: Path, ckpt_path: Optional[str] = None, num_workers: int = 0,
+               epoch_length: int = 4, save_every: Optional[int] = None,
+               train: str = "samples") -> Tuple[pl.Trainer, List[float]]:
     module = RecordingModule()
-    trainer = pl.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    data = MultiRealismDataModule(val=None, crop_size=32, batch_size=2, num_workers=0, epoch_length=4)
+    callbacks = [] if save_every is None else [
+        ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=save_every, save_top_k=-1)
+    ]
+    trainer = pl.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=save_every is not None,
+                         callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    data = MultiRealismDataModule(train=train, val=None, crop_size=32, batch_size=2, num_workers=num_workers,
+                                  epoch_length=epoch_length, shuffle_buffer=4)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return trainer, module.fingerprints
 
@@ -165,3 +174,53 @@ def test_resumed_fit_sees_the_epochs_an_uninterrupted_fit_would(tmp_path):
     _, resumed = fit_epochs(3, tmp_path, str(tmp_path / "epoch2.ckpt"))
     assert len(uninterrupted) == 6 and len(set(uninterrupted)) == 6  # new crops every epoch
     assert resumed == uninterrupted[4:]
+
+
+def write_natural_shards(root: Path) -> str:
+    """Two shards of three natural images each (streamed through a shuffle buffer)."""
+    names = ["astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field"]
+    for s in range(2):
+        with wds.TarWriter(str(root / f"nat-{s:06d}.tar"), encoder=False) as writer:
+            for name in names[3 * s : 3 * s + 3]:
+                buffer = io.BytesIO()
+                Image.fromarray((natural_image(name, 64).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+                    buffer, format="PNG"
+                )
+                writer.write({"__key__": name, "png": buffer.getvalue()})
+    return str(root)
+
+
+@pytest.mark.parametrize(
+    "source, num_workers, epoch_length, batches_per_epoch, stop_after",
+    [
+        ("samples", 0, 8, 4, 1),
+        ("samples", 2, 12, 6, 3),
+        ("samples", 3, 10, 4, 2),  # 3 workers: 2, 1 and 1 batches (last crop dropped), one outlasts the others
+        ("shards", 2, 8, 4, 1),
+    ],
+)
+def test_mid_epoch_resume_continues_with_the_batches_an_uninterrupted_fit_sees(
+    tmp_path, source, num_workers, epoch_length, batches_per_epoch, stop_after
+):
+    train = "samples" if source == "samples" else write_natural_shards(tmp_path)
+    run = dict(num_workers=num_workers, epoch_length=epoch_length, train=train)
+    _, uninterrupted = fit_epochs(2, tmp_path / "a", **run)
+    fit_epochs(1, tmp_path / "b", save_every=stop_after, **run)
+    ckpt = tmp_path / "b" / "ckpt" / f"epoch=0-step={stop_after}.ckpt"
+    assert torch.load(ckpt, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 0, "batches": stop_after}
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, resumed = fit_epochs(2, tmp_path / "c", str(ckpt), **run)
+    assert not [w for w in caught if "not resumable" in str(w.message)]
+    assert len(set(uninterrupted)) == len(uninterrupted) == 2 * batches_per_epoch
+    assert resumed == uninterrupted[stop_after:]
+
+
+def test_resume_point_follows_the_dataloaders_round_robin():
+    assert resume_point([2, 1, 1], 0) == ([0, 0, 0], 0)
+    assert resume_point([2, 1, 1], 2) == ([1, 1, 0], 2)
+    assert resume_point([2, 1, 1], 3) == ([1, 1, 1], 0)
+    assert resume_point([3, 1], 3) == ([2, 1], 1)  # worker 1 is done: worker 0 delivers twice in a row
+    assert resume_point([1, 1], 5) == ([1, 1], 0)

@@ -51,8 +51,11 @@ class MultiRealismDataModule(pl.LightningDataModule):
     (None: whole images, which requires ``val_batch_size`` 1).
 
     Resuming: the epoch order is a function of (seed, epoch) and the trainer restores its epoch, so epochs
-    after a resume are the ones an uninterrupted run would have seen; a resume in the middle of an epoch
-    restarts that epoch's order from its beginning (webdataset streams carry no position to restore).
+    after a resume are the ones an uninterrupted run would have seen. A checkpoint taken mid-epoch also
+    records how many batches of the epoch were trained on; the resumed run replays that part of the
+    stream in its workers (decoding without yielding: webdataset streams carry no seekable position) and
+    continues with the batches an uninterrupted run would have seen next, in the same order. Exact with
+    ``epoch_length`` set; without it, as long as no image of the epoch is skipped as unreadable or small.
     """
 
     def __init__(
@@ -140,13 +143,14 @@ class MultiRealismDataModule(pl.LightningDataModule):
         return TrainCrops(source, transform, self.seed, epoch_length, rank, world_size)
 
     def train_dataloader(self) -> DataLoader:
-        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else None
+        trainer = self.trainer
         return EpochDataLoader(
             self.train_dataset(),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             drop_last=True,
-            epoch_fn=epoch_fn,
+            epoch_fn=None if trainer is None else lambda: trainer.current_epoch,
+            progress_fn=None if trainer is None else lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed,
         )
 
     def _eval_dataloader(self, name: str) -> DataLoader:

@@ -59,6 +59,8 @@ class ImageSource(ABC):
     """
 
     units: Sequence
+    #: images in each unit (1 for a file); None where it is unknown until read (a shard)
+    images_per_unit: Optional[int] = 1
 
     def __len__(self) -> int:
         return len(self.units)

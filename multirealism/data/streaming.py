@@ -93,6 +93,8 @@ def decode_sample(sample: Dict[str, Any]) -> Optional[Image.Image]:
 class ShardSource(ImageSource):
     """Webdataset shards, streamed shard after shard, optionally through a shuffle buffer."""
 
+    images_per_unit = None
+
     def __init__(
         self, urls: Sequence[str], storage_options: Optional[Mapping[str, Any]] = None, shuffle_buffer: int = 0
     ) -> None:
