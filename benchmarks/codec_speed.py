@@ -1,7 +1,9 @@
 """Encode/decode wall time and peak memory of our codecs next to CompressAI's, and the multi-β gain.
 
 Models (random weights, ``update()`` done, eval mode): ours at paper width with the ``hyperprior``
-and ``charm`` entropy models, CompressAI's ``Elic2022Official`` and ``MeanScaleHyperprior(192, 320)``.
+and ``charm`` entropy models, CompressAI's ``Elic2022Official`` and ``MeanScaleHyperprior(192, 320)``,
+and ``Elic2022Official`` converted to channels-last (weights and input), the memory layout our codec
+runs its analysis and synthesis transforms in, so the ratios can be read against either.
 Every model pads the image to its multiple (replicate) and crops back, as ours does. Timings are
 medians of ``--repeats`` rounds after one warm-up round; within a round the models alternate, so
 on a shared machine each sees the same background load. CPU peak memory is the growth of the
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import build_codec, devices, machine, median, print_table, time_call, write_json  # noqa: E402
 
 OURS = {"ours-hyperprior": "hyperprior", "ours-charm": "charm"}
-REFERENCES = ("compressai-elic2022", "compressai-msh")
+REFERENCES = ("compressai-elic2022", "compressai-elic2022-cl", "compressai-msh")
 MODELS = (*OURS, *REFERENCES)
 BETA = 2.56
 
@@ -53,8 +55,10 @@ class Runner:
             from compressai.models import Elic2022Official, MeanScaleHyperprior
 
             torch.manual_seed(0)
-            self.model = (Elic2022Official() if name == "compressai-elic2022" else MeanScaleHyperprior(192, 320))
+            self.model = MeanScaleHyperprior(192, 320) if name == "compressai-msh" else Elic2022Official()
             self.model = self.model.to(device).eval()
+            self.memory_format = torch.channels_last if name.endswith("-cl") else torch.contiguous_format
+            self.model = self.model.to(memory_format=self.memory_format)
             self.model.update(force=True)
             self.multiple = 64
 
@@ -64,7 +68,7 @@ class Runner:
             return self.codec.compress(x)
         h, w = x.shape[-2:]
         padded = F.pad(x, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode="replicate")
-        out = self.model.compress(padded)
+        out = self.model.compress(padded.contiguous(memory_format=self.memory_format))
         return {"strings": out["strings"], "shape": out["shape"], "size": (h, w)}
 
     @torch.no_grad()
@@ -167,6 +171,7 @@ def run_size(
         for r in ours:
             data = streams[r.name]
             y_hat, _ = r.codec.decode_latent(data)
+            y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # as decompress runs the generator
             multi[r.name]["entropy"].append(time_call(lambda: r.codec.decode_latent(data), device))
             with torch.no_grad():
                 multi[r.name]["generator"].append(time_call(lambda: r.codec.generator(y_hat, BETA), device))
