@@ -24,6 +24,11 @@ DEFAULT_SAMPLES_EPOCH_LENGTH = 512
 STAGE_SOURCES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
 
 
+def _batches_trained(trainer: pl.Trainer) -> int:
+    """Batches of the current epoch the trainer has run its training step on (kept in its checkpoints)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
 class MultiRealismDataModule(pl.LightningDataModule):
     """Training crops and full-resolution evaluation images for multi-realism codecs.
 
@@ -150,7 +155,7 @@ class MultiRealismDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             drop_last=True,
             epoch_fn=None if trainer is None else lambda: trainer.current_epoch,
-            progress_fn=None if trainer is None else lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+            progress_fn=None if trainer is None else lambda: _batches_trained(trainer),
         )
 
     def _eval_dataloader(self, name: str) -> DataLoader:
