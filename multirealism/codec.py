@@ -6,18 +6,21 @@ runs the generator once per β.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import update_registered_buffers
 from torch import Tensor, nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 import multirealism.components  # noqa: F401  (registers the built-in components)
 from multirealism import container
@@ -69,6 +72,30 @@ def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
 
 #: entropy-coder tables whose size follows the trained weights; ``load_state_dict`` resizes them
 _RESIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+@contextlib.contextmanager
+def _module_budget(limit: int, source: str) -> Iterator[None]:
+    """Raise CheckpointError as soon as this thread registers more than ``limit`` submodules in the block
+    (the hook is global; other threads' modules are not counted)."""
+    count = 0
+    thread = threading.get_ident()
+
+    def hook(module: nn.Module, name: str, submodule: Optional[nn.Module]) -> None:
+        nonlocal count
+        if threading.get_ident() != thread:
+            return
+        count += 1
+        if count > limit:
+            raise CheckpointError(
+                f"{source!r}: its config builds more than {limit} modules, far more than its weights belong to"
+            )
+
+    handle = register_module_module_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _first_names(names: List[str]) -> str:
@@ -184,10 +211,14 @@ class MultiRealismCodec(nn.Module):
         if not with_discriminator:
             state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
         try:
-            with torch.device("meta"):  # shapes only: a config claiming huge widths allocates nothing
+            # Shapes only: a config claiming huge widths allocates nothing, and one claiming huge depths
+            # is stopped once it builds more modules than the stored weights could belong to.
+            with torch.device("meta"), _module_budget(2 * len(state) + 256, os.fspath(path)):
                 skeleton = cls.from_config(config, with_discriminator=with_discriminator)
             _check_state_matches(skeleton, state, os.fspath(path))
             codec = cls.from_config(config, with_discriminator=with_discriminator)
+        except CheckpointError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise CheckpointError(f"{os.fspath(path)!r} holds an unusable codec config: {err!r}") from err
         codec.load_state_dict(state)

@@ -120,3 +120,16 @@ def test_weights_of_another_architecture_name_what_differs(tmp_path):
     torch.save({CONFIG_KEY: {"config": codec.config()}, "state_dict": state}, path)
     with pytest.raises(CheckpointError, match=r"missing: encoder\..*unexpected: encoder\.extra\.weight"):
         MultiRealismCodec.from_checkpoint(path)
+
+
+@pytest.mark.timeout(60)  # a no-hang guard, not a speed target: the refusal takes milliseconds
+def test_config_claiming_huge_depth_is_refused_quickly(tmp_path):
+    """A million blocks per stage would take minutes and gigabytes of module objects to build, even on
+    the meta device: the build stops once it registers more modules than the weights could belong to."""
+    codec = make_tiny_codec()
+    config = codec.config()
+    config["encoder"]["args"]["blocks_per_stage"] = 1_000_000
+    path = tmp_path / "deep.pt"
+    torch.save({CONFIG_KEY: {"config": config}, "state_dict": codec.state_dict()}, path)
+    with pytest.raises(CheckpointError, match="more than .* modules"):
+        MultiRealismCodec.from_checkpoint(path)
