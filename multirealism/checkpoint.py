@@ -50,6 +50,15 @@ def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes, overwrite: b
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux reports it (setting and restoring it
+    would briefly apply 022 to files other threads create)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
