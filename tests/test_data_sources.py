@@ -224,3 +224,18 @@ def test_resume_point_follows_the_dataloaders_round_robin():
     assert resume_point([2, 1, 1], 3) == ([1, 1, 1], 0)
     assert resume_point([3, 1], 3) == ([2, 1], 1)  # worker 1 is done: worker 0 delivers twice in a row
     assert resume_point([1, 1], 5) == ([1, 1], 0)
+
+
+def test_second_mid_epoch_resume_in_the_same_epoch_stays_aligned(tmp_path):
+    """Interrupted twice in one epoch: the second checkpoint counts all batches of the epoch, not only
+    those since the first resume."""
+    run = dict(num_workers=2, epoch_length=12, train="samples")
+    _, uninterrupted = fit_epochs(2, tmp_path / "a", **run)
+    fit_epochs(1, tmp_path / "b", save_every=2, **run)
+    fit_epochs(1, tmp_path / "c", str(tmp_path / "b" / "ckpt" / "epoch=0-step=2.ckpt"), save_every=2, **run)
+    ckpt = tmp_path / "c" / "ckpt" / "epoch=0-step=4.ckpt"
+    assert torch.load(ckpt, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 0, "batches": 4}
+    ]
+    _, resumed = fit_epochs(2, tmp_path / "d", str(ckpt), **run)
+    assert resumed == uninterrupted[4:]
