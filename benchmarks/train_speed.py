@@ -13,6 +13,9 @@ bare, Lightning, Lightning, bare, ...), each block dropping its first ``--warmup
 from other processes on a shared machine falls on both alike; the figures are medians over all
 timed steps of all blocks. ``median_round_overhead_pct`` is the median over rounds of each round's
 Lightning/bare ratio: a burst of load that lasts a whole block moves it less than the pooled medians.
+``--isolate`` runs every block in a fresh process (new model, optimizers and heap) instead: at paper
+scale in fp32, repeated ``Trainer.fit`` calls in one process ran slower than the first one, which a real
+training run (one fit) never sees.
 
 Peak memory: on CPU the growth of the resident set (Linux ``VmHWM``, reset before the timed steps);
 on CUDA ``torch.cuda.max_memory_allocated`` above what was allocated before them. Both are taken
@@ -20,11 +23,15 @@ from the first block of each loop.
 
     python benchmarks/train_speed.py                          # tiny and paper, CPU (and CUDA if present)
     python benchmarks/train_speed.py --scales tiny --steps 24 4 --rounds 4 --out train_speed.json
+    python benchmarks/train_speed.py --scales paper --crop 128 256 --steps 24 24 --rounds 6 --warmup 1 --isolate
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import subprocess
 import sys
 import time
 import warnings
@@ -221,13 +228,45 @@ def lightning_block(module: MultiRealismModule, loader: DataLoader, device: torc
     return {"step": timer.times, "peak_mb": timer.peak_mb}
 
 
+def isolated_block(kind: str, scale: str, device: torch.device, precision: str, batch: int, crop: int,
+                   batches: int, warmup: int) -> Dict[str, Any]:
+    """One block in a fresh Python process (new model, optimizers and heap), so neither loop inherits
+    the state the other, or an earlier ``Trainer.fit`` in the same process, left behind."""
+    spec = dict(kind=kind, scale=scale, device=str(device), precision=precision, batch=batch, crop=crop,
+                batches=batches, warmup=warmup, threads=torch.get_num_threads())
+    command = [sys.executable, __file__, "--block-worker", json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{kind} block failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def block_worker(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    loader = make_loader(spec["batch"], spec["crop"], spec["batches"])
+    module = make_module(spec["scale"])
+    if spec["kind"] == "bare":
+        result = BareLoop(module, device, spec["precision"]).run(loader, spec["warmup"])
+    else:
+        result = lightning_block(module, loader, device, spec["precision"], spec["warmup"])
+    print(json.dumps(result))
+
+
 def compare(scale: str, device: torch.device, precision: str, batch: int, crop: int, steps: int, warmup: int,
-            rounds: int) -> Dict[str, Any]:
-    """Bare and Lightning in ``rounds`` alternating blocks of ``warmup`` + ``steps / rounds`` steps."""
+            rounds: int, isolate: bool = False) -> Dict[str, Any]:
+    """Bare and Lightning in ``rounds`` alternating blocks of ``warmup`` + ``steps / rounds`` steps, in this
+    process or (``isolate``) each block in a fresh one."""
     per_block = max(1, -(-steps // rounds))
     loader = make_loader(batch, crop, warmup + per_block)
-    bare = BareLoop(make_module(scale), device, precision)
-    lit_module = make_module(scale)
+    if isolate:
+        run = {kind: functools.partial(isolated_block, kind, scale, device, precision, batch, crop,
+                                       warmup + per_block, warmup) for kind in ("bare", "lightning")}
+    else:
+        bare, lit_module = BareLoop(make_module(scale), device, precision), make_module(scale)
+        run = {"bare": functools.partial(bare.run, loader, warmup),
+               "lightning": functools.partial(lightning_block, lit_module, loader, device, precision, warmup)}
     times: Dict[str, List[float]] = {"g": [], "d": [], "bare": [], "lightning": []}
     peaks: Dict[str, float] = {}
     ratios: List[float] = []
@@ -235,12 +274,10 @@ def compare(scale: str, device: torch.device, precision: str, batch: int, crop: 
         order = ("bare", "lightning") if r % 2 == 0 else ("lightning", "bare")
         block: Dict[str, float] = {}
         for kind in order:
+            result = run[kind]()
             if kind == "bare":
-                result = bare.run(loader, warmup)
                 times["g"] += result["g"]
                 times["d"] += result["d"]
-            else:
-                result = lightning_block(lit_module, loader, device, precision, warmup)
             times[kind] += result["step"]
             peaks.setdefault(kind, result["peak_mb"])
             block[kind] = median(result["step"])
@@ -255,7 +292,7 @@ def compare(scale: str, device: torch.device, precision: str, batch: int, crop: 
         "round_overhead_pct": [round(100 * (q - 1), 2) for q in ratios],
         "median_round_overhead_pct": 100 * (median(ratios) - 1),
         "bare_peak_mb": peaks["bare"], "lightning_peak_mb": peaks["lightning"],
-        "steps": len(times["bare"]), "rounds": rounds,
+        "steps": len(times["bare"]), "rounds": rounds, "isolated": isolate,
     }
 
 
@@ -273,8 +310,14 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--precisions", nargs="+", help="default: 32-true bf16-mixed on CPU, plus 16-mixed on CUDA")
     parser.add_argument("--devices", default="auto", help="auto (CPU, plus CUDA if present) or e.g. cpu,cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run every block in a fresh process instead of both loops in this one")
     parser.add_argument("--out", help="write all figures as JSON here")
+    parser.add_argument("--block-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.block_worker:
+        block_worker(args.block_worker)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.warmup < 1 or min(args.steps) < 1 or args.rounds < 1:
@@ -287,7 +330,7 @@ def main(argv: "List[str] | None" = None) -> int:
             i = SCALES.index(scale)
             batch, crop, steps = args.batch_size[i], args.crop[i], args.steps[i]
             for precision in precisions:
-                row = compare(scale, device, precision, batch, crop, steps, args.warmup, args.rounds)
+                row = compare(scale, device, precision, batch, crop, steps, args.warmup, args.rounds, args.isolate)
                 rows.append(row)
                 print(f"  {device.type} {scale} {precision}: bare {row['bare_step_s']:.3g}s, "
                       f"lightning {row['lightning_step_s']:.3g}s ({row['lightning_overhead_pct']:+.1f} %; "
