@@ -259,11 +259,11 @@ def compare(scale: str, device: torch.device, precision: str, batch: int, crop: 
     """Bare and Lightning in ``rounds`` alternating blocks of ``warmup`` + ``steps / rounds`` steps, in this
     process or (``isolate``) each block in a fresh one."""
     per_block = max(1, -(-steps // rounds))
-    loader = make_loader(batch, crop, warmup + per_block)
     if isolate:
         run = {kind: functools.partial(isolated_block, kind, scale, device, precision, batch, crop,
                                        warmup + per_block, warmup) for kind in ("bare", "lightning")}
     else:
+        loader = make_loader(batch, crop, warmup + per_block)
         bare, lit_module = BareLoop(make_module(scale), device, precision), make_module(scale)
         run = {"bare": functools.partial(bare.run, loader, warmup),
                "lightning": functools.partial(lightning_block, lit_module, loader, device, precision, warmup)}
