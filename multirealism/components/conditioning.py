@@ -17,7 +17,7 @@ from torch import Tensor, nn
 def beta_as_map(beta: "float | Tensor", batch: int, device: torch.device) -> Tensor:
     """Normalise β to a float32 ``(B, 1, h, w)`` tensor (``h = w = 1`` for per-image values)."""
     if not torch.is_tensor(beta):
-        beta = torch.tensor(float(beta))
+        beta = torch.tensor(float(beta), device=device)
     beta = beta.to(device=device, dtype=torch.float32)
     if beta.dim() == 0:
         return beta.expand(batch).reshape(batch, 1, 1, 1)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from multirealism.training.rate_schedule import init_spec
+
 
 class BetaSampler:
     """Draws β per image: a ``(B,)`` tensor, or a ``(B, 1, H, W)`` map when any image gets a spatial map.
@@ -49,18 +51,34 @@ class BetaSampler:
         self.fixed = None if fixed is None else float(fixed)
 
     def config(self) -> dict:
-        """Plain-data description, for checkpoints and logs."""
-        return dict(vars(self))
+        """Plain-data description, for checkpoints and logs (``class_path``/``init_args``)."""
+        return init_spec(self)
 
-    def __call__(self, batch: int, height: int, width: int, device: "torch.device | str" = "cpu") -> Tensor:
+    def __call__(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        device: "torch.device | str" = "cpu",
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """β for ``batch`` images on ``device``. With ``generator`` (a CPU generator: the training module
+        keeps one per rank) the draws come from it and are then moved to ``device``."""
         if self.fixed is not None:
             return torch.full((batch,), self.fixed, device=device)
-        beta = torch.rand(batch, device=device) * self.beta_max
-        beta = torch.where(torch.rand(batch, device=device) < self.zero_fraction, torch.zeros_like(beta), beta)
-        spatial = torch.rand(batch, device=device) < self.spatial_fraction
-        if not bool(spatial.any()):
-            return beta
-        cells = torch.rand(batch, 1, self.grid, self.grid, device=device) * self.beta_max
+        draw_on = device if generator is None else generator.device
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(*shape, device=draw_on, generator=generator)
+
+        beta = rand(batch) * self.beta_max
+        beta = torch.where(rand(batch) < self.zero_fraction, torch.zeros_like(beta), beta)
+        spatial = rand(batch) < self.spatial_fraction
+        # spatial_fraction 0 needs no look at the draws; with a generator they are on the host (no device sync)
+        if self.spatial_fraction == 0.0 or not bool(spatial.any()):
+            return beta.to(device)
+        cells = rand(batch, 1, self.grid, self.grid) * self.beta_max
+        beta, cells, spatial = beta.to(device), cells.to(device), spatial.to(device)
         maps = F.interpolate(cells, size=(height, width), mode="nearest")
         constant = beta.view(batch, 1, 1, 1).expand(-1, -1, height, width)
         return torch.where(spatial.view(batch, 1, 1, 1), maps, constant).contiguous()

@@ -8,6 +8,7 @@ checkpoint intervals are in training iterations.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import lightning as L
@@ -15,7 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
-from torchmetrics.functional.image import peak_signal_noise_ratio
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.utils import update_registered_buffers
 
 from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
@@ -43,6 +45,23 @@ def batch_images(batch: Any) -> Tensor:
     if not torch.is_tensor(batch) or batch.dim() != 4:
         raise TypeError(f"expected a batch of images shaped (B, 3, H, W), got {type(batch).__name__}")
     return batch
+
+
+def float32_metrics(device: torch.device) -> "contextlib.AbstractContextManager[None]":
+    """Autocast off: metrics, the aux loss and real bitstreams are computed in float32 under mixed precision."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def resize_coder_buffers(module: nn.Module, state_dict: Dict[str, Tensor], prefix: str = "") -> None:
+    """Resize the entropy coders' CDF buffers to the shapes stored in ``state_dict`` (they follow the trained
+    weights once the coder tables are built, e.g. by a validation), so a strict load accepts them."""
+    for name, sub in module.named_modules():
+        names = {EntropyBottleneck: ["_quantized_cdf", "_offset", "_cdf_length"],
+                 GaussianConditional: ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"]}
+        for kind, buffers in names.items():
+            if isinstance(sub, kind):
+                present = [b for b in buffers if f"{prefix}{name}.{b}" in state_dict]
+                update_registered_buffers(sub, prefix + name, present, state_dict)
 
 
 def quantile_parameters(codec: MultiRealismCodec) -> List[nn.Parameter]:
@@ -113,6 +132,7 @@ class MultiRealismModule(L.LightningModule):
         self.lr, self.discriminator_lr, self.aux_lr = lr, discriminator_lr, aux_lr
         self.lr_milestones, self.lr_gamma = list(lr_milestones), lr_gamma
         self.gradient_clip_val = gradient_clip_val
+        self._clip_next_step = False  # set by _update, consumed by on_before_optimizer_step
         self.val_betas = [float(b) for b in val_betas]
         self.val_real_bpp_batches = int(val_real_bpp_batches)
         self.hparams.update(rate_weight=self.rate_weight.config(), beta_sampler=self.beta_sampler.config())
@@ -161,7 +181,7 @@ class MultiRealismModule(L.LightningModule):
         lmbda = self.rate_weight(bpp)
         mse = mse_per_image(out.x_hat, x).mean()
         loss = lmbda * bpp + self.weights.mse * mse
-        terms = {"bpp": bpp, "mse": mse, "lambda": torch.tensor(float(lmbda))}
+        terms = {"bpp": bpp, "mse": mse, "lambda": lmbda}
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
             terms[self.perceptual.key] = lpips_map.mean()
@@ -184,21 +204,35 @@ class MultiRealismModule(L.LightningModule):
             if not self._finite_everywhere(loss):
                 return False
             self.manual_backward(loss)
-            if clip and self.gradient_clip_val is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self._clip_next_step = clip and self.gradient_clip_val is not None
             if counted:
                 optimizer.step()
             else:  # the same step without advancing trainer.global_step (see module docstring)
                 self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None, model=self)
             return True
         finally:
+            self._clip_next_step = False
             optimizer.zero_grad(set_to_none=True)
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Clip here, not after ``manual_backward``: the precision plugin calls this hook after the
+        GradScaler has unscaled the gradients (16-mixed), so the norm is the true one."""
+        if self._clip_next_step:
+            self._clip_next_step = False
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+
+    def _beta_generator(self) -> torch.Generator:
+        """A host generator seeded by (run seed, rank, step): ranks draw different β, and a resumed run draws
+        the β an uninterrupted one would have (no generator state to checkpoint)."""
+        rank, step = self.trainer.global_rank, self.trainer.global_step
+        seed = ((torch.initial_seed() * 1_000_003 + rank) * 1_000_003 + step) % 2**63
+        return torch.Generator().manual_seed(seed)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = batch_images(batch)
         optimizers = self.optimizers()
         opt_g, opt_aux = optimizers[0], optimizers[-1]
-        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
+        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device, generator=self._beta_generator())
 
         with self.toggled_optimizer(opt_g):  # D and the quantiles frozen: the G step cannot reach them
             out = self.codec(x, beta)
@@ -214,7 +248,8 @@ class MultiRealismModule(L.LightningModule):
                 skipped |= not self._update(opt_d, terms["d_loss"], clip=True, counted=False)
 
         with self.toggled_optimizer(opt_aux):
-            terms["aux_loss"] = self.codec.entropy_model.aux_loss()
+            with float32_metrics(x.device):  # fp16 would overflow the quantiles' gradients at loss scale 2^16
+                terms["aux_loss"] = self.codec.entropy_model.aux_loss()
             skipped |= not self._update(opt_aux, terms["aux_loss"], clip=False, counted=False)
 
         schedulers = self.lr_schedulers()
@@ -222,8 +257,9 @@ class MultiRealismModule(L.LightningModule):
             scheduler.step()
         logged = {f"train/{k}": v.detach().float() for k, v in terms.items()}
         logged["train/beta_mean"] = beta.float().mean()
-        logged["train/nonfinite_skipped"] = torch.tensor(float(skipped))
-        self.log_dict(logged, batch_size=x.shape[0], sync_dist=True)
+        logged["train/nonfinite_skipped"] = float(skipped)  # Lightning puts numbers on the module's device
+        # Per-step values are rank 0's (no cross-rank reduction every step); validation values are synced.
+        self.log_dict(logged, batch_size=x.shape[0])
         self.log("loss", logged["train/loss"], prog_bar=True, batch_size=x.shape[0], logger=False)
         if skipped:
             self.print(f"step {self.global_step}: non-finite loss, update skipped")
@@ -236,18 +272,21 @@ class MultiRealismModule(L.LightningModule):
     def _evaluate(self, batch: Any, batch_idx: int, stage: str) -> None:
         x = batch_images(batch)
         batch_size, _, height, width = x.shape
+        x = x.float()
         for beta in self.val_betas:
-            out = self.codec(x, beta)
-            x_hat = out.x_hat.clamp(0, 1)
-            psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
-            metrics = {f"{stage}/psnr_beta{beta:g}": psnr.mean()}
-            if self.perceptual is not None:
-                metrics[f"{stage}/{self.perceptual.key}_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
+            out = self.codec(x, beta)  # under the trainer's precision, as in training
+            with float32_metrics(x.device):
+                x_hat = out.x_hat.float().clamp(0, 1)
+                psnr = -10.0 * torch.log10(mse_per_image(x_hat, x))  # per image, data range 1
+                metrics = {f"{stage}/psnr_beta{beta:g}": psnr.mean()}
+                if self.perceptual is not None:
+                    metrics[f"{stage}/{self.perceptual.key}_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
-        self.log(f"{stage}/bpp", out.bpp.mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
+        self.log(f"{stage}/bpp", out.bpp.float().mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
         if batch_idx < self.val_real_bpp_batches:
-            real = 8.0 * len(self.codec.compress(x)) / (batch_size * height * width)
-            self.log(f"{stage}/bpp_real", torch.tensor(real), batch_size=batch_size, sync_dist=True)
+            with float32_metrics(x.device):  # the real bitstream, as compress() codes outside training
+                real = 8.0 * len(self.codec.compress(x)) / (batch_size * height * width)
+            self.log(f"{stage}/bpp_real", real, batch_size=batch_size, sync_dist=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -265,6 +304,9 @@ class MultiRealismModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        if self.perceptual is not None:  # the frozen LPIPS network is rebuilt, not stored
+        """Lightning restores through ``LightningModule.load_state_dict``: resize the coder tables first (a
+        checkpoint written after a validation holds built tables), and rebuild the frozen LPIPS weights."""
+        resize_coder_buffers(self, checkpoint["state_dict"])
+        if self.perceptual is not None:
             for key, value in self.perceptual.state_dict().items():
                 checkpoint["state_dict"][f"perceptual.{key}"] = value

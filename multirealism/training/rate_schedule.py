@@ -7,18 +7,26 @@ near the target whatever the distortion and realism terms do. The alternative is
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
-class RateWeight:
-    """Maps the batch's estimated bits per pixel to the rate weight λ."""
+def init_spec(obj: object) -> dict:
+    """``{"class_path", "init_args"}`` of a plain-argument object: the form LightningCLI re-parses when it
+    resumes from a checkpoint's hyperparameters (``fit --ckpt_path``)."""
+    cls = type(obj)
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(vars(obj))}
 
-    def __call__(self, bpp: Tensor) -> float:
+
+class RateWeight:
+    """Maps the batch's estimated bits per pixel to the rate weight λ (a tensor on the bpp's device)."""
+
+    def __call__(self, bpp: Tensor) -> Tensor:
         raise NotImplementedError
 
     def config(self) -> dict:
-        """Plain-data description, for checkpoints and logs."""
-        return {"type": type(self).__name__, **vars(self)}
+        """Plain-data description, for checkpoints and logs (``class_path``/``init_args``)."""
+        return init_spec(self)
 
 
 class FixedLambda(RateWeight):
@@ -29,8 +37,8 @@ class FixedLambda(RateWeight):
             raise ValueError(f"lmbda must be non-negative, got {lmbda}")
         self.lmbda = float(lmbda)
 
-    def __call__(self, bpp: Tensor) -> float:
-        return self.lmbda
+    def __call__(self, bpp: Tensor) -> Tensor:
+        return torch.full_like(bpp.detach(), self.lmbda)
 
 
 class HiFiCLambdaSchedule(RateWeight):
@@ -47,5 +55,7 @@ class HiFiCLambdaSchedule(RateWeight):
         self.lambda_a = float(lambda_a)
         self.lambda_b = float(lambda_b)
 
-    def __call__(self, bpp: Tensor) -> float:
-        return self.lambda_a if float(bpp.detach().mean()) > self.target_bpp else self.lambda_b
+    def __call__(self, bpp: Tensor) -> Tensor:
+        """Chosen on the device (no host sync in the training step)."""
+        bpp = bpp.detach().mean()
+        return torch.where(bpp > self.target_bpp, self.lambda_a, self.lambda_b).to(bpp.dtype)
