@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -92,16 +93,34 @@ def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_d
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
     """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a weights file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes)")
     if path.suffix == ".safetensors":
-        return _load_safetensors(path)
+        config, state = _load_safetensors(path)
+        return config, _finite(state, path)
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable torch checkpoint (neither a torch zip archive nor a pickle)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError, RuntimeError on a non-torch file, ...
+    except pickle.UnpicklingError as err:
+        # torch's own message is several lines and suggests weights_only=False, which would run the file's code
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights only load failed" in reason.lower() or "unsupported global" in str(err).lower():
+            reason = "it holds pickled code or objects, not plain weights"
+        raise CheckpointError(f"refusing {str(path)!r}: {reason} (files are read with weights_only=True)") from None
+    except Exception as err:  # a text file, a truncated zip, ...: not a torch checkpoint
         raise CheckpointError(
-            f"cannot load {str(path)!r} safely (weights_only=True refused it or it is not a torch file): {err}"
-        ) from err
+            f"{str(path)!r} is not a readable torch checkpoint ({type(err).__name__}: "
+            f"{(str(err).strip().splitlines() or ['no detail'])[0]})"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict")
     meta = obj.get(CONFIG_KEY)
@@ -111,7 +130,17 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
         raise CheckpointError(f"{str(path)!r} has no tensor state_dict")
     if any(k.startswith(LIGHTNING_PREFIX) for k in state):
         state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
-    return config, state
+    return config, _finite(state, path)
+
+
+def _finite(state: Dict[str, Tensor], path: Path) -> Dict[str, Tensor]:
+    """Refuse weights with NaN or infinity (a diverged run writes such a last.ckpt): with them the entropy
+    coder would receive garbage symbols and the generator black images."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        listed = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
+        raise CheckpointError(f"{str(path)!r} has non-finite (NaN or infinite) weights in {listed}")
+    return state
 
 
 def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:

@@ -27,7 +27,7 @@ from multirealism import container
 from multirealism.checkpoint import load_weights, save_weights
 from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
 from multirealism.components.conditioning import beta_as_map
-from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelMismatchError
+from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelMismatchError, require_finite
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
@@ -98,6 +98,30 @@ def _module_budget(limit: int, source: str) -> Iterator[None]:
         handle.remove()
 
 
+#: largest integer a stored config may give a constructor argument (channels, blocks, slices, ...)
+_MAX_CONFIG_INT = 2**24
+
+
+def _check_config_values(config: Any, source: str, where: str = "config") -> None:
+    """Refuse numbers no real architecture has (negative or huge widths, NaN) before anything is built."""
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            _check_config_values(value, source, f"{where}.{key}")
+    elif isinstance(config, (list, tuple)):
+        for i, value in enumerate(config):
+            _check_config_values(value, source, f"{where}[{i}]")
+    elif isinstance(config, bool) or config is None or isinstance(config, str):
+        return
+    elif isinstance(config, int):
+        if not 0 <= config <= _MAX_CONFIG_INT and not where.endswith("max_pixels"):
+            raise CheckpointError(f"{source!r}: {where} = {config} is out of range [0, {_MAX_CONFIG_INT}]")
+    elif isinstance(config, float):
+        if not math.isfinite(config) or config < 0:
+            raise CheckpointError(f"{source!r}: {where} = {config} is not a finite non-negative number")
+    else:
+        raise CheckpointError(f"{source!r}: {where} has an unsupported value of type {type(config).__name__}")
+
+
 def _first_names(names: List[str]) -> str:
     return ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
 
@@ -152,7 +176,13 @@ class MultiRealismCodec(nn.Module):
         }
         if len(set(widths.values())) != 1:
             raise ValueError(f"latent channel counts disagree: {widths}")
+        beta_max = float(self.generator.beta_max)
+        if not (math.isfinite(beta_max) and beta_max > 0):
+            raise ValueError(f"generator beta_max must be a positive finite number, got {beta_max}")
         self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
+        #: runtime limits on bitstreams this codec parses (not part of the model config)
+        self.max_bitstream_bytes = container.DEFAULT_MAX_BYTES
+        self.max_images = container.DEFAULT_MAX_IMAGES
         self._fingerprint: Optional[bytes] = None
 
     # ------------------------------------------------------------------ properties and config
@@ -208,6 +238,7 @@ class MultiRealismCodec(nn.Module):
         config = config or stored
         if config is None:
             raise CheckpointError(f"{os.fspath(path)!r} holds no multirealism config; pass config=")
+        _check_config_values(config, os.fspath(path))
         if not with_discriminator:
             state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
         try:
@@ -219,8 +250,11 @@ class MultiRealismCodec(nn.Module):
             codec = cls.from_config(config, with_discriminator=with_discriminator)
         except CheckpointError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise CheckpointError(f"{os.fspath(path)!r} holds an unusable codec config: {err!r}") from err
+        except Exception as err:  # whatever a bad config makes a constructor raise: one line, no traceback
+            detail = (str(err).strip().splitlines() or [""])[0]
+            raise CheckpointError(
+                f"{os.fspath(path)!r} holds an unusable codec config ({type(err).__name__}: {detail})"
+            ) from None
         codec.load_state_dict(state)
         codec.to(map_location).eval()
         codec.update()
@@ -277,6 +311,8 @@ class MultiRealismCodec(nn.Module):
         for prefix in ("encoder.", "entropy_model.", "generator."):
             for name, tensor in sorted(self.state_dict().items()):
                 if name.startswith(prefix):
+                    if tensor.is_floating_point():
+                        require_finite(tensor, f"weight {name!r}")  # before any coding with such a model
                     digest.update(name.encode())
                     digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
         return digest.digest()[: container.FINGERPRINT_BYTES]
@@ -333,13 +369,16 @@ class MultiRealismCodec(nn.Module):
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
-            raise ImageInputError(f"{batch} x {height} x {width} pixels exceed max_pixels={self.max_pixels}")
+            raise ImageInputError(
+                container.pixel_limit_message(batch * height * width, self.max_pixels, f"input of {batch} x {height} x {width}")
+            )
         fingerprint = self.fingerprint  # builds the coder tables on first use
         x = x.to(next(self.parameters()).device, torch.float32)
         padded = F.pad(x, self._padding(height, width), mode="replicate")
         # Analysis runs channels-last (about 1.4x faster on CPU); the entropy model gets y back in the
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
+        require_finite(y, "the encoder's latent")  # NaN would reach the rANS coder as garbage symbols
         strings, latent_shape = self.entropy_model.compress(y)
         return container.pack(
             container.Bitstream(fingerprint, batch, height, width, latent_shape, strings)
@@ -347,7 +386,9 @@ class MultiRealismCodec(nn.Module):
 
     def read_header(self, data: bytes) -> container.Bitstream:
         """Parse and check a bitstream against this model without entropy-decoding it."""
-        stream = container.unpack(data, max_pixels=self.max_pixels)
+        stream = container.unpack(
+            data, max_pixels=self.max_pixels, max_bytes=self.max_bitstream_bytes, max_images=self.max_images
+        )
         if stream.fingerprint != self.fingerprint:
             raise ModelMismatchError(
                 f"bitstream was written by model {stream.fingerprint.hex()}, this codec is {self.fingerprint.hex()}"
@@ -358,7 +399,7 @@ class MultiRealismCodec(nn.Module):
         padded_pixels = stream.num_images * expected[0] * expected[1] * self.pad_multiple**2
         if padded_pixels > self.max_pixels:  # many tiny images still decode at the padded size
             raise BitstreamError(
-                f"bitstream decodes to {padded_pixels} padded pixels, over the limit of {self.max_pixels}"
+                container.pixel_limit_message(padded_pixels, self.max_pixels, "bitstream, padded for decoding,")
             )
         return stream
 
@@ -398,5 +439,9 @@ class MultiRealismCodec(nn.Module):
         betas = list(beta) if isinstance(beta, (list, tuple)) else [beta]
         maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
         y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # synthesis ~1.5x faster on CPU
-        images = [self.generator(y_hat, m)[..., :height, :width].contiguous().clamp_(0, 1) for m in maps]
+        images = []
+        for m in maps:
+            image = self.generator(y_hat, m)[..., :height, :width].contiguous()
+            require_finite(image, "the decoded image")  # never hand out a black/garbage image silently
+            images.append(image.clamp_(0, 1))
         return images if isinstance(beta, (list, tuple)) else images[0]

@@ -33,9 +33,18 @@ FINGERPRINT_BYTES = 8
 _HEADER = struct.Struct(">4sB8sHIIHHB")
 _CRC = struct.Struct(">I")
 HEADER_BYTES = _HEADER.size + _CRC.size
-#: default refusal threshold for images × height × width declared in a header
+#: default refusal threshold for images × height × width declared in a header (and for inputs to compress)
 DEFAULT_MAX_PIXELS = 64 * 2**20
+#: default refusal threshold for a bitstream's size, checked before it is parsed (or read from a file)
+DEFAULT_MAX_BYTES = 256 * 2**20
+#: default cap on the images one bitstream may hold (each becomes an output file on the command line)
+DEFAULT_MAX_IMAGES = 64
 MAX_STREAMS = 64
+
+
+def pixel_limit_message(pixels: int, max_pixels: int, what: str) -> str:
+    """The one wording of the pixel limit, for images to compress and for headers alike."""
+    return f"{what} has {pixels} pixels, over the limit of {max_pixels} (max_pixels)"
 
 
 @dataclass(frozen=True)
@@ -107,10 +116,17 @@ def pack(stream: Bitstream) -> bytes:
     return bytes(body)
 
 
-def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bitstream:
+def unpack(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_images: int = DEFAULT_MAX_IMAGES,
+) -> Bitstream:
     """Parse and validate bytes written by :func:`pack`; raises :class:`BitstreamError`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BitstreamError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise BitstreamError(f"bitstream is {len(data)} bytes, over the limit of {max_bytes} (max_bitstream_bytes)")
     data = bytes(data)
     if len(data) < 4 or data[:4] != MAGIC:
         raise BitstreamError("not a multirealism bitstream (bad magic bytes)")
@@ -125,9 +141,11 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bitstream:
     _, version, fingerprint, images, height, width, zh, zw, streams = _HEADER.unpack_from(data)
     if images < 1 or height < 1 or width < 1:
         raise BitstreamError(f"bitstream declares an empty image ({images} x {height} x {width})")
+    if images > max_images:
+        raise BitstreamError(f"bitstream declares {images} images, over the limit of {max_images} (max_images)")
     if images * height * width > max_pixels:
         raise BitstreamError(
-            f"bitstream declares {images} x {height} x {width} pixels, over the limit of {max_pixels}"
+            pixel_limit_message(images * height * width, max_pixels, f"bitstream of {images} x {height} x {width}")
         )
     if not 1 <= streams <= MAX_STREAMS:
         raise BitstreamError(f"bitstream declares {streams} streams")

@@ -21,3 +21,15 @@ class ImageInputError(MultiRealismError, ValueError):
 
 class CheckpointError(MultiRealismError, ValueError):
     """A checkpoint or weights file cannot be loaded safely or does not match the model."""
+
+
+class NumericalError(MultiRealismError, ArithmeticError):
+    """The model produced non-finite or out-of-range values (e.g. weights of a diverged run), so it cannot
+    code or decode: refused instead of hanging the entropy coder or returning a garbage image."""
+
+
+def require_finite(tensor: "object", what: str) -> None:
+    """Raise :class:`NumericalError` if the tensor ``tensor`` holds NaN or infinity (no torch import here:
+    this module stays cheap for the command line)."""
+    if not bool(tensor.isfinite().all()):  # type: ignore[attr-defined]
+        raise NumericalError(f"{what} has non-finite values: the model's weights are unusable (diverged?)")

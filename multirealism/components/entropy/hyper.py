@@ -17,6 +17,7 @@ from compressai.models.google import get_scale_table
 from torch import Tensor, nn
 
 from multirealism.components.base import EntropyModel
+from multirealism.errors import require_finite
 
 QUANTIZATION_MODES = ("ste", "noise")
 
@@ -85,6 +86,7 @@ class HyperpriorEntropyModel(EntropyModel):
     def compress_hyper(self, y: Tensor) -> Tuple[List[bytes], Tensor]:
         """Code z and return its strings and the ẑ the decoder will see."""
         z = self.h_a(y)
+        require_finite(z, "the hyper-latent z")  # non-finite symbols would hang the rANS coder
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         return z_strings, z_hat
@@ -124,6 +126,8 @@ class HyperpriorEntropyModel(EntropyModel):
     def compress_gaussian(self, y: Tensor, scales: Tensor, means: Tensor) -> List[bytes]:
         """One string per image: y rounded around ``means``, coded under N(0, scales)."""
         gc = self.gaussian_conditional
+        for tensor, what in ((y, "the latent y"), (scales, "the predicted scales"), (means, "the predicted means")):
+            require_finite(tensor, what)  # non-finite symbols or indexes would hang the rANS coder
         symbols = gc.quantize(y, "symbols", means)
         indexes = self.scale_indexes(scales)
         cdf, lengths, offsets = self._tables()
