@@ -195,7 +195,7 @@ def write_natural_shards(root: Path) -> str:
     [
         ("samples", 0, 8, 4, 1),
         ("samples", 2, 12, 6, 3),
-        ("samples", 3, 10, 4, 2),  # 3 workers: 2, 1 and 1 batches (last crop dropped), one outlasts the others
+        ("samples", 3, 10, 5, 2),  # 3 workers: 2, 2 and 1 whole batches, two outlast the third
         ("shards", 2, 8, 4, 1),
     ],
 )
