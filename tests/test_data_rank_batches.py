@@ -161,3 +161,18 @@ def test_mid_epoch_resume_is_exact_with_several_crops_per_cached_image(tmp_path)
     _, resumed = fit_epochs(2, tmp_path / "c", str(tmp_path / "b" / "ckpt" / "epoch=0-step=3.ckpt"), **run)
     assert len(uninterrupted) == len(set(uninterrupted)) == 14
     assert resumed == uninterrupted[3:]
+
+
+def test_workers_persist_and_batches_are_pinned_only_for_cuda_training():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
+
+    dm = MultiRealismDataModule(crop_size=32, batch_size=2, num_workers=2, epoch_length=4, val_crop=32)
+    options = {}
+    for name, accelerator in (("cpu", CPUAccelerator()), ("cuda", CUDAAccelerator())):
+        dm.trainer = SimpleNamespace(accelerator=accelerator, global_rank=0, world_size=1, current_epoch=0)
+        options[name] = [(loader.persistent_workers, loader.pin_memory)
+                         for loader in (dm.train_dataloader(), dm.val_dataloader())]
+    assert options == {"cpu": [(True, False)] * 2, "cuda": [(True, True)] * 2}
+    assert not MultiRealismDataModule(num_workers=0, epoch_length=4).train_dataloader().persistent_workers
