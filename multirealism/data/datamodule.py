@@ -19,7 +19,7 @@ from multirealism.data.transforms import SMALL_IMAGE_RULES, RandomCropFlip
 
 logger = logging.getLogger(__name__)
 
-SAMPLES = "samples"
+SAMPLES = "samples"  # the spec naming the embedded photographs; the canonical one (evaluation imports it)
 DEFAULT_MIN_SIZE = 64
 DEFAULT_SAMPLES_EPOCH_LENGTH = 512
 STAGE_SOURCES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
@@ -48,8 +48,8 @@ class MultiRealismDataModule(pl.LightningDataModule):
     Training batches are float tensors (B, 3, crop_size, crop_size) in [0, 1]: ``crops_per_image``
     random crops, each randomly flipped horizontally, per decoded image, decoded and cropped in the
     DataLoader workers (several crops per decode: a 1280-px PNG takes far longer to decode than to crop).
-    ``cache_images`` keeps the decoded training images of a folder in each worker's memory. Images whose shorter side is
-    below ``crop_size`` follow ``small_image_rule``: ``"resize"`` upsamples the shorter side to
+    ``cache_images`` keeps the decoded training images of a folder in each worker's memory. Images whose
+    shorter side is below ``crop_size`` follow ``small_image_rule``: ``"resize"`` upsamples the shorter side to
     ``crop_size`` (bicubic, aspect kept), ``"skip"`` leaves them out. Units (images or shards) are split
     across DDP ranks and loader workers into disjoint parts covering the whole source, in a new order each
     epoch derived from ``seed`` and the epoch number. ``epoch_length`` fixes the crops per epoch over all
@@ -58,7 +58,8 @@ class MultiRealismDataModule(pl.LightningDataModule):
     ``epoch_length``. Loader workers persist across epochs; batches are pinned when training on CUDA.
 
     Validation and test yield images in a fixed order, full resolution or centre-cropped to ``val_crop``
-    (None: whole images, which requires ``val_batch_size`` 1).
+    (None: whole images, which requires ``val_batch_size`` 1). As with torch's DistributedSampler, ranks
+    short of images repeat some, so every rank runs the same number of batches (shards: same shard count).
 
     Resuming: the epoch order is a function of (seed, epoch) and the trainer restores its epoch, so epochs
     after a resume are the ones an uninterrupted run would have seen. A checkpoint taken mid-epoch also

@@ -2,9 +2,9 @@
 
 Every source is a list of *units* (embedded images, files or shards). For an epoch the list is permuted
 with a generator seeded by ``(seed, epoch, pass)``, identical on all ranks, then unit ``i`` goes to rank
-``i % world_size`` and, within a rank, to worker ``(i // world_size) % num_workers``. The parts are
-disjoint and their union is the whole list; when the list does not divide evenly, the ranks that come
-short take units from its start again, so every rank has the same number.
+``i % world_size`` and, within a rank, to worker ``(i // world_size) % num_workers``. The parts cover
+the whole list; when it does not divide evenly over the ranks, the ranks that come short take units from
+its start again (the only overlap), so every rank has the same number.
 """
 
 from __future__ import annotations
