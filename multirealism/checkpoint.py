@@ -94,11 +94,11 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
     """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a weights file")
+        raise CheckpointError(f"cannot load {str(path)!r}: it is a folder, not a weights file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+        raise CheckpointError(f"cannot load {str(path)!r}: it is empty (0 bytes)")
     if path.suffix == ".safetensors":
         config, state = _load_safetensors(path)
         return config, _finite(state, path)
@@ -106,7 +106,7 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
         head = handle.read(4)
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
         raise CheckpointError(
-            f"{str(path)!r} is not a readable torch checkpoint (neither a torch zip archive nor a pickle)"
+            f"cannot load {str(path)!r}: it is not a torch checkpoint (neither a torch zip archive nor a pickle)"
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -118,7 +118,7 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
         raise CheckpointError(f"refusing {str(path)!r}: {reason} (files are read with weights_only=True)") from None
     except Exception as err:  # a text file, a truncated zip, ...: not a torch checkpoint
         raise CheckpointError(
-            f"{str(path)!r} is not a readable torch checkpoint ({type(err).__name__}: "
+            f"cannot load {str(path)!r}: it is not a readable torch checkpoint ({type(err).__name__}: "
             f"{(str(err).strip().splitlines() or ['no detail'])[0]})"
         ) from None
     if not isinstance(obj, dict):

@@ -19,6 +19,10 @@ class ImageInputError(MultiRealismError, ValueError):
     """An input image cannot be used: unsupported mode, wrong shape, not an image, too large."""
 
 
+class OutputPathError(MultiRealismError, OSError):
+    """An output cannot be written: it exists (and ``force`` is off), is the input, or its folder is missing."""
+
+
 class CheckpointError(MultiRealismError, ValueError):
     """A checkpoint or weights file cannot be loaded safely or does not match the model."""
 

@@ -95,7 +95,7 @@ def test_unsafe_pickle_is_refused_in_one_line_without_advising_weights_only_fals
 
 @pytest.mark.parametrize(
     "kind, reason",
-    [("text", "not a readable torch checkpoint"), ("empty", "is empty"), ("folder", "is a folder")],
+    [("text", "not a torch checkpoint"), ("empty", "is empty"), ("folder", "is a folder")],
 )
 def test_files_that_are_not_checkpoints_get_a_reason(tmp_path, kind, reason):
     path = tmp_path / "model.ckpt"
