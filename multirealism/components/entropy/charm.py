@@ -2,7 +2,11 @@
 
 y is split into slices along channels. Each slice's mean and scale are predicted from the
 hyper-decoder output and the already decoded slices (at most ``max_support_slices``), and latent
-residual prediction (LRP) corrects each decoded slice's quantisation error.
+residual prediction (LRP) corrects each decoded slice's quantisation error. z is coded by
+CompressAI's ``HyperLatentCodec``. The slice loop stays here rather than in CompressAI's
+``ChannelGroupsLatentCodec``, whose per-group latent codecs each own a GaussianConditional (one
+coder-table set per slice instead of one shared) and code through its ``build_indexes`` (scales
+rounded up) instead of the base's nearest-index fast path.
 """
 
 from __future__ import annotations
