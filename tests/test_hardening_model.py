@@ -16,7 +16,7 @@ from multirealism.errors import BitstreamError, CheckpointError, NumericalError
 
 def poisoned(part: str, entropy_model: str = "hyperprior") -> MultiRealismCodec:
     codec = make_tiny_codec(entropy_model)
-    module = {"encoder": codec.encoder, "entropy": codec.entropy_model.h_s, "generator": codec.generator}[part]
+    module = {"encoder": codec.encoder, "entropy": codec.entropy_model.hyper.h_s, "generator": codec.generator}[part]
     with torch.no_grad():
         next(p for p in module.parameters() if p.dim() > 1).fill_(float("nan"))
     return codec
