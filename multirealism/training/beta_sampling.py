@@ -52,15 +52,24 @@ class BetaSampler:
         """Plain-data description, for checkpoints and logs."""
         return dict(vars(self))
 
-    def __call__(self, batch: int, height: int, width: int, device: "torch.device | str" = "cpu") -> Tensor:
+    def __call__(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        device: "torch.device | str" = "cpu",
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """β for ``batch`` images of ``height`` x ``width``; ``generator`` (on ``device``) gives the random stream."""
         if self.fixed is not None:
             return torch.full((batch,), self.fixed, device=device)
-        beta = torch.rand(batch, device=device) * self.beta_max
-        beta = torch.where(torch.rand(batch, device=device) < self.zero_fraction, torch.zeros_like(beta), beta)
-        spatial = torch.rand(batch, device=device) < self.spatial_fraction
-        if not bool(spatial.any()):
+        draw = dict(device=device, generator=generator)
+        beta = torch.rand(batch, **draw) * self.beta_max
+        beta = torch.where(torch.rand(batch, **draw) < self.zero_fraction, torch.zeros_like(beta), beta)
+        if self.spatial_fraction == 0.0:  # no host sync on the common path
             return beta
-        cells = torch.rand(batch, 1, self.grid, self.grid, device=device) * self.beta_max
+        spatial = torch.rand(batch, **draw) < self.spatial_fraction
+        cells = torch.rand(batch, 1, self.grid, self.grid, **draw) * self.beta_max
         maps = F.interpolate(cells, size=(height, width), mode="nearest")
         constant = beta.view(batch, 1, 1, 1).expand(-1, -1, height, width)
         return torch.where(spatial.view(batch, 1, 1, 1), maps, constant).contiguous()

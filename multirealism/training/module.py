@@ -8,11 +8,12 @@ checkpoint intervals are in training iterations.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 from torchmetrics.functional.image import peak_signal_noise_ratio
@@ -32,6 +33,11 @@ from multirealism.training.perceptual import build_perceptual
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
 
 ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
+
+
+def class_path_config(obj: Any) -> Dict[str, Any]:
+    """``{class_path, init_args}`` of a plain-attribute object, so LightningCLI can re-parse it on resume."""
+    return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}", "init_args": dict(vars(obj))}
 
 
 def batch_images(batch: Any) -> Tensor:
@@ -115,7 +121,8 @@ class MultiRealismModule(L.LightningModule):
         self.gradient_clip_val = gradient_clip_val
         self.val_betas = [float(b) for b in val_betas]
         self.val_real_bpp_batches = int(val_real_bpp_batches)
-        self.hparams.update(rate_weight=self.rate_weight.config(), beta_sampler=self.beta_sampler.config())
+        # class_path form: `fit --ckpt_path` re-parses these through LightningCLI (issue 14)
+        self.hparams.update(rate_weight=class_path_config(self.rate_weight), beta_sampler=class_path_config(self.beta_sampler))
         if init_from is not None:
             self.load_codec_weights(init_from)
 
@@ -161,7 +168,7 @@ class MultiRealismModule(L.LightningModule):
         lmbda = self.rate_weight(bpp)
         mse = mse_per_image(out.x_hat, x).mean()
         loss = lmbda * bpp + self.weights.mse * mse
-        terms = {"bpp": bpp, "mse": mse, "lambda": torch.tensor(float(lmbda))}
+        terms = {"bpp": bpp, "mse": mse, "lambda": torch.as_tensor(lmbda, dtype=torch.float32, device=bpp.device)}
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
             terms[self.perceptual.key] = lpips_map.mean()
@@ -184,8 +191,7 @@ class MultiRealismModule(L.LightningModule):
             if not self._finite_everywhere(loss):
                 return False
             self.manual_backward(loss)
-            if clip and self.gradient_clip_val is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self._clip_next_step = clip and self.gradient_clip_val is not None  # see on_before_optimizer_step
             if counted:
                 optimizer.step()
             else:  # the same step without advancing trainer.global_step (see module docstring)
@@ -194,11 +200,27 @@ class MultiRealismModule(L.LightningModule):
         finally:
             optimizer.zero_grad(set_to_none=True)
 
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Clip here, not after ``manual_backward``: under 16-mixed the precision plugin unscales
+        the gradients just before this hook, so clipping acts on true gradient norms (issue 14)."""
+        if getattr(self, "_clip_next_step", False):
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self._clip_next_step = False
+
+    def beta_generator(self, device: torch.device) -> torch.Generator:
+        """β's random stream: seeded from the global seed and this rank, so ranks draw different β."""
+        generator = getattr(self, "_beta_generator", None)
+        if generator is None or generator.device != device:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(torch.initial_seed() + 1_000_003 * self.global_rank)
+            self._beta_generator = generator
+        return generator
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = batch_images(batch)
         optimizers = self.optimizers()
         opt_g, opt_aux = optimizers[0], optimizers[-1]
-        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
+        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device, generator=self.beta_generator(x.device))
 
         with self.toggled_optimizer(opt_g):  # D and the quantiles frozen: the G step cannot reach them
             out = self.codec(x, beta)
@@ -214,7 +236,8 @@ class MultiRealismModule(L.LightningModule):
                 skipped |= not self._update(opt_d, terms["d_loss"], clip=True, counted=False)
 
         with self.toggled_optimizer(opt_aux):
-            terms["aux_loss"] = self.codec.entropy_model.aux_loss()
+            with torch.autocast(x.device.type, enabled=False):  # fp16 quantile logits overflow (issue 14)
+                terms["aux_loss"] = self.codec.entropy_model.aux_loss()
             skipped |= not self._update(opt_aux, terms["aux_loss"], clip=False, counted=False)
 
         schedulers = self.lr_schedulers()
@@ -222,7 +245,7 @@ class MultiRealismModule(L.LightningModule):
             scheduler.step()
         logged = {f"train/{k}": v.detach().float() for k, v in terms.items()}
         logged["train/beta_mean"] = beta.float().mean()
-        logged["train/nonfinite_skipped"] = torch.tensor(float(skipped))
+        logged["train/nonfinite_skipped"] = torch.tensor(float(skipped), device=self.device)
         self.log_dict(logged, batch_size=x.shape[0], sync_dist=True)
         self.log("loss", logged["train/loss"], prog_bar=True, batch_size=x.shape[0], logger=False)
         if skipped:
@@ -238,16 +261,23 @@ class MultiRealismModule(L.LightningModule):
         batch_size, _, height, width = x.shape
         for beta in self.val_betas:
             out = self.codec(x, beta)
-            x_hat = out.x_hat.clamp(0, 1)
-            psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
-            metrics = {f"{stage}/psnr_beta{beta:g}": psnr.mean()}
-            if self.perceptual is not None:
-                metrics[f"{stage}/{self.perceptual.key}_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
+            metrics = {f"{stage}/{k}_beta{beta:g}": v for k, v in self.image_metrics(out.x_hat, x).items()}
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
-        self.log(f"{stage}/bpp", out.bpp.mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
+        self.log(f"{stage}/bpp", out.bpp.float().mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
         if batch_idx < self.val_real_bpp_batches:
-            real = 8.0 * len(self.codec.compress(x)) / (batch_size * height * width)
-            self.log(f"{stage}/bpp_real", torch.tensor(real), batch_size=batch_size, sync_dist=True)
+            with torch.autocast(x.device.type, enabled=False):  # the bitstream is the float32 model's
+                real = 8.0 * len(self.codec.compress(x.float())) / (batch_size * height * width)
+            self.log(f"{stage}/bpp_real", torch.tensor(real, device=self.device), batch_size=batch_size, sync_dist=True)
+
+    def image_metrics(self, x_hat: Tensor, x: Tensor) -> Dict[str, Tensor]:
+        """Batch-mean PSNR and the perceptual metric, computed in float32 even under autocast."""
+        with torch.autocast(x.device.type, enabled=False):
+            x_hat, x = x_hat.float().clamp(0, 1), x.float()
+            psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
+            metrics = {"psnr": psnr.mean()}
+            if self.perceptual is not None:
+                metrics[self.perceptual.key] = self.perceptual(x_hat, x).mean()
+        return metrics
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -263,6 +293,23 @@ class MultiRealismModule(L.LightningModule):
         """Record the architecture so ``MultiRealismCodec.from_checkpoint(ckpt)`` can rebuild it."""
         checkpoint[CONFIG_KEY] = {"config": self.codec.config()}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load through ``codec.load_state_dict``, which resizes the entropy coders' tables.
+
+        Lightning restores ``fit --ckpt_path`` through this method; ``nn.Module``'s own would fail
+        on the coder buffers that validation's ``codec.update(force=True)`` resized (issue 14).
+        """
+        codec_state = {k[len("codec."):]: v for k, v in state_dict.items() if k.startswith("codec.")}
+        rest = {k: v for k, v in state_dict.items() if not k.startswith("codec.")}
+        codec_keys = self.codec.load_state_dict(codec_state, strict=strict, assign=assign)
+        own_keys = super().load_state_dict(rest, strict=False, assign=assign)
+        missing = [f"codec.{k}" for k in codec_keys.missing_keys]
+        missing += [k for k in own_keys.missing_keys if not k.startswith("codec.")]
+        unexpected = [f"codec.{k}" for k in codec_keys.unexpected_keys] + list(own_keys.unexpected_keys)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"state_dict does not match the module: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return _IncompatibleKeys(missing, unexpected)
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         if self.perceptual is not None:  # the frozen LPIPS network is rebuilt, not stored
