@@ -1,9 +1,11 @@
 """DDP on two CPU processes (gloo): both ranks end at the same step with identical weights, draw
 different β (issue 14 item 4) and run validation, whose synced logs must live on the module's device."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,10 +37,9 @@ SCRIPT = textwrap.dedent(
             self.batches += 1
 
     L.seed_everything(0)
-    config = tiny_config()
-    config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
+    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
     sampler, counter = RecordingSampler(), CountValidation()
-    module = MultiRealismModule(MultiRealismCodec.from_config(config), perceptual="none", lr=1e-3,
+    module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator, perceptual="none", lr=1e-3,
                                 beta_sampler=sampler, val_real_bpp_batches=1)
     data = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     trainer = L.Trainer(
@@ -58,8 +59,11 @@ SCRIPT = textwrap.dedent(
 def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT)
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout's package, not another installed copy
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]

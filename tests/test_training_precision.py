@@ -48,9 +48,8 @@ class FakeScaler:
 
 def tiny_module(**kwargs) -> MultiRealismModule:
     torch.manual_seed(0)
-    config = tiny_config()
-    config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
-    return MultiRealismModule(MultiRealismCodec.from_config(config), lr=1e-3, **kwargs)
+    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
+    return MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator, lr=1e-3, **kwargs)
 
 
 def test_gradients_are_clipped_after_the_scaler_unscales_them():

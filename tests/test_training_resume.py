@@ -57,3 +57,44 @@ def test_cli_fit_resumes_from_last_checkpoint_after_validation(entropy, tmp_path
     assert cli.model.global_step == 0
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=str(last))
     assert cli.trainer.global_step == 6
+
+
+def test_checkpoint_in_the_old_layout_with_the_discriminator_inside_the_codec_resumes(tmp_path):
+    """Runs from before the discriminator moved to the module stored it as ``codec.discriminator.*``."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from multirealism import MultiRealismCodec
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
+
+    def module(seed: int) -> MultiRealismModule:
+        torch.manual_seed(seed)
+        codec = MultiRealismCodec.from_config(tiny_config())
+        return MultiRealismModule(codec, discriminator={"name": "hific", "args": {"channels": [8, 8]}}, perceptual="none")
+
+    def trainer(max_steps: int, **kwargs) -> L.Trainer:
+        return L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, **kwargs)
+
+    data = DataLoader(torch.rand(4, 3, 32, 32), batch_size=2)
+    first = module(0)
+    run = trainer(1, enable_checkpointing=False)
+    run.fit(first, data)
+    run.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    checkpoint["state_dict"] = {
+        ("codec." + k if k.startswith("discriminator.") else k): v for k, v in checkpoint["state_dict"].items()
+    }
+    assert any(k.startswith("codec.discriminator.") for k in checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+
+    resumed = module(1)
+    trainer(2, enable_checkpointing=False).fit(resumed, data, ckpt_path=tmp_path / "old.ckpt")
+    assert resumed.global_step == 2
+    # the first step of the resumed run started from the stored discriminator: weights moved from there
+    again = module(2)
+    again.on_load_checkpoint(checkpoint)
+    again.load_state_dict(checkpoint["state_dict"])
+    for key, value in first.discriminator.state_dict().items():
+        assert torch.equal(again.discriminator.state_dict()[key], value), key

@@ -8,7 +8,7 @@ checkpoint intervals are in training iterations.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import lightning as L
 import torch
@@ -21,6 +21,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
 from multirealism.errors import CheckpointError
+from multirealism.registry import REGISTRIES
 from multirealism.training.beta_sampling import BetaSampler
 from multirealism.training.losses import (
     LossWeights,
@@ -33,6 +34,9 @@ from multirealism.training.perceptual import build_perceptual
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
 
 ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
+
+#: a discriminator registry entry: its name, or ``{"name": ..., "args": {...}}``
+DiscriminatorSpec = Union[str, Dict[str, Any]]
 
 
 def class_path_config(obj: Any) -> Dict[str, Any]:
@@ -51,6 +55,17 @@ def batch_images(batch: Any) -> Tensor:
     return batch
 
 
+def build_discriminator(spec: DiscriminatorSpec, codec: MultiRealismCodec) -> nn.Module:
+    """Build a discriminator registry entry for ``codec``: its latent width and β_max come from the codec."""
+    name, args = (spec, {}) if isinstance(spec, str) else (spec["name"], dict(spec.get("args", {})))
+    given = sorted({"latent_channels", "beta_max"} & set(args))
+    if given:
+        raise ValueError(f"discriminator args must not set {', '.join(given)}: they are taken from the codec")
+    return REGISTRIES["discriminator"].build(
+        name, latent_channels=codec.generator.latent_channels, beta_max=codec.beta_max, **args
+    )
+
+
 def quantile_parameters(codec: MultiRealismCodec) -> List[nn.Parameter]:
     """The entropy bottleneck quantiles, trained only by the auxiliary loss (CompressAI convention)."""
     return [p for name, p in codec.entropy_model.named_parameters() if name.endswith("quantiles")]
@@ -60,7 +75,9 @@ class MultiRealismModule(L.LightningModule):
     """Trains ``codec`` on λ·rate + k_M·MSE + β·(C_P·LPIPS + C_adv·L_adv) with β drawn per image.
 
     Args:
-        codec: the codec; in the GAN stage ``codec.discriminator`` must be set.
+        codec: the codec (encoder, entropy model, generator).
+        discriminator: registry name or ``{name, args}`` of the discriminator, built here with the
+            codec's latent width and β_max (the discriminator belongs to training, not to the codec).
         gan: False gives the rate-distortion(-perceptual) warm-up stage: no discriminator step.
         rate_weight: λ as a function of the batch bpp; default HiFiC's schedule (0.3 bpp target).
         beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max].
@@ -85,6 +102,7 @@ class MultiRealismModule(L.LightningModule):
     def __init__(
         self,
         codec: MultiRealismCodec,
+        discriminator: Optional[DiscriminatorSpec] = None,
         gan: bool = True,
         rate_weight: Optional[RateWeight] = None,
         beta_sampler: Optional[BetaSampler] = None,
@@ -108,10 +126,11 @@ class MultiRealismModule(L.LightningModule):
         self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler"])
         self.codec = codec
         self.gan = bool(gan)
-        if self.gan and codec.discriminator is None:
-            raise ValueError("gan=True needs codec.discriminator (e.g. discriminator: hific); or set gan: false")
-        if not self.gan and codec.discriminator is not None:
-            codec.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
+        if self.gan and discriminator is None:
+            raise ValueError("gan=True needs a discriminator (e.g. discriminator: hific); or set gan: false")
+        self.discriminator = None if discriminator is None else build_discriminator(discriminator, codec)
+        if not self.gan and self.discriminator is not None:
+            self.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
         self.rate_weight = rate_weight if rate_weight is not None else HiFiCLambdaSchedule()
         self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler(codec.beta_max)
         self.weights = LossWeights(mse_weight, lpips_weight, adversarial_weight)
@@ -135,23 +154,21 @@ class MultiRealismModule(L.LightningModule):
             differ = [k for k in ARCHITECTURE_KEYS if stored.get(k) != mine.get(k)]
             if differ:
                 raise CheckpointError(f"init_from {path!r} has a different {', '.join(differ)} than this codec")
-        if self.codec.discriminator is None:
-            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
+        prefix = "discriminator."
+        disc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
+            self.discriminator.load_state_dict(disc_state)
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith("discriminator.")]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
     def configure_optimizers(self) -> Tuple[List[Optimizer], List[Any]]:
         quantiles = {id(p) for p in quantile_parameters(self.codec)}
-        main = [
-            p
-            for name, p in self.codec.named_parameters()
-            if not name.startswith("discriminator.") and id(p) not in quantiles
-        ]
+        main = [p for p in self.codec.parameters() if id(p) not in quantiles]
         optimizers: List[Optimizer] = [Adam(main, lr=self.lr)]
         if self.gan:
-            optimizers.append(Adam(self.codec.discriminator.parameters(), lr=self.discriminator_lr))
+            optimizers.append(Adam(self.discriminator.parameters(), lr=self.discriminator_lr))
         optimizers.append(Adam(quantile_parameters(self.codec), lr=self.aux_lr))
         schedulers = [MultiStepLR(opt, self.lr_milestones, self.lr_gamma) for opt in optimizers[:-1]]
         return optimizers, schedulers
@@ -174,7 +191,7 @@ class MultiRealismModule(L.LightningModule):
             terms[self.perceptual.key] = lpips_map.mean()
             loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, beta)
         if self.gan:
-            fake_logits = self.codec.discriminator(out.x_hat, out.y_hat, beta)
+            fake_logits = self.discriminator(out.x_hat, out.y_hat, beta)
             adversarial = generator_adversarial_loss(fake_logits, beta)
             terms["adversarial"] = adversarial
             loss = loss + self.weights.adversarial * adversarial
@@ -229,7 +246,7 @@ class MultiRealismModule(L.LightningModule):
 
         if self.gan:
             opt_d = optimizers[1]
-            discriminator = self.codec.discriminator
+            discriminator = self.discriminator
             y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
             with self.toggled_optimizer(opt_d):
                 terms["d_loss"] = discriminator_loss(discriminator(x, y_hat, beta), discriminator(x_hat, y_hat, beta))
@@ -312,6 +329,11 @@ class MultiRealismModule(L.LightningModule):
         return _IncompatibleKeys(missing, unexpected)
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Move an old layout's ``codec.discriminator.*`` to ``discriminator.*`` and re-add the perceptual net."""
+        old, new = "codec.discriminator.", "discriminator."
+        checkpoint["state_dict"] = {
+            (new + k[len(old):] if k.startswith(old) else k): v for k, v in checkpoint["state_dict"].items()
+        }
         if self.perceptual is not None:  # the frozen LPIPS network is rebuilt, not stored
             for key, value in self.perceptual.state_dict().items():
                 checkpoint["state_dict"][f"perceptual.{key}"] = value
