@@ -80,7 +80,8 @@ class MultiRealismModule(L.LightningModule):
             codec's latent width and β_max (the discriminator belongs to training, not to the codec).
         gan: False gives the rate-distortion(-perceptual) warm-up stage: no discriminator step.
         rate_weight: λ as a function of the batch bpp; default HiFiC's schedule (0.3 bpp target).
-        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max].
+        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max]; its
+            ``beta_max`` defaults to the codec's.
         mse_weight: k_M = 150 for images in [0, 1] (Agustsson et al. 2023; HiFiC's 0.075·2^-5 on [0, 255]).
         lpips_weight: C_P = 1/2.56 (so β = 2.56 weighs LPIPS by 1; Agustsson et al. 2023).
         adversarial_weight: C_adv = 0.001/2.56 (β = 2.56 weighs the GAN by 0.001; Agustsson et al. 2023).
@@ -132,7 +133,11 @@ class MultiRealismModule(L.LightningModule):
         if not self.gan and self.discriminator is not None:
             self.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
         self.rate_weight = rate_weight if rate_weight is not None else HiFiCLambdaSchedule()
-        self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler(codec.beta_max)
+        self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler()
+        if self.beta_sampler.beta_max is None:
+            self.beta_sampler.set_beta_max(codec.beta_max)
+        elif self.beta_sampler.beta_max > codec.beta_max:
+            raise ValueError(f"beta_sampler.beta_max {self.beta_sampler.beta_max} exceeds the codec's {codec.beta_max}")
         self.weights = LossWeights(mse_weight, lpips_weight, adversarial_weight)
         self.perceptual = build_perceptual(perceptual, lpips_backbone_path)
         self.lr, self.discriminator_lr, self.aux_lr = lr, discriminator_lr, aux_lr
