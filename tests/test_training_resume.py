@@ -1,84 +1,100 @@
-"""Resuming through the real CLI and through Trainer.fit after validations have built the coder tables."""
+"""Resuming training (issue 14): ``multirealism fit --ckpt_path last.ckpt`` through the real CLI and
+``Trainer.fit(ckpt_path=...)``, after a validation has resized the entropy coders' tables."""
 
+import json
 from pathlib import Path
-from typing import List
 
-import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
 
-from multirealism import MultiRealismCodec
-from multirealism.presets import tiny_config
-from multirealism.training import MultiRealismModule
 from multirealism.training.cli import run_lightning_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-CHARM = (
-    '--model.codec.init_args.entropy_model={"class_path": "multirealism.components.ChannelAutoregressive", '
-    '"init_args": {"latent_channels": 16, "hyper_channels": 8, "num_slices": 4, "max_support_slices": 2, '
-    '"transform_channels": [16]}}'
-)
+
+ENTROPY_MODELS = {
+    "hyperprior": None,  # tiny.yaml's own
+    "charm": {
+        "class_path": "multirealism.components.ChannelAutoregressive",
+        "init_args": {"latent_channels": 16, "hyper_channels": 8, "num_slices": 2, "max_support_slices": 1,
+                      "transform_channels": [8, 8]},
+    },
+}
 
 
-def cli_fit(max_steps: int, entropy_model: str, ckpt_path: "str | None" = None) -> None:
-    argv = [
-        "fit", "--config", str(CONFIGS / "tiny.yaml"), f"--trainer.max_steps={max_steps}",
-        "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
-        "--model.perceptual=none", "--model.val_real_bpp_batches=1", "--data.init_args.crop_size=32",
-        "--data.init_args.val_crop=64", "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
+def tiny_args(entropy: str, max_steps: int) -> list:
+    args = [
+        "fit", "--config", str(CONFIGS / "tiny.yaml"),
+        f"--trainer.max_steps={max_steps}", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.perceptual=none", "--model.val_real_bpp_batches=1",
+        "--data.init_args.crop_size=32", "--data.init_args.val_crop=32",
+        "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
     ]
-    if entropy_model == "charm":
-        argv.append(CHARM)
-    if ckpt_path is not None:
-        argv.append(f"--ckpt_path={ckpt_path}")
-    run_lightning_cli(argv, save_config_callback=None)
+    if ENTROPY_MODELS[entropy] is not None:
+        args.append("--model.codec.init_args.entropy_model=" + json.dumps(ENTROPY_MODELS[entropy]))
+    return args
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entropy_model", ["hyperprior", "charm"])
-def test_cli_fit_resumes_from_last_ckpt_written_after_a_validation(tmp_path, monkeypatch, entropy_model):
+@pytest.mark.parametrize("entropy", ["hyperprior", "charm"])
+def test_cli_fit_resumes_from_last_checkpoint_after_validation(entropy, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli_fit(2, entropy_model)
+    run_lightning_cli(tiny_args(entropy, max_steps=2), save_config_callback=None)
     last = tmp_path / "runs" / "tiny" / "checkpoints" / "last.ckpt"
     stored = torch.load(last, weights_only=True)
     assert stored["global_step"] == 2
-    # the validation built the coder tables: the checkpoint holds resized CDF buffers
-    offsets = [v for k, v in stored["state_dict"].items() if k.endswith("entropy_bottleneck._offset")]
-    assert offsets and offsets[0].numel() > 1
+    # validation built the coder tables, so the checkpoint's buffers differ from a fresh module's
+    offsets = [k for k in stored["state_dict"] if k.endswith("entropy_bottleneck._offset")]
+    assert offsets and all(stored["state_dict"][k].numel() > 0 for k in offsets)
     assert stored["hyper_parameters"]["rate_weight"]["class_path"].endswith("HiFiCLambdaSchedule")
 
-    cli_fit(4, entropy_model, ckpt_path=str(last))
-    resumed = torch.load(last, weights_only=True)
-    assert resumed["global_step"] == 4
-    # Adam's step count continued from the checkpoint instead of restarting
-    assert resumed["optimizer_states"][0]["state"][0]["step"].item() == 4.0
+    cli = run_lightning_cli(tiny_args(entropy, max_steps=4) + ["--ckpt_path", str(last)], save_config_callback=None)
+    assert cli.trainer.global_step == 4
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+
+    # the same checkpoint through Trainer.fit on a freshly built module and trainer
+    cli = run_lightning_cli(tiny_args(entropy, max_steps=6)[1:], save_config_callback=None, run=False)
+    assert cli.model.global_step == 0
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=str(last))
+    assert cli.trainer.global_step == 6
 
 
-def tiny_module(entropy_model: str) -> MultiRealismModule:
-    torch.manual_seed(0)
-    config = tiny_config(entropy_model)
-    config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
-    return MultiRealismModule(MultiRealismCodec.from_config(config), perceptual="none", lr=1e-3)
+def test_checkpoint_in_the_old_layout_with_the_discriminator_inside_the_codec_resumes(tmp_path):
+    """Runs from before the discriminator moved to the module stored it as ``codec.discriminator.*``."""
+    import lightning as L
+    from torch.utils.data import DataLoader
 
+    from multirealism import MultiRealismCodec
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
 
-@pytest.mark.parametrize("entropy_model", ["hyperprior", "charm"])
-def test_trainer_fit_resumes_after_validation_built_the_coder_tables(tmp_path, entropy_model):
-    data = DataLoader(torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)), batch_size=2)
+    def module(seed: int) -> MultiRealismModule:
+        torch.manual_seed(seed)
+        codec = MultiRealismCodec.from_config(tiny_config())
+        return MultiRealismModule(codec, discriminator={"name": "hific", "args": {"channels": [8, 8]}}, perceptual="none")
 
-    def run(max_steps: int, **kwargs) -> L.Trainer:
-        trainer = L.Trainer(
-            accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, val_check_interval=2, limit_val_batches=1,
-            callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)],
-        )
-        trainer.fit(kwargs.pop("module"), data, val_dataloaders=data, **kwargs)
-        return trainer
+    def trainer(max_steps: int, **kwargs) -> L.Trainer:
+        return L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, **kwargs)
 
-    run(2, module=tiny_module(entropy_model))
-    steps: List[int] = []
-    module = tiny_module(entropy_model)
-    module.on_train_start = lambda: steps.append(module.trainer.global_step)
-    assert run(4, module=module, ckpt_path=str(tmp_path / "last.ckpt")).global_step == 4
-    assert steps == [2]
+    data = DataLoader(torch.rand(4, 3, 32, 32), batch_size=2)
+    first = module(0)
+    run = trainer(1, enable_checkpointing=False)
+    run.fit(first, data)
+    run.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    checkpoint["state_dict"] = {
+        ("codec." + k if k.startswith("discriminator.") else k): v for k, v in checkpoint["state_dict"].items()
+    }
+    assert any(k.startswith("codec.discriminator.") for k in checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+
+    resumed = module(1)
+    trainer(2, enable_checkpointing=False).fit(resumed, data, ckpt_path=tmp_path / "old.ckpt")
+    assert resumed.global_step == 2
+    # the first step of the resumed run started from the stored discriminator: weights moved from there
+    again = module(2)
+    again.on_load_checkpoint(checkpoint)
+    again.load_state_dict(checkpoint["state_dict"])
+    for key, value in first.discriminator.state_dict().items():
+        assert torch.equal(again.discriminator.state_dict()[key], value), key

@@ -7,26 +7,21 @@ near the target whatever the distortion and realism terms do. The alternative is
 
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 from torch import Tensor
 
 
-def init_spec(obj: object) -> dict:
-    """``{"class_path", "init_args"}`` of a plain-argument object: the form LightningCLI re-parses when it
-    resumes from a checkpoint's hyperparameters (``fit --ckpt_path``)."""
-    cls = type(obj)
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(vars(obj))}
-
-
 class RateWeight:
-    """Maps the batch's estimated bits per pixel to the rate weight λ (a tensor on the bpp's device)."""
+    """Maps the batch's estimated bits per pixel to the rate weight λ."""
 
-    def __call__(self, bpp: Tensor) -> Tensor:
+    def __call__(self, bpp: Tensor) -> Union[float, Tensor]:
         raise NotImplementedError
 
     def config(self) -> dict:
-        """Plain-data description, for checkpoints and logs (``class_path``/``init_args``)."""
-        return init_spec(self)
+        """Plain-data description, for checkpoints and logs."""
+        return {"type": type(self).__name__, **vars(self)}
 
 
 class FixedLambda(RateWeight):
@@ -37,8 +32,8 @@ class FixedLambda(RateWeight):
             raise ValueError(f"lmbda must be non-negative, got {lmbda}")
         self.lmbda = float(lmbda)
 
-    def __call__(self, bpp: Tensor) -> Tensor:
-        return torch.full_like(bpp.detach(), self.lmbda)
+    def __call__(self, bpp: Tensor) -> float:
+        return self.lmbda
 
 
 class HiFiCLambdaSchedule(RateWeight):
@@ -56,6 +51,6 @@ class HiFiCLambdaSchedule(RateWeight):
         self.lambda_b = float(lambda_b)
 
     def __call__(self, bpp: Tensor) -> Tensor:
-        """Chosen on the device (no host sync in the training step)."""
-        bpp = bpp.detach().mean()
-        return torch.where(bpp > self.target_bpp, self.lambda_a, self.lambda_b).to(bpp.dtype)
+        """λ as a 0-d tensor on ``bpp``'s device: no host synchronisation in the training step."""
+        above = bpp.detach().float().mean() > self.target_bpp
+        return torch.where(above, self.lambda_a, self.lambda_b)
