@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
@@ -295,7 +294,7 @@ class MultiRealismModule(L.LightningModule):
         """Batch-mean PSNR and the perceptual metric, computed in float32 even under autocast."""
         with torch.autocast(x.device.type, enabled=False):
             x_hat, x = x_hat.float().clamp(0, 1), x.float()
-            psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
+            psnr = -10.0 * torch.log10(mse_per_image(x_hat, x))  # per image, data range 1
             metrics = {"psnr": psnr.mean()}
             if self.perceptual is not None:
                 metrics[self.perceptual.key] = self.perceptual(x_hat, x).mean()
