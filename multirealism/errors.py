@@ -21,3 +21,7 @@ class ImageInputError(MultiRealismError, ValueError):
 
 class CheckpointError(MultiRealismError, ValueError):
     """A checkpoint or weights file cannot be loaded safely or does not match the model."""
+
+
+class ModelOutputError(MultiRealismError, RuntimeError):
+    """The model computed non-finite values (broken weights): refused rather than coded or returned."""
