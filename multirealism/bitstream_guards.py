@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import List, Sequence
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from multirealism.container import Bitstream, pixel_limit_message
 from multirealism.errors import BitstreamError, ModelMismatchError, ModelOutputError
@@ -77,3 +77,10 @@ def check_latent(y: Tensor) -> None:
             f"the model produced a latent of magnitude {float(y.abs().max()):.3g}, over {MAX_LATENT_MAGNITUDE:g}; "
             "its weights are broken"
         )
+
+
+def check_weights(module: nn.Module, what: str) -> None:
+    """Refuse a module with non-finite parameters or buffers before it computes coding parameters."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ModelOutputError(f"the {what} weight {name} holds NaN or infinite values; refusing to code")

@@ -263,6 +263,9 @@ class MultiRealismCodec(CompressionModel):
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
         bitstream_guards.check_latent(y)
+        # The entropy model's weights turn y into scales and means: checked on every call (they are small)
+        # so weights changed in place after update() still cannot send NaN into the rANS encoder.
+        bitstream_guards.check_weights(self.entropy_model, "entropy model")
         strings, latent_shape = self.entropy_model.compress(y)
         return container.pack(
             container.Bitstream(fingerprint, batch, height, width, latent_shape, strings)
