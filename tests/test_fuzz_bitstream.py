@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from multirealism import container
 from multirealism.bitstream_guards import guard_for_rans
 from multirealism.errors import BitstreamError
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 
 MAX_PIXELS = 96 * 96  # a small configured limit keeps every accepted header cheap to decode
 FUZZ = settings(
