@@ -115,14 +115,18 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's pickle-protocol warnings say nothing to our users
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # One line of our own: torch's text advises weights_only=False, which would run the file's code.
+    except Exception as err:  # a refused pickle, a text file, an image, a truncated zip ...
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        pickled = head == b"PK" or head[:1] == b"\x80"  # a torch zip archive or a raw pickle
+        if pickled and isinstance(err, pickle.UnpicklingError):
+            # One line of our own: torch's text advises weights_only=False, which would run the file's code.
+            raise CheckpointError(
+                f"cannot load {str(path)!r}: refused, it holds pickled objects other than tensors, "
+                "and loading those could run code"
+            ) from err
         raise CheckpointError(
-            f"refused {str(path)!r}: it holds pickled objects other than tensors, and loading those could run code"
-        ) from err
-    except Exception as err:  # a text file, a truncated zip, another format ...
-        raise CheckpointError(
-            f"{str(path)!r} is not a torch checkpoint or a .safetensors file ({type(err).__name__})"
+            f"cannot load {str(path)!r}: it is not a torch checkpoint or a .safetensors file ({type(err).__name__})"
         ) from err
     if not isinstance(obj, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict")

@@ -108,6 +108,7 @@ class _Exploit:
     [
         (pickle.dumps(_Exploit()), "could run code"),
         (b"step,loss\n1,0.5\n", "not a torch checkpoint"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(32), "not a torch checkpoint"),
         (b"", "empty file"),
         (None, "directory"),
     ],
