@@ -26,12 +26,15 @@ _EXPORTS: Dict[str, str] = {
     "ImageInputError": "multirealism.errors",
     "ModelMismatchError": "multirealism.errors",
     "MultiRealismError": "multirealism.errors",
-    "NumericalError": "multirealism.errors",
+    "ModelOutputError": "multirealism.errors",
     "discriminators": "multirealism.registry",
     "encoders": "multirealism.registry",
     "entropy_models": "multirealism.registry",
     "generators": "multirealism.registry",
     "container": "multirealism.container",
+    "create_codec": "multirealism.presets",
+    "list_codecs": "multirealism.presets",
+    "register_codec": "multirealism.presets",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -27,13 +27,12 @@ class CheckpointError(MultiRealismError, ValueError):
     """A checkpoint or weights file cannot be loaded safely or does not match the model."""
 
 
-class NumericalError(MultiRealismError, ArithmeticError):
-    """The model produced non-finite or out-of-range values (e.g. weights of a diverged run), so it cannot
-    code or decode: refused instead of hanging the entropy coder or returning a garbage image."""
+class ModelOutputError(MultiRealismError, RuntimeError):
+    """The model computed non-finite values (broken weights): refused rather than coded or returned."""
 
 
 def require_finite(tensor: "object", what: str) -> None:
-    """Raise :class:`NumericalError` if the tensor ``tensor`` holds NaN or infinity (no torch import here:
+    """Raise :class:`ModelOutputError` if the tensor ``tensor`` holds NaN or infinity (no torch import here:
     this module stays cheap for the command line)."""
     if not bool(tensor.isfinite().all()):  # type: ignore[attr-defined]
-        raise NumericalError(f"{what} has non-finite values: the model's weights are unusable (diverged?)")
+        raise ModelOutputError(f"{what} has non-finite values: the model's weights are unusable (diverged?)")

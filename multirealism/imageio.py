@@ -74,7 +74,7 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
         raise ImageInputError(f"image {str(path)!r} is empty ({width}x{height})")
     if width * height > max_pixels:
         image.close()
-        raise ImageInputError(pixel_limit_message(width * height, max_pixels, f"image {str(path)!r} ({width}x{height})"))
+        raise ImageInputError(pixel_limit_message(f"image {str(path)!r} ({width}x{height})", width * height, max_pixels))
     return image
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 from multirealism.cli import main as cli_main
 from multirealism.imageio import load_image, save_image
 

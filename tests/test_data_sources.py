@@ -21,7 +21,7 @@ from multirealism.data import DataSourceError, MultiRealismDataModule
 from multirealism.data.datasets import TrainCrops, resume_point, worker_quota
 from multirealism.data.streaming import ShardSource, resolve_shards
 from multirealism.data.transforms import RandomCropFlip
-from conftest import natural_image
+from helpers import natural_image
 
 
 def save_natural(path: Path, name: str, size: int, fmt: str) -> None:

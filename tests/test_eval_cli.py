@@ -4,7 +4,7 @@ import csv
 import os
 
 import pytest
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 from PIL import Image
 
 from multirealism.cli.main import main

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 
 from multirealism.evaluation import plots, report
 from multirealism.evaluation.inputs import EvalImage

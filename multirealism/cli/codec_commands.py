@@ -31,7 +31,7 @@ def _load_codec(path: str):
     return MultiRealismCodec.from_checkpoint(path)
 
 
-def read_bitstream(path: str, max_bytes: int = container.DEFAULT_MAX_BYTES) -> bytes:
+def read_bitstream(path: str, max_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES) -> bytes:
     """The file's bytes, refusing (without reading it all) a file, device or pipe larger than ``max_bytes``."""
     try:
         with open(path, "rb") as handle:
