@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 from multirealism import container
 from multirealism.cli import codec_commands
 from multirealism.cli import main as cli_main

@@ -6,7 +6,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 from PIL import Image
 
 from multirealism.evaluation.inputs import EvalImage
