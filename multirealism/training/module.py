@@ -323,7 +323,7 @@ class MultiRealismModule(L.LightningModule):
         """
         codec_state = {k[len("codec."):]: v for k, v in state_dict.items() if k.startswith("codec.")}
         rest = {k: v for k, v in state_dict.items() if not k.startswith("codec.")}
-        codec_keys = self.codec.load_state_dict(codec_state, strict=strict, assign=assign)
+        codec_keys = self.codec.load_state_dict(codec_state, strict=strict)  # CompressAI's: no assign=
         own_keys = super().load_state_dict(rest, strict=False, assign=assign)
         missing = [f"codec.{k}" for k in codec_keys.missing_keys]
         missing += [k for k in own_keys.missing_keys if not k.startswith("codec.")]
