@@ -24,6 +24,11 @@ from the first block of each loop.
     python benchmarks/train_speed.py                          # tiny and paper, CPU (and CUDA if present)
     python benchmarks/train_speed.py --scales tiny --steps 24 4 --rounds 4 --out train_speed.json
     python benchmarks/train_speed.py --scales paper --crop 128 256 --steps 24 24 --rounds 6 --warmup 1 --isolate
+    python benchmarks/train_speed.py --small-vs-msh --threads 2     # rate+MSE: small codec vs MeanScaleHyperprior(64, 96)
+
+``--small-vs-msh`` times instead bare rate + 150·MSE steps (fp32, Adam, aux update) of the ``small`` codec
+(``model_size.SMALL_CONFIG``) and CompressAI's ``MeanScaleHyperprior(64, 96)``, interleaved per round
+(order reversed every round): only their ratio is meaningful on a loaded machine.
 """
 
 from __future__ import annotations
@@ -296,6 +301,68 @@ def compare(scale: str, device: torch.device, precision: str, batch: int, crop: 
     }
 
 
+# ---------------------------------------------------------------------------- small codec vs MeanScaleHyperprior
+def _rd_step(model: torch.nn.Module, x: torch.Tensor, forward: Any, aux_loss: Any) -> Any:
+    """A closure running one rate + 150·MSE step with Adam and the auxiliary quantile update."""
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    quantiles = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    opt, opt_aux = torch.optim.Adam(main, lr=1e-4), torch.optim.Adam(quantiles, lr=1e-3)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+
+    def step() -> None:
+        x_hat, likelihoods = forward(x)
+        bpp = sum(l.log2().sum() for l in likelihoods) / -pixels
+        loss = bpp + 150 * (x_hat - x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt_aux.zero_grad()
+        aux_loss().backward()
+        opt_aux.step()
+
+    return step
+
+
+def small_vs_msh(batch: int, crop: int, steps: int, warmup: int, rounds: int) -> List[Dict[str, Any]]:
+    """Interleaved bare rate+MSE steps of the small codec and MeanScaleHyperprior(64, 96) on CPU."""
+    from compressai.models import MeanScaleHyperprior
+    from model_size import SMALL_CONFIG
+
+    from multirealism import MultiRealismCodec
+
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, crop, crop)
+    small = MultiRealismCodec.from_config(SMALL_CONFIG).train()
+    msh = MeanScaleHyperprior(64, 96).train()
+
+    def small_forward(images: torch.Tensor) -> Any:
+        out = small(images, 2.56)
+        return out.x_hat, list(out.likelihoods.values())
+
+    def msh_forward(images: torch.Tensor) -> Any:
+        out = msh(images)
+        return out["x_hat"], list(out["likelihoods"].values())
+
+    runs = {
+        "small (gdn + hyperprior + residual_cond)": _rd_step(small, x, small_forward, small.entropy_model.aux_loss),
+        "compressai MeanScaleHyperprior(64,96)": _rd_step(msh, x, msh_forward, msh.aux_loss),
+    }
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    for r in range(rounds):
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            for i in range(warmup + steps):
+                start = time.perf_counter()
+                runs[name]()
+                if i >= warmup:
+                    times[name].append(time.perf_counter() - start)
+    reference = median(times["compressai MeanScaleHyperprior(64,96)"])
+    return [
+        {"model": name, "batch": batch, "crop": crop, "precision": "32-true", "step_s": median(t),
+         "crops_per_s": batch / median(t), "speed_vs_msh": reference / median(t)}
+        for name, t in times.items()
+    ]
+
+
 def main(argv: "List[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", nargs="+", choices=SCALES, default=list(SCALES))
@@ -313,6 +380,8 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--isolate", action="store_true",
                         help="run every block in a fresh process instead of both loops in this one")
     parser.add_argument("--out", help="write all figures as JSON here")
+    parser.add_argument("--small-vs-msh", action="store_true",
+                        help="only the rate+MSE comparison of the small codec with MeanScaleHyperprior(64, 96)")
     parser.add_argument("--block-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.block_worker:
@@ -322,6 +391,12 @@ def main(argv: "List[str] | None" = None) -> int:
         torch.set_num_threads(args.threads)
     if args.warmup < 1 or min(args.steps) < 1 or args.rounds < 1:
         parser.error("--warmup, --steps and --rounds must be at least 1")
+    if args.small_vs_msh:
+        rows = small_vs_msh(args.batch_size[0], args.crop[0], args.steps[1], args.warmup, args.rounds)
+        print("\nRate+MSE training step, CPU, interleaved (medians; seconds, crops/s)")
+        table = print_table(rows, ["model", "batch", "crop", "precision", "step_s", "crops_per_s", "speed_vs_msh"])
+        write_json(args.out, {"machine": machine(), "rows": rows, "table": table})
+        return 0
 
     rows: List[Dict[str, Any]] = []
     for device in devices(args.devices):

@@ -8,7 +8,9 @@ from multirealism.components.discriminator import (
 )
 from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
+from multirealism.components.gdn_encoder import GdnEncoder
 from multirealism.components.generator import ElicConditionalGenerator
+from multirealism.components.residual_generator import ResidualConditionalGenerator
 
 __all__ = [
     "ChannelAutoregressive",
@@ -18,8 +20,10 @@ __all__ = [
     "ElicEncoder",
     "Encoder",
     "EntropyModel",
+    "GdnEncoder",
     "HiFiCDiscriminator",
     "MeanScaleHyperprior",
     "MultiScalePatchDiscriminator",
+    "ResidualConditionalGenerator",
     "TimmDiscriminator",
 ]
