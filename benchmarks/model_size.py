@@ -25,15 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ENTROPY_MODELS, SCALES, build_codec, machine, print_table, write_json  # noqa: E402
 
 BETA = 2.56
-#: the CPU-trainable codec proposed as the ``small`` preset (widths chosen by measured step time)
-SMALL_CONFIG: Dict[str, Any] = {
-    "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": 96}},
-    "entropy_model": {"name": "hyperprior", "args": {"latent_channels": 96, "hyper_channels": 64}},
-    "generator": {
-        "name": "residual_cond",
-        "args": {"latent_channels": 96, "channels": 64, "mid_channels": 32, "blocks_per_stage": 2, "cond_channels": 64},
-    },
-}
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -93,10 +84,10 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
     """The ``small`` codec by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
     from compressai.models import MeanScaleHyperprior
 
-    from multirealism import MultiRealismCodec
+    from multirealism import create_codec
 
     torch.manual_seed(0)
-    codec = MultiRealismCodec.from_config(SMALL_CONFIG).eval()
+    codec = create_codec("small").eval()
     x = torch.rand(1, 3, size, size)
     pixels = size * size
     with torch.no_grad():

@@ -27,7 +27,7 @@ from the first block of each loop.
     python benchmarks/train_speed.py --small-vs-msh --threads 2     # rate+MSE: small codec vs MeanScaleHyperprior(64, 96)
 
 ``--small-vs-msh`` times instead bare rate + 150·MSE steps (fp32, Adam, aux update) of the ``small`` codec
-(``model_size.SMALL_CONFIG``) and CompressAI's ``MeanScaleHyperprior(64, 96)``, interleaved per round
+(the ``small`` preset) and CompressAI's ``MeanScaleHyperprior(64, 96)``, interleaved per round
 (order reversed every round): only their ratio is meaningful on a loaded machine.
 """
 
@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SCALES, build_codec, devices, machine, median, print_table, synchronize, write_json  # noqa: E402
+from _common import SCALES, build_codec, devices, discriminator_spec, machine, median, print_table, synchronize, write_json  # noqa: E402,E501
 
 from multirealism.training import MultiRealismModule, discriminator_loss  # noqa: E402
 from multirealism.training.module import quantile_parameters  # noqa: E402
@@ -58,10 +58,12 @@ GPU_PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
 
 def make_module(scale: str, seed: int = 0) -> MultiRealismModule:
-    codec = build_codec(scale, "hyperprior" if scale == "tiny" else "charm", discriminator=True, seed=seed)
+    codec = build_codec(scale, "hyperprior" if scale == "tiny" else "charm", seed=seed)
+    spec = discriminator_spec(scale)
+    spec = {"name": spec["name"], "args": {k: v for k, v in spec["args"].items() if k not in ("latent_channels", "beta_max")}}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*lpips-random-test-only.*")
-        return MultiRealismModule(codec, gan=True, perceptual="lpips-random-test-only")
+        return MultiRealismModule(codec, discriminator=spec, gan=True, perceptual="lpips-random-test-only")
 
 
 def make_loader(batch_size: int, crop: int, batches: int) -> DataLoader:
@@ -109,9 +111,9 @@ class BareLoop:
         codec = module.codec
         self.quantiles = quantile_parameters(codec)
         ids = {id(p) for p in self.quantiles}
-        self.main = [p for n, p in codec.named_parameters() if not n.startswith("discriminator.") and id(p) not in ids]
+        self.main = [p for p in codec.parameters() if id(p) not in ids]
         self.opt_g = torch.optim.Adam(self.main, lr=module.lr)
-        self.opt_d = torch.optim.Adam(codec.discriminator.parameters(), lr=module.discriminator_lr)
+        self.opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=module.discriminator_lr)
         self.opt_aux = torch.optim.Adam(self.quantiles, lr=module.aux_lr)
         self.dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
@@ -137,7 +139,7 @@ class BareLoop:
         optimizer.zero_grad(set_to_none=True)
 
     def _frozen(self, frozen: bool) -> None:
-        self.module.codec.discriminator.requires_grad_(not frozen)
+        self.module.discriminator.requires_grad_(not frozen)
         for p in self.quantiles:
             p.requires_grad_(not frozen)
 
@@ -172,9 +174,9 @@ class BareLoop:
             t1 = time.perf_counter()
             with self._autocast():
                 y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
-                d_loss = discriminator_loss(codec.discriminator(x, y_hat, beta),
-                                            codec.discriminator(x_hat, y_hat, beta))
-            self._update(self.opt_d, d_loss, list(codec.discriminator.parameters()), clip=True)
+                d_loss = discriminator_loss(module.discriminator(x, y_hat, beta),
+                                            module.discriminator(x_hat, y_hat, beta))
+            self._update(self.opt_d, d_loss, list(module.discriminator.parameters()), clip=True)
             synchronize(device)
             t2 = time.perf_counter()
             self._update(self.opt_aux, codec.entropy_model.aux_loss(), [], clip=False)
@@ -326,13 +328,12 @@ def _rd_step(model: torch.nn.Module, x: torch.Tensor, forward: Any, aux_loss: An
 def small_vs_msh(batch: int, crop: int, steps: int, warmup: int, rounds: int) -> List[Dict[str, Any]]:
     """Interleaved bare rate+MSE steps of the small codec and MeanScaleHyperprior(64, 96) on CPU."""
     from compressai.models import MeanScaleHyperprior
-    from model_size import SMALL_CONFIG
 
-    from multirealism import MultiRealismCodec
+    from multirealism import create_codec
 
     torch.manual_seed(0)
     x = torch.rand(batch, 3, crop, crop)
-    small = MultiRealismCodec.from_config(SMALL_CONFIG).train()
+    small = create_codec("small").train()
     msh = MeanScaleHyperprior(64, 96).train()
 
     def small_forward(images: torch.Tensor) -> Any:

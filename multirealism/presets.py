@@ -107,3 +107,19 @@ def tiny_config(
 def tiny_charm_config(conditioner: str = "fourier", beta_max: float = 5.12) -> Dict[str, Any]:
     """The tiny codec with the channel-autoregressive (charm) entropy model."""
     return tiny_config("charm", conditioner, beta_max)
+
+
+@register_codec("small")
+def small_config(beta_max: float = 5.12) -> Dict[str, Any]:
+    """CPU-sized (about 1.5 M parameters, 25 kMACs/pixel, like CompressAI's MeanScaleHyperprior(64, 96)):
+    a GDN analysis transform, the mean-scale hyperprior and a β-conditioned residual generator."""
+    latent = 96
+    return {
+        "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": latent}},
+        "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": 64}},
+        "generator": {
+            "name": "residual_cond",
+            "args": {"latent_channels": latent, "channels": 64, "mid_channels": 32, "blocks_per_stage": 2,
+                     "cond_channels": 64, "beta_max": beta_max},
+        },
+    }
