@@ -73,3 +73,61 @@ def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas(tmp_pat
     assert not torch.allclose(ranks[0]["betas"], ranks[1]["betas"])
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), key
+
+
+UNEVEN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import lightning as L
+    import torch
+    from multirealism import MultiRealismCodec
+    from multirealism.data import MultiRealismDataModule
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
+
+    class Count(L.Callback):
+        val_batches = 0
+
+        def on_validation_batch_end(self, *args, **kwargs):
+            self.val_batches += 1
+
+    L.seed_everything(0)
+    root = sys.argv[1]
+    module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), gan=False, perceptual="none",
+                                lr=1e-3, val_real_bpp_batches=0)
+    data = MultiRealismDataModule(train=f"{root}/train", val=f"{root}/val", crop_size=32, batch_size=2,
+                                  val_crop=32, num_workers=1)
+    counter = Count()
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_epochs=1,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[counter])
+    trainer.fit(module, datamodule=data)
+    torch.save({"step": trainer.global_step, "val_batches": counter.val_batches},
+               f"{root}/rank{trainer.global_rank}.pt")
+    """
+)
+
+
+@pytest.mark.slow
+def test_ddp_ranks_with_uneven_image_counts_train_and_validate_the_same_number_of_batches(tmp_path):
+    """7 training images over 2 ranks (4 + 3 crops: 2 batches and 1 under the old per-rank crop quota, a
+    hang in real DDP) and 3 validation images: every rank must step and validate equally often."""
+    from helpers import natural_image
+    from multirealism.imageio import save_image
+
+    for split, count in (("train", 7), ("val", 3)):
+        (tmp_path / split).mkdir()
+        for i in range(count):
+            save_image(natural_image("astronaut", 128)[:, i * 8 : i * 8 + 64, :64], tmp_path / split / f"{i}.png")
+    script = tmp_path / "ddp_uneven.py"
+    script.write_text(UNEVEN_SCRIPT)
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["step"] == ranks[1]["step"] == 2
+    assert ranks[0]["val_batches"] == ranks[1]["val_batches"] == 2
