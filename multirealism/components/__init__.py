@@ -9,6 +9,7 @@ from multirealism.components.discriminator import (
 from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
 from multirealism.components.generator import ElicConditionalGenerator
+from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
 
 __all__ = [
     "ChannelAutoregressive",
@@ -18,8 +19,11 @@ __all__ = [
     "ElicEncoder",
     "Encoder",
     "EntropyModel",
+    "GainUnits",
     "HiFiCDiscriminator",
     "MeanScaleHyperprior",
     "MultiScalePatchDiscriminator",
+    "QuantizationStep",
+    "RateControl",
     "TimmDiscriminator",
 ]
