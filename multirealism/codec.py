@@ -27,6 +27,7 @@ from multirealism import container
 from multirealism.checkpoint import load_weights, save_weights
 from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
 from multirealism.components.conditioning import beta_as_map
+from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelMismatchError
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
@@ -138,6 +139,7 @@ class MultiRealismCodec(nn.Module):
         generator: Union[ConditionalGenerator, str] = "elic_cond",
         discriminator: Optional[Union[Discriminator, str]] = None,
         max_pixels: int = container.DEFAULT_MAX_PIXELS,
+        rate_control: Optional[Union[RateControl, str]] = None,
     ) -> None:
         super().__init__()
         self.encoder = _build(REGISTRIES["encoder"], encoder)
@@ -145,17 +147,25 @@ class MultiRealismCodec(nn.Module):
         self.generator = _build(REGISTRIES["generator"], generator)
         self.discriminator = None if discriminator is None else _build(REGISTRIES["discriminator"], discriminator)
         self.max_pixels = int(max_pixels)
+        self.rate_control = None if rate_control is None else _build(REGISTRIES["rate_control"], rate_control)
         widths = {
             "encoder": self.encoder.latent_channels,
             "entropy_model": self.entropy_model.latent_channels,
             "generator": self.generator.latent_channels,
         }
+        if self.rate_control is not None and hasattr(self.rate_control, "latent_channels"):
+            widths["rate_control"] = self.rate_control.latent_channels
         if len(set(widths.values())) != 1:
             raise ValueError(f"latent channel counts disagree: {widths}")
         self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
         self._fingerprint: Optional[bytes] = None
 
     # ------------------------------------------------------------------ properties and config
+    @property
+    def num_levels(self) -> int:
+        """Trained rate levels: qualities run from 0 to ``num_levels - 1`` (1 without rate control)."""
+        return 1 if self.rate_control is None else self.rate_control.num_levels
+
     @property
     def beta_max(self) -> float:
         """Largest realism weight the generator was trained for."""
@@ -166,6 +176,8 @@ class MultiRealismCodec(nn.Module):
         parts = {"encoder": self.encoder, "entropy_model": self.entropy_model, "generator": self.generator}
         if self.discriminator is not None:
             parts["discriminator"] = self.discriminator
+        if self.rate_control is not None:
+            parts["rate_control"] = self.rate_control
         config: Dict[str, Any] = {"max_pixels": self.max_pixels}
         for role, module in parts.items():
             spec = component_spec(module)
@@ -187,6 +199,7 @@ class MultiRealismCodec(nn.Module):
             generator=config["generator"],
             discriminator=disc,
             max_pixels=config.get("max_pixels", container.DEFAULT_MAX_PIXELS),
+            rate_control=config.get("rate_control"),
         )
 
     # ------------------------------------------------------------------ persistence
@@ -272,9 +285,9 @@ class MultiRealismCodec(nn.Module):
 
     def _compute_fingerprint(self) -> bytes:
         digest = hashlib.sha256()
-        config = {k: v for k, v in self.config().items() if k in ("encoder", "entropy_model", "generator")}
+        config = {k: v for k, v in self.config().items() if k in ("encoder", "entropy_model", "generator", "rate_control")}
         digest.update(json.dumps(config, sort_keys=True).encode())
-        for prefix in ("encoder.", "entropy_model.", "generator."):
+        for prefix in ("encoder.", "entropy_model.", "generator.", "rate_control."):
             for name, tensor in sorted(self.state_dict().items()):
                 if name.startswith(prefix):
                     digest.update(name.encode())
@@ -315,21 +328,27 @@ class MultiRealismCodec(nn.Module):
         return x
 
     # ------------------------------------------------------------------ training/eval forward
-    def forward(self, x: Tensor, beta: "float | Tensor" = 0.0) -> CodecOutput:
-        """Encode, quantise (noise/STE in training, rounding in eval) and decode at ``beta``."""
+    def forward(
+        self, x: Tensor, beta: "float | Tensor" = 0.0, quality: "float | Tensor | None" = None
+    ) -> CodecOutput:
+        """Encode at ``quality`` (a number or one per image; None: the highest level), quantise
+        (noise/STE in training, rounding in eval) and decode at ``beta``."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
         padded = F.pad(x, self._padding(height, width), mode="replicate")
         beta_map = self._pad_beta(beta, batch, height, width, x.device)
-        entropy = self.entropy_model(self.encoder(padded))
-        x_hat = self.generator(entropy.y_hat, beta_map)[..., :height, :width]
+        quality = resolve_quality(self.rate_control, quality)
+        entropy = self.entropy_model(scale_latent(self.rate_control, self.encoder(padded), quality))
+        y_hat = unscale_latent(self.rate_control, entropy.y_hat, quality)
+        x_hat = self.generator(y_hat, beta_map)[..., :height, :width]
         bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
-        return CodecOutput(x_hat, entropy.y_hat, entropy.likelihoods, bits / (height * width))
+        return CodecOutput(x_hat, y_hat, entropy.likelihoods, bits / (height * width))
 
     # ------------------------------------------------------------------ real compression
     @torch.no_grad()
-    def compress(self, x: Tensor) -> bytes:
-        """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream."""
+    def compress(self, x: Tensor, quality: Optional[float] = None) -> bytes:
+        """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream at ``quality``
+        (None: the highest trained level); the quality is stored in the header."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
@@ -340,9 +359,10 @@ class MultiRealismCodec(nn.Module):
         # Analysis runs channels-last (about 1.4x faster on CPU); the entropy model gets y back in the
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
-        strings, latent_shape = self.entropy_model.compress(y)
+        quality = container.as_header_quality(resolve_quality(self.rate_control, quality))
+        strings, latent_shape = self.entropy_model.compress(scale_latent(self.rate_control, y, quality))
         return container.pack(
-            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings)
+            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=quality)
         )
 
     def read_header(self, data: bytes) -> container.Bitstream:
@@ -355,6 +375,8 @@ class MultiRealismCodec(nn.Module):
         expected = tuple(math.ceil(s / self.pad_multiple) for s in (stream.height, stream.width))
         if stream.latent_shape != expected or len(stream.strings) != self.entropy_model.num_streams:
             raise BitstreamError("bitstream header does not match its image size or this entropy model")
+        if not 0 <= stream.quality <= self.num_levels - 1:
+            raise BitstreamError(f"bitstream quality {stream.quality:g} is outside this model's levels 0..{self.num_levels - 1}")
         padded_pixels = stream.num_images * expected[0] * expected[1] * self.pad_multiple**2
         if padded_pixels > self.max_pixels:  # many tiny images still decode at the padded size
             raise BitstreamError(
@@ -382,7 +404,7 @@ class MultiRealismCodec(nn.Module):
             y_hat = self.entropy_model.decompress(self._rans_guarded(stream), stream.latent_shape)
         except (ValueError, RuntimeError, IndexError) as err:
             raise BitstreamError(f"entropy decoding failed: {err}") from err
-        return y_hat, stream
+        return unscale_latent(self.rate_control, y_hat, stream.quality), stream
 
     @torch.no_grad()
     def decompress(
