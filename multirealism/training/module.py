@@ -29,6 +29,7 @@ from multirealism.training.losses import (
     mse_per_image,
 )
 from multirealism.training.perceptual import build_perceptual
+from multirealism.training.quality import RateLadder, level_metrics
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
 
 ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
@@ -74,6 +75,9 @@ class MultiRealismModule(L.LightningModule):
         val_betas: fixed β values at which validation reports PSNR, LPIPS and bpp.
         val_real_bpp_batches: validation batches per epoch that are also really compressed, to
             log the bpp of the actual bitstream (0: off).
+        rate_ladder: λ per quality level, required when the codec has a rate control (then a level
+            is drawn per image and ``rate_weight`` is unused); validation then also logs
+            ``bpp_q{level}`` and ``psnr_q{level}`` at β = 0.
     """
 
     def __init__(
@@ -96,10 +100,11 @@ class MultiRealismModule(L.LightningModule):
         init_from: Optional[str] = None,
         val_betas: Sequence[float] = (0.0, 2.56, 5.12),
         val_real_bpp_batches: int = 2,
+        rate_ladder: Optional[RateLadder] = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler"])
+        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler", "rate_ladder"])
         self.codec = codec
         self.gan = bool(gan)
         if self.gan and codec.discriminator is None:
@@ -116,6 +121,14 @@ class MultiRealismModule(L.LightningModule):
         self.val_betas = [float(b) for b in val_betas]
         self.val_real_bpp_batches = int(val_real_bpp_batches)
         self.hparams.update(rate_weight=self.rate_weight.config(), beta_sampler=self.beta_sampler.config())
+        if (rate_ladder.num_levels if rate_ladder is not None else 1) != codec.num_levels:
+            raise ValueError(
+                f"the codec has {codec.num_levels} rate levels but rate_ladder gives "
+                f"{'none' if rate_ladder is None else rate_ladder.num_levels}; give one λ per level"
+            )
+        self.rate_ladder = rate_ladder
+        if rate_ladder is not None:
+            self.hparams.update(rate_ladder=rate_ladder.config())
         if init_from is not None:
             self.load_codec_weights(init_from)
 
@@ -155,13 +168,19 @@ class MultiRealismModule(L.LightningModule):
         assert self.perceptual is not None
         return self.perceptual(x_hat, x, spatial=beta.dim() == 4)
 
-    def generator_terms(self, x: Tensor, out: CodecOutput, beta: Tensor) -> Dict[str, Tensor]:
+    def generator_terms(
+        self, x: Tensor, out: CodecOutput, beta: Tensor, quality: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         """All terms of the generator-side objective; ``loss`` is their weighted sum."""
         bpp = out.bpp.mean()
-        lmbda = self.rate_weight(bpp)
+        if self.rate_ladder is not None and quality is not None:
+            rate, lmbda = self.rate_ladder.rate_loss(out.bpp, quality)
+        else:
+            lmbda = torch.tensor(float(self.rate_weight(bpp)))
+            rate = lmbda * bpp
         mse = mse_per_image(out.x_hat, x).mean()
-        loss = lmbda * bpp + self.weights.mse * mse
-        terms = {"bpp": bpp, "mse": mse, "lambda": torch.tensor(float(lmbda))}
+        loss = rate + self.weights.mse * mse
+        terms = {"bpp": bpp, "mse": mse, "lambda": lmbda}
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
             terms[self.perceptual.key] = lpips_map.mean()
@@ -199,10 +218,12 @@ class MultiRealismModule(L.LightningModule):
         optimizers = self.optimizers()
         opt_g, opt_aux = optimizers[0], optimizers[-1]
         beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
+        # a quality level per image when the codec has a rate control (no extra argument otherwise)
+        rate = {} if self.rate_ladder is None else {"quality": self.rate_ladder.sample(x.shape[0], x.device)}
 
         with self.toggled_optimizer(opt_g):  # D and the quantiles frozen: the G step cannot reach them
-            out = self.codec(x, beta)
-            terms = self.generator_terms(x, out, beta)
+            out = self.codec(x, beta, **rate)
+            terms = self.generator_terms(x, out, beta, **rate)
             skipped = not self._update(opt_g, terms["loss"], clip=True, counted=True)
 
         if self.gan:
@@ -245,6 +266,8 @@ class MultiRealismModule(L.LightningModule):
                 metrics[f"{stage}/{self.perceptual.key}_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
         self.log(f"{stage}/bpp", out.bpp.mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
+        if self.codec.num_levels > 1:
+            self.log_dict(level_metrics(self.codec, x, stage), batch_size=batch_size, sync_dist=True)
         if batch_idx < self.val_real_bpp_batches:
             real = 8.0 * len(self.codec.compress(x)) / (batch_size * height * width)
             self.log(f"{stage}/bpp_real", torch.tensor(real), batch_size=batch_size, sync_dist=True)
