@@ -115,3 +115,10 @@ def test_old_format_version_is_refused_naming_it():
     data[4] = 1
     with pytest.raises(BitstreamError, match="version 1 is not supported"):
         container.unpack(bytes(data))
+
+
+def test_reduced_precision_latents_are_scaled_in_float32():
+    control = GainUnits(latent_channels=4, num_levels=3)
+    y = torch.randn(2, 4, 3, 3).bfloat16()
+    assert control.scale(y, 1.0).dtype == torch.float32
+    assert control.unscale(y, 1.0).dtype == torch.float32

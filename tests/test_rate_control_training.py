@@ -87,3 +87,15 @@ def test_training_updates_gains_and_logs_every_level(gan, precision):
     for level in range(3):
         assert logged.metrics[f"val/bpp_q{level}"] > 0 and logged.metrics[f"val/psnr_q{level}"] > 0
     assert logged.metrics["val/bpp_q0"] < logged.metrics["val/bpp_q2"]  # initial gains: 0.25 vs 1
+
+
+def test_a_fixed_rate_checkpoint_initialises_a_rate_controlled_run(tmp_path):
+    torch.manual_seed(5)
+    fixed = MultiRealismCodec.from_config(tiny_config())
+    fixed.save(tmp_path / "warmup.safetensors")
+    module = rate_module(False, RateLadder(lambdas=[1.0, 0.5, 0.25]))
+    gains = module.codec.rate_control.log_gain.detach().clone()
+    module.load_codec_weights(str(tmp_path / "warmup.safetensors"))
+    for mine, theirs in zip(module.codec.encoder.parameters(), fixed.encoder.parameters()):
+        assert torch.equal(mine, theirs)
+    assert torch.equal(module.codec.rate_control.log_gain, gains)

@@ -83,11 +83,12 @@ class _LogScaling(RateControl):
     def inverse_gain(self, quality: Quality, batch: int, device: torch.device) -> Tensor:
         return self.gain(quality, batch, device).reciprocal()
 
+    # float32 gains promote a reduced-precision latent (AMP) to float32 before it is quantised
     def scale(self, y: Tensor, quality: Quality) -> Tensor:
-        return y * self.gain(quality, y.shape[0], y.device).to(y.dtype)
+        return y * self.gain(quality, y.shape[0], y.device)
 
     def unscale(self, y_hat: Tensor, quality: Quality) -> Tensor:
-        return y_hat * self.inverse_gain(quality, y_hat.shape[0], y_hat.device).to(y_hat.dtype)
+        return y_hat * self.inverse_gain(quality, y_hat.shape[0], y_hat.device)
 
 
 @rate_controls.register("gain")

@@ -144,7 +144,8 @@ class MultiRealismModule(L.LightningModule):
         if self.codec.discriminator is None:
             state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith("discriminator.")]
+        # a fixed-rate checkpoint may start a rate-controlled run: its gains keep their initial values
+        missing = [k for k in missing if not k.startswith(("discriminator.", "rate_control."))]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
