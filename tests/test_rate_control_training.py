@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -10,6 +12,7 @@ from torch.utils.data import DataLoader
 from multirealism import MultiRealismCodec
 from multirealism.presets import tiny_config
 from multirealism.training import MultiRealismModule, RateLadder
+from multirealism.training.cli import run_lightning_cli
 
 
 def rate_module(gan: bool, ladder: RateLadder, levels: int = 3) -> MultiRealismModule:
@@ -99,3 +102,16 @@ def test_a_fixed_rate_checkpoint_initialises_a_rate_controlled_run(tmp_path):
     for mine, theirs in zip(module.codec.encoder.parameters(), fixed.encoder.parameters()):
         assert torch.equal(mine, theirs)
     assert torch.equal(module.codec.rate_control.log_gain, gains)
+
+
+def test_lightning_cli_accepts_a_rate_control_and_a_ladder(capsys):
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+    gains = '{"class_path": "multirealism.components.GainUnits", "init_args": {"latent_channels": 16, "num_levels": 3}}'
+    ladder = '{"class_path": "multirealism.training.RateLadder", "init_args": {"target_bpps": [0.2, 0.4, 0.8]}}'
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", "--config", str(config), f"--model.codec.init_args.rate_control={gains}",
+                           f"--model.rate_ladder={ladder}", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "multirealism.components.GainUnits" in printed and "num_levels: 3" in printed
+    assert "multirealism.training.RateLadder" in printed and "- 0.8" in printed
