@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import torch
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import paper_config, tiny_config
+from multirealism.presets import codec_config as preset_config
+from multirealism.registry import REGISTRIES
 
 
 SCALES = ("tiny", "paper")
@@ -30,22 +31,25 @@ def discriminator_spec(scale: str) -> Dict[str, Any]:
     return {"name": "hific", "args": {"latent_channels": 320, "beta_max": 5.12}}
 
 
-def codec_config(scale: str, entropy_model: str, discriminator: bool = False) -> Dict[str, Any]:
-    """Preset config for ``scale`` in SCALES, optionally with the training discriminator."""
+def codec_config(scale: str, entropy_model: str) -> Dict[str, Any]:
+    """Config of the registered preset for ``scale`` in SCALES (multirealism.presets)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if entropy_model not in ENTROPY_MODELS:
         raise ValueError(f"entropy model must be one of {ENTROPY_MODELS}, got {entropy_model!r}")
-    config = (paper_config if scale == "paper" else tiny_config)(entropy_model)
-    if discriminator:
-        config["discriminator"] = discriminator_spec(scale)
-    return config
+    return preset_config(scale, entropy_model=entropy_model)
 
 
-def build_codec(scale: str, entropy_model: str, discriminator: bool = False, seed: int = 0) -> MultiRealismCodec:
+def build_codec(scale: str, entropy_model: str, seed: int = 0) -> MultiRealismCodec:
     """A random-weight codec from a preset (train mode; call ``.eval().update()`` for coding)."""
     torch.manual_seed(seed)
-    return MultiRealismCodec.from_config(codec_config(scale, entropy_model, discriminator))
+    return MultiRealismCodec.from_config(codec_config(scale, entropy_model))
+
+
+def build_discriminator(scale: str) -> torch.nn.Module:
+    """The training discriminator for ``scale`` (it lives in the training module, not in the codec)."""
+    spec = discriminator_spec(scale)
+    return REGISTRIES["discriminator"].build(spec["name"], **spec["args"])
 
 
 def synchronize(device: torch.device) -> None:

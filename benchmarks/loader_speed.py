@@ -6,7 +6,13 @@ shards, and as shards on a loopback S3 server (moto), with 0 and 2 workers. For 
 training step of the tiny codec (rate + MSE, Adam) at the same batch size: the loader should deliver at
 least 3x the training images/s. Throughput excludes the first batch (worker start-up).
 
+A second table times the folder loader over ~1280-px PNG and JPEG photos (as a small model trains on, at
+128x128 crops, where ~50 crops/s is the training rate on 2 cores): one crop per decoded image (the old
+behaviour), ``crops_per_image`` crops per decode, and ``cache_images`` (decoded once per worker; the
+warm row is the second epoch, whose persistent workers kept their cache). Target: >= 100 crops/s.
+
     .venv/bin/python benchmarks/loader_speed.py [--images 48] [--crops 192] [--batch-size 8]
+    .venv/bin/python benchmarks/loader_speed.py --only-large [--large-images 12] [--large-crops 256]
 """
 
 from __future__ import annotations
@@ -58,18 +64,61 @@ def write_dataset(root: Path, jpegs: List[bytes], per_shard: int) -> None:
                 writer.write({"__key__": f"{i:05d}", "jpg": jpegs[i]})
 
 
+def epoch_rate(loader: torch.utils.data.DataLoader) -> float:
+    """Crops/s of one epoch of ``loader``; worker start-up and the first batch are not counted."""
+    iterator = iter(loader)
+    next(iterator)
+    start, crops = time.perf_counter(), 0
+    for batch in iterator:
+        crops += batch.shape[0]
+    return crops / (time.perf_counter() - start)
+
+
 def crops_per_second(spec: str, workers: int, args: argparse.Namespace, options: Optional[dict] = None) -> float:
     dm = MultiRealismDataModule(train=spec, crop_size=args.crop_size, batch_size=args.batch_size,
                                 num_workers=workers, epoch_length=args.crops, shuffle_buffer=100,
                                 storage_options=options)
     dm.setup("fit")
-    loader = dm.train_dataloader()
-    iterator = iter(loader)
-    next(iterator)  # worker start-up and the first batch are not counted
-    start, crops = time.perf_counter(), 0
-    for batch in iterator:
-        crops += batch.shape[0]
-    return crops / (time.perf_counter() - start)
+    return epoch_rate(dm.train_dataloader())
+
+
+def large_photo_folders(root: Path, count: int) -> Dict[str, Path]:
+    """``count`` photos 1280x853 as PNG and as JPEG (quality 90), upscaled from the embedded samples."""
+    names = available_samples()
+    folders = {"PNG": root / "large-png", "JPEG": root / "large-jpeg"}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    for i in range(count):
+        image = load_sample(names[i % len(names)]).resize((1280, 853), Image.Resampling.BICUBIC)
+        if i // len(names) % 2:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # no two files alike
+        image.save(folders["PNG"] / f"{i:05d}.png")
+        image.save(folders["JPEG"] / f"{i:05d}.jpg", quality=90)
+    return folders
+
+
+def large_photo_rows(root: Path, args: argparse.Namespace) -> None:
+    """The folder loader at 128x128 crops over ~1280-px photos, per decode strategy and worker count."""
+    folders = large_photo_folders(root, args.large_images)
+    workers = [int(w) for w in args.workers.split(",")]
+    setups = [("1 crop/decode", 1, False), (f"{args.crops_per_image} crops/decode", args.crops_per_image, False),
+              ("cache, epoch 1", 1, True), ("cache, epoch 2", 1, True)]
+    print(f"\n{args.large_images} photos 1280x853 per format, crop 128, batch {args.batch_size}, "
+          f"{args.large_crops} crops per epoch, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'folder':<8}{'decoding':<20}" + "".join(f"{f'{w} workers':>14}" for w in workers) + "   (crops/s)")
+    for fmt, folder in folders.items():
+        rates: Dict[str, List[float]] = {label: [] for label, _, _ in setups}
+        for w in workers:
+            for label, crops_per_image, cache in setups[:3]:
+                dm = MultiRealismDataModule(train=str(folder), val=None, crop_size=128, batch_size=args.batch_size,
+                                            num_workers=w, epoch_length=args.large_crops,
+                                            crops_per_image=crops_per_image, cache_images=cache)
+                loader = dm.train_dataloader()
+                rates[label].append(epoch_rate(loader))
+                if cache:
+                    rates["cache, epoch 2"].append(epoch_rate(loader))
+        for label, values in rates.items():
+            print(f"{fmt:<8}{label:<20}" + "".join(f"{rate:>14.1f}" for rate in values))
 
 
 def training_images_per_second(args: argparse.Namespace, steps: int = 3) -> float:
@@ -112,7 +161,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop-size", type=int, default=256)
     parser.add_argument("--workers", default="0,2")
+    parser.add_argument("--large-images", type=int, default=12, help="~1280-px photos per format")
+    parser.add_argument("--large-crops", type=int, default=256, help="128x128 crops per timed epoch")
+    parser.add_argument("--crops-per-image", type=int, default=8)
+    parser.add_argument("--only-large", action="store_true", help="only the ~1280-px folder table")
     args = parser.parse_args()
+    if args.only_large:
+        with tempfile.TemporaryDirectory() as tmp:
+            large_photo_rows(Path(tmp), args)
+        return
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -144,6 +201,7 @@ def main() -> None:
             for name, (spec, options) in sources.items():
                 rates = [crops_per_second(spec, w, args, options) for w in workers]
                 print(f"{name:<22}" + "".join(f"{rate:>14.1f}" for rate in rates))
+            large_photo_rows(root, args)
         train = training_images_per_second(args)
         print(f"tiny codec training step (rate+MSE, Adam, batch {args.batch_size}): {train:.1f} images/s")
     finally:

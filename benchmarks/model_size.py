@@ -3,7 +3,8 @@
 MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one image of
 ``--size`` pixels, divided by its pixel count; they do not depend on the weights or the machine, so
 they are the noise-free companion of ``codec_speed.py``. CompressAI's ``Elic2022Official`` and
-``MeanScaleHyperprior(192, 320)`` are measured the same way for reference.
+``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized ``small``
+codec (GDN encoder, hyperprior, residual β-conditioned generator) next to ``MeanScaleHyperprior(64, 96)``.
 
     python benchmarks/model_size.py                   # paper and tiny scale
     python benchmarks/model_size.py --scales paper --out size.json
@@ -79,6 +80,39 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
     return rows
 
 
+def small_rows(size: int) -> List[Dict[str, Any]]:
+    """The ``small`` codec by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
+    from compressai.models import MeanScaleHyperprior
+
+    from multirealism import create_codec
+
+    torch.manual_seed(0)
+    codec = create_codec("small").eval()
+    x = torch.rand(1, 3, size, size)
+    pixels = size * size
+    with torch.no_grad():
+        y = codec.encoder(x)
+        y_hat = codec.entropy_model(y).y_hat
+    parts = [
+        ("encoder gdn", codec.encoder, lambda: codec.encoder(x)),
+        ("entropy model hyperprior", codec.entropy_model, lambda: codec.entropy_model(y)),
+        ("generator residual_cond", codec.generator, lambda: codec.generator(y_hat, BETA)),
+        ("  of which β conditioner", codec.generator.conditioner, None),
+    ]
+    rows = [
+        {"model": "ours small", "component": name, "parameters": count_parameters(module),
+         "MACs/pixel": None if fn is None else macs_per_pixel(fn, pixels)}
+        for name, module, fn in parts
+    ]
+    rows.append({"model": "ours small", "component": "total inference",
+                 "parameters": sum(count_parameters(m) for m in (codec.encoder, codec.entropy_model, codec.generator)),
+                 "MACs/pixel": macs_per_pixel(lambda: codec(x, BETA), pixels)})
+    msh = MeanScaleHyperprior(64, 96).eval()
+    rows.append({"model": "compressai MeanScaleHyperprior(64,96)", "component": "total",
+                 "parameters": count_parameters(msh), "MACs/pixel": macs_per_pixel(lambda: msh(x), pixels)})
+    return rows
+
+
 def reference_rows(size: int) -> List[Dict[str, Any]]:
     """CompressAI's ELIC and mean-scale hyperprior, split into g_a, entropy model and g_s."""
     from compressai.models import Elic2022Official, MeanScaleHyperprior
@@ -107,6 +141,8 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--scales", nargs="+", choices=SCALES, default=["paper", "tiny"])
     parser.add_argument("--size", type=int, default=256, help="side of the square test image (multiple of 64)")
     parser.add_argument("--no-reference", action="store_true", help="skip the CompressAI models")
+    parser.add_argument("--no-small", dest="small", action="store_false",
+                        help="skip the small codec and MeanScaleHyperprior(64, 96)")
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args(argv)
     if args.size <= 0 or args.size % 64:
@@ -117,6 +153,8 @@ def main(argv: "List[str] | None" = None) -> int:
         rows += codec_rows(scale, args.size)
     if not args.no_reference:
         rows += reference_rows(args.size)
+    if args.small:
+        rows += small_rows(args.size)
     for row in rows:
         row["parameters (M)"] = row["parameters"] / 1e6
         if row["MACs/pixel"] is not None:

@@ -24,6 +24,11 @@ from the first block of each loop.
     python benchmarks/train_speed.py                          # tiny and paper, CPU (and CUDA if present)
     python benchmarks/train_speed.py --scales tiny --steps 24 4 --rounds 4 --out train_speed.json
     python benchmarks/train_speed.py --scales paper --crop 128 256 --steps 24 24 --rounds 6 --warmup 1 --isolate
+    python benchmarks/train_speed.py --small-vs-msh --threads 2     # rate+MSE: small codec vs MeanScaleHyperprior(64, 96)
+
+``--small-vs-msh`` times instead bare rate + 150·MSE steps (fp32, Adam, aux update) of the ``small`` codec
+(the ``small`` preset) and CompressAI's ``MeanScaleHyperprior(64, 96)``, interleaved per round
+(order reversed every round): only their ratio is meaningful on a loaded machine.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SCALES, build_codec, devices, machine, median, print_table, synchronize, write_json  # noqa: E402
+from _common import SCALES, build_codec, devices, discriminator_spec, machine, median, print_table, synchronize, write_json  # noqa: E402,E501
 
 from multirealism.training import MultiRealismModule, discriminator_loss  # noqa: E402
 from multirealism.training.module import quantile_parameters  # noqa: E402
@@ -53,10 +58,12 @@ GPU_PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
 
 def make_module(scale: str, seed: int = 0) -> MultiRealismModule:
-    codec = build_codec(scale, "hyperprior" if scale == "tiny" else "charm", discriminator=True, seed=seed)
+    codec = build_codec(scale, "hyperprior" if scale == "tiny" else "charm", seed=seed)
+    spec = discriminator_spec(scale)
+    spec = {"name": spec["name"], "args": {k: v for k, v in spec["args"].items() if k not in ("latent_channels", "beta_max")}}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*lpips-random-test-only.*")
-        return MultiRealismModule(codec, gan=True, perceptual="lpips-random-test-only")
+        return MultiRealismModule(codec, discriminator=spec, gan=True, perceptual="lpips-random-test-only")
 
 
 def make_loader(batch_size: int, crop: int, batches: int) -> DataLoader:
@@ -104,9 +111,9 @@ class BareLoop:
         codec = module.codec
         self.quantiles = quantile_parameters(codec)
         ids = {id(p) for p in self.quantiles}
-        self.main = [p for n, p in codec.named_parameters() if not n.startswith("discriminator.") and id(p) not in ids]
+        self.main = [p for p in codec.parameters() if id(p) not in ids]
         self.opt_g = torch.optim.Adam(self.main, lr=module.lr)
-        self.opt_d = torch.optim.Adam(codec.discriminator.parameters(), lr=module.discriminator_lr)
+        self.opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=module.discriminator_lr)
         self.opt_aux = torch.optim.Adam(self.quantiles, lr=module.aux_lr)
         self.dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
@@ -132,7 +139,7 @@ class BareLoop:
         optimizer.zero_grad(set_to_none=True)
 
     def _frozen(self, frozen: bool) -> None:
-        self.module.codec.discriminator.requires_grad_(not frozen)
+        self.module.discriminator.requires_grad_(not frozen)
         for p in self.quantiles:
             p.requires_grad_(not frozen)
 
@@ -167,9 +174,9 @@ class BareLoop:
             t1 = time.perf_counter()
             with self._autocast():
                 y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
-                d_loss = discriminator_loss(codec.discriminator(x, y_hat, beta),
-                                            codec.discriminator(x_hat, y_hat, beta))
-            self._update(self.opt_d, d_loss, list(codec.discriminator.parameters()), clip=True)
+                d_loss = discriminator_loss(module.discriminator(x, y_hat, beta),
+                                            module.discriminator(x_hat, y_hat, beta))
+            self._update(self.opt_d, d_loss, list(module.discriminator.parameters()), clip=True)
             synchronize(device)
             t2 = time.perf_counter()
             self._update(self.opt_aux, codec.entropy_model.aux_loss(), [], clip=False)
@@ -296,6 +303,67 @@ def compare(scale: str, device: torch.device, precision: str, batch: int, crop: 
     }
 
 
+# ---------------------------------------------------------------------------- small codec vs MeanScaleHyperprior
+def _rd_step(model: torch.nn.Module, x: torch.Tensor, forward: Any, aux_loss: Any) -> Any:
+    """A closure running one rate + 150·MSE step with Adam and the auxiliary quantile update."""
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    quantiles = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    opt, opt_aux = torch.optim.Adam(main, lr=1e-4), torch.optim.Adam(quantiles, lr=1e-3)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+
+    def step() -> None:
+        x_hat, likelihoods = forward(x)
+        bpp = sum(l.log2().sum() for l in likelihoods) / -pixels
+        loss = bpp + 150 * (x_hat - x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt_aux.zero_grad()
+        aux_loss().backward()
+        opt_aux.step()
+
+    return step
+
+
+def small_vs_msh(batch: int, crop: int, steps: int, warmup: int, rounds: int) -> List[Dict[str, Any]]:
+    """Interleaved bare rate+MSE steps of the small codec and MeanScaleHyperprior(64, 96) on CPU."""
+    from compressai.models import MeanScaleHyperprior
+
+    from multirealism import create_codec
+
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, crop, crop)
+    small = create_codec("small").train()
+    msh = MeanScaleHyperprior(64, 96).train()
+
+    def small_forward(images: torch.Tensor) -> Any:
+        out = small(images, 2.56)
+        return out.x_hat, list(out.likelihoods.values())
+
+    def msh_forward(images: torch.Tensor) -> Any:
+        out = msh(images)
+        return out["x_hat"], list(out["likelihoods"].values())
+
+    runs = {
+        "small (gdn + hyperprior + residual_cond)": _rd_step(small, x, small_forward, small.entropy_model.aux_loss),
+        "compressai MeanScaleHyperprior(64,96)": _rd_step(msh, x, msh_forward, msh.aux_loss),
+    }
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    for r in range(rounds):
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            for i in range(warmup + steps):
+                start = time.perf_counter()
+                runs[name]()
+                if i >= warmup:
+                    times[name].append(time.perf_counter() - start)
+    reference = median(times["compressai MeanScaleHyperprior(64,96)"])
+    return [
+        {"model": name, "batch": batch, "crop": crop, "precision": "32-true", "step_s": median(t),
+         "crops_per_s": batch / median(t), "speed_vs_msh": reference / median(t)}
+        for name, t in times.items()
+    ]
+
+
 def main(argv: "List[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", nargs="+", choices=SCALES, default=list(SCALES))
@@ -313,6 +381,8 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--isolate", action="store_true",
                         help="run every block in a fresh process instead of both loops in this one")
     parser.add_argument("--out", help="write all figures as JSON here")
+    parser.add_argument("--small-vs-msh", action="store_true",
+                        help="only the rate+MSE comparison of the small codec with MeanScaleHyperprior(64, 96)")
     parser.add_argument("--block-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.block_worker:
@@ -322,6 +392,12 @@ def main(argv: "List[str] | None" = None) -> int:
         torch.set_num_threads(args.threads)
     if args.warmup < 1 or min(args.steps) < 1 or args.rounds < 1:
         parser.error("--warmup, --steps and --rounds must be at least 1")
+    if args.small_vs_msh:
+        rows = small_vs_msh(args.batch_size[0], args.crop[0], args.steps[1], args.warmup, args.rounds)
+        print("\nRate+MSE training step, CPU, interleaved (medians; seconds, crops/s)")
+        table = print_table(rows, ["model", "batch", "crop", "precision", "step_s", "crops_per_s", "speed_vs_msh"])
+        write_json(args.out, {"machine": machine(), "rows": rows, "table": table})
+        return 0
 
     rows: List[Dict[str, Any]] = []
     for device in devices(args.devices):

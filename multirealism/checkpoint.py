@@ -4,22 +4,33 @@ Three formats are read: a Lightning checkpoint written by :class:`~multirealism.
 MultiRealismModule` (``state_dict`` keys prefixed ``codec.``), a plain file written by
 :meth:`MultiRealismCodec.save`, and a ``.safetensors`` file whose metadata holds the config.
 Torch files are opened with ``weights_only=True``, so a crafted pickle is refused, not run.
+:func:`load_codec` builds a codec from such a file behind guards: the config is checked against
+the weights on the meta device first, every weight must be finite, and any failure is a one-line
+:class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
+import pickle
 import tempfile
+import threading
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from multirealism.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from multirealism.codec import MultiRealismCodec
 
 #: key under which the codec's architecture config is stored in any checkpoint we write
 CONFIG_KEY = "multirealism"
@@ -92,15 +103,30 @@ def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_d
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
     """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(path)!r} is an empty file")
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError, RuntimeError on a non-torch file, ...
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle-protocol warnings say nothing to our users
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a refused pickle, a text file, an image, a truncated zip ...
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        pickled = head == b"PK" or head[:1] == b"\x80"  # a torch zip archive or a raw pickle
+        if pickled and isinstance(err, pickle.UnpicklingError):
+            # One line of our own: torch's text advises weights_only=False, which would run the file's code.
+            raise CheckpointError(
+                f"cannot load {str(path)!r}: refused, it holds pickled objects other than tensors, "
+                "and loading those could run code"
+            ) from err
         raise CheckpointError(
-            f"cannot load {str(path)!r} safely (weights_only=True refused it or it is not a torch file): {err}"
+            f"cannot load {str(path)!r}: it is not a torch checkpoint or a .safetensors file ({type(err).__name__})"
         ) from err
     if not isinstance(obj, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict")
@@ -128,3 +154,100 @@ def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, T
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{str(path)!r} has a malformed config in its metadata: {err}") from err
     return config, state
+
+
+#: entropy-coder tables whose size follows the trained weights; ``load_state_dict`` resizes them
+RESIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+@contextlib.contextmanager
+def _module_budget(limit: int, source: str) -> Iterator[None]:
+    """Raise CheckpointError as soon as this thread registers more than ``limit`` submodules in the block
+    (the hook is global; other threads' modules are not counted)."""
+    count = 0
+    thread = threading.get_ident()
+
+    def hook(module: nn.Module, name: str, submodule: Optional[nn.Module]) -> None:
+        nonlocal count
+        if threading.get_ident() != thread:
+            return
+        count += 1
+        if count > limit:
+            raise CheckpointError(
+                f"{source!r}: its config builds more than {limit} modules, far more than its weights belong to"
+            )
+
+    handle = register_module_module_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _first_names(names: List[str]) -> str:
+    return ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+
+
+def _check_state_matches(skeleton: nn.Module, state: Mapping[str, Any], source: str) -> None:
+    """Refuse weights whose names or shapes differ from the config's architecture, before the real build
+    allocates it (the stored weights, already in memory, then bound what building costs)."""
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(
+        name
+        for name, tensor in expected.items()
+        if name in state
+        and not name.endswith(RESIZED_BUFFERS)
+        and tuple(getattr(state[name], "shape", ())) != tuple(tensor.shape)
+    )
+    if missing or unexpected or wrong:
+        problems = [f"{label}: {_first_names(names)}" for label, names in
+                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if names]
+        raise CheckpointError(
+            f"{source!r}: weights do not match the architecture its config describes ({'; '.join(problems)})"
+        )
+
+
+def _check_finite(state: Mapping[str, Tensor], source: str) -> None:
+    """NaN/inf weights make the rANS encoder spin forever and the generator return black images."""
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+    if broken:
+        raise CheckpointError(f"{source!r}: weights hold NaN or infinite values ({_first_names(broken)})")
+
+
+def load_codec(
+    cls: "Type[MultiRealismCodec]",
+    path: "str | os.PathLike[str]",
+    config: Optional[Mapping[str, Any]] = None,
+    map_location: "str | torch.device" = "cpu",
+) -> "MultiRealismCodec":
+    """Build ``cls`` from a checkpoint file (the body of ``MultiRealismCodec.from_checkpoint``)."""
+    source = os.fspath(path)
+    stored, state = load_weights(path)
+    config = config or stored
+    if config is None:
+        raise CheckpointError(f"{source!r} holds no multirealism config; pass config=")
+    if not isinstance(config, Mapping):
+        raise CheckpointError(f"{source!r} holds a config that is not a mapping")
+    # Checkpoints written before the discriminator moved to the training module carry its config and
+    # weights; an inference codec has no use for either, so both are dropped here, in one place.
+    config = {k: v for k, v in config.items() if k != "discriminator"}
+    state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
+    _check_finite(state, source)
+    try:
+        # Shapes only: a config claiming huge widths allocates nothing, and one claiming huge depths
+        # is stopped once it builds more modules than the stored weights could belong to.
+        with torch.device("meta"), _module_budget(2 * len(state) + 256, source):
+            skeleton = cls.from_config(config)
+        _check_state_matches(skeleton, state, source)
+        codec = cls.from_config(config)
+    except CheckpointError:
+        raise
+    except Exception as err:  # any bad value in a stored config (negative widths, 1e9 channels, NaN β_max ...)
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{source!r} holds an unusable codec config: {message[:200]}") from err
+    codec.load_state_dict(state)
+    codec.to(map_location).eval()
+    codec.update()
+    return codec

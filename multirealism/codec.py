@@ -1,4 +1,4 @@
-"""MultiRealismCodec: encoder + entropy model + β-conditioned generator (+ optional discriminator).
+"""MultiRealismCodec: encoder + entropy model + β-conditioned generator, an inference object.
 
 One bitstream, any realism: ``decompress(data, beta=[0, 2.56, 5.12])`` entropy-decodes once and
 runs the generator once per β.
@@ -6,29 +6,25 @@ runs the generator once per β.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
-import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models.utils import update_registered_buffers
+from compressai.models import CompressionModel
 from torch import Tensor, nn
-from torch.nn.modules.module import register_module_module_registration_hook
 
 import multirealism.components  # noqa: F401  (registers the built-in components)
-from multirealism import container
-from multirealism.checkpoint import load_weights, save_weights
-from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
-from multirealism.components.conditioning import beta_as_map
+from multirealism import bitstream_guards, container
+from multirealism.checkpoint import load_codec, save_weights
+from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel
+from multirealism.components.conditioning import beta_as_map, check_beta_range
 from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
-from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelMismatchError
+from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
@@ -48,19 +44,6 @@ class CodecOutput:
     bpp: Tensor
 
 
-class _GuardedStreams(Sequence):
-    """``strings[s][i]`` with ``16 * len + pads[s]`` zero bytes appended, built when stream ``s`` is read."""
-
-    def __init__(self, strings: List[List[bytes]], pads: List[int]) -> None:
-        self._strings, self._pads = strings, pads
-
-    def __len__(self) -> int:
-        return len(self._strings)
-
-    def __getitem__(self, index: int) -> List[bytes]:  # type: ignore[override]
-        return [s + bytes(16 * len(s) + self._pads[index]) for s in self._strings[index]]
-
-
 def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
     if isinstance(arg, nn.Module):
         return arg
@@ -71,65 +54,16 @@ def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
     raise TypeError(f"{registry.kind} must be a registry name, a spec mapping or an nn.Module, got {arg!r}")
 
 
-#: entropy-coder tables whose size follows the trained weights; ``load_state_dict`` resizes them
-_RESIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-
-
-@contextlib.contextmanager
-def _module_budget(limit: int, source: str) -> Iterator[None]:
-    """Raise CheckpointError as soon as this thread registers more than ``limit`` submodules in the block
-    (the hook is global; other threads' modules are not counted)."""
-    count = 0
-    thread = threading.get_ident()
-
-    def hook(module: nn.Module, name: str, submodule: Optional[nn.Module]) -> None:
-        nonlocal count
-        if threading.get_ident() != thread:
-            return
-        count += 1
-        if count > limit:
-            raise CheckpointError(
-                f"{source!r}: its config builds more than {limit} modules, far more than its weights belong to"
-            )
-
-    handle = register_module_module_registration_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-def _first_names(names: List[str]) -> str:
-    return ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
-
-
-def _check_state_matches(skeleton: nn.Module, state: Mapping[str, Any], source: str) -> None:
-    """Refuse weights whose names or shapes differ from the config's architecture, before the real build
-    allocates it (the stored weights, already in memory, then bound what building costs)."""
-    expected = skeleton.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(
-        name
-        for name, tensor in expected.items()
-        if name in state
-        and not name.endswith(_RESIZED_BUFFERS)
-        and tuple(getattr(state[name], "shape", ())) != tuple(tensor.shape)
-    )
-    if missing or unexpected or wrong:
-        problems = [f"{label}: {_first_names(names)}" for label, names in
-                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if names]
-        raise CheckpointError(
-            f"{source!r}: weights do not match the architecture its config describes ({'; '.join(problems)})"
-        )
-
-
-class MultiRealismCodec(nn.Module):
+class MultiRealismCodec(CompressionModel):
     """Learned image codec whose decoder takes a realism weight β in [0, β_max].
 
     Components are given as registry names (paper-scale defaults), ``{"name", "args"}`` specs or
     module instances. Inputs are RGB in [0, 1] of any size: images are padded (replicate) to a
-    multiple of the total downsampling and cropped back.
+    multiple of the total downsampling and cropped back. CompressAI's ``CompressionModel`` supplies
+    ``load_state_dict`` (resizing the coder tables to the stored ones) and ``aux_loss``.
+
+    ``max_pixels``, ``max_images`` and ``max_bitstream_bytes`` bound what :meth:`compress` accepts
+    and what a bitstream header may declare; the defaults live in :mod:`multirealism.container`.
     """
 
     def __init__(
@@ -137,17 +71,24 @@ class MultiRealismCodec(nn.Module):
         encoder: Union[Encoder, str] = "elic",
         entropy_model: Union[EntropyModel, str] = "hyperprior",
         generator: Union[ConditionalGenerator, str] = "elic_cond",
-        discriminator: Optional[Union[Discriminator, str]] = None,
         max_pixels: int = container.DEFAULT_MAX_PIXELS,
+        max_images: int = container.DEFAULT_MAX_IMAGES,
+        max_bitstream_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES,
         rate_control: Optional[Union[RateControl, str]] = None,
     ) -> None:
         super().__init__()
+        limits = {"max_pixels": max_pixels, "max_images": max_images, "max_bitstream_bytes": max_bitstream_bytes}
+        for name, value in limits.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.max_pixels, self.max_images, self.max_bitstream_bytes = max_pixels, max_images, max_bitstream_bytes
         self.encoder = _build(REGISTRIES["encoder"], encoder)
         self.entropy_model = _build(REGISTRIES["entropy_model"], entropy_model)
         self.generator = _build(REGISTRIES["generator"], generator)
-        self.discriminator = None if discriminator is None else _build(REGISTRIES["discriminator"], discriminator)
-        self.max_pixels = int(max_pixels)
         self.rate_control = None if rate_control is None else _build(REGISTRIES["rate_control"], rate_control)
+        beta_max = float(self.generator.beta_max)
+        if not (math.isfinite(beta_max) and beta_max > 0):
+            raise ValueError(f"beta_max must be a finite number above 0, got {beta_max}")
         widths = {
             "encoder": self.encoder.latent_channels,
             "entropy_model": self.entropy_model.latent_channels,
@@ -174,11 +115,13 @@ class MultiRealismCodec(nn.Module):
     def config(self) -> Dict[str, Any]:
         """JSON-able architecture description, enough to rebuild the codec from registry names."""
         parts = {"encoder": self.encoder, "entropy_model": self.entropy_model, "generator": self.generator}
-        if self.discriminator is not None:
-            parts["discriminator"] = self.discriminator
         if self.rate_control is not None:
             parts["rate_control"] = self.rate_control
-        config: Dict[str, Any] = {"max_pixels": self.max_pixels}
+        config: Dict[str, Any] = {
+            "max_pixels": self.max_pixels,
+            "max_images": self.max_images,
+            "max_bitstream_bytes": self.max_bitstream_bytes,
+        }
         for role, module in parts.items():
             spec = component_spec(module)
             if spec is None:
@@ -190,15 +133,15 @@ class MultiRealismCodec(nn.Module):
         return json.loads(json.dumps(config))
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], with_discriminator: bool = True) -> "MultiRealismCodec":
+    def from_config(cls, config: Mapping[str, Any]) -> "MultiRealismCodec":
         """Build a codec from :meth:`config`'s output (registry names only: no code is imported)."""
-        disc = config.get("discriminator") if with_discriminator else None
         return cls(
             encoder=config["encoder"],
             entropy_model=config["entropy_model"],
             generator=config["generator"],
-            discriminator=disc,
             max_pixels=config.get("max_pixels", container.DEFAULT_MAX_PIXELS),
+            max_images=config.get("max_images", container.DEFAULT_MAX_IMAGES),
+            max_bitstream_bytes=config.get("max_bitstream_bytes", container.DEFAULT_MAX_BITSTREAM_BYTES),
             rate_control=config.get("rate_control"),
         )
 
@@ -212,46 +155,17 @@ class MultiRealismCodec(nn.Module):
         cls,
         path: "str | os.PathLike[str]",
         config: Optional[Mapping[str, Any]] = None,
-        with_discriminator: bool = False,
         map_location: "str | torch.device" = "cpu",
     ) -> "MultiRealismCodec":
         """Load a Lightning checkpoint, a :meth:`save` file or a ``.safetensors`` file, safely
-        (``weights_only=True``). The architecture comes from the file, or from ``config``."""
-        stored, state = load_weights(path)
-        config = config or stored
-        if config is None:
-            raise CheckpointError(f"{os.fspath(path)!r} holds no multirealism config; pass config=")
-        if not with_discriminator:
-            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
-        try:
-            # Shapes only: a config claiming huge widths allocates nothing, and one claiming huge depths
-            # is stopped once it builds more modules than the stored weights could belong to.
-            with torch.device("meta"), _module_budget(2 * len(state) + 256, os.fspath(path)):
-                skeleton = cls.from_config(config, with_discriminator=with_discriminator)
-            _check_state_matches(skeleton, state, os.fspath(path))
-            codec = cls.from_config(config, with_discriminator=with_discriminator)
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise CheckpointError(f"{os.fspath(path)!r} holds an unusable codec config: {err!r}") from err
-        codec.load_state_dict(state)
-        codec.to(map_location).eval()
-        codec.update()
-        return codec
+        (``weights_only=True``, finite weights, config checked against the weights); see
+        :func:`multirealism.checkpoint.load_codec`. The architecture comes from the file, or from ``config``."""
+        return load_codec(cls, path, config, map_location)
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        """Like ``nn.Module.load_state_dict``, resizing the entropy coders' CDF buffers first."""
-        for name, module in self.named_modules():
-            if isinstance(module, EntropyBottleneck):
-                update_registered_buffers(
-                    module, name, ["_quantized_cdf", "_offset", "_cdf_length"], dict(state_dict)
-                )
-            elif isinstance(module, GaussianConditional):
-                update_registered_buffers(
-                    module, name, ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"], dict(state_dict)
-                )
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True):
+        """CompressAI's ``load_state_dict`` (coder tables resized first); a mismatch is a CheckpointError."""
         try:
-            result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+            result = super().load_state_dict(dict(state_dict), strict=strict)
         except RuntimeError as err:
             raise CheckpointError(f"weights do not match this codec's architecture: {err}") from err
         self._fingerprint = None
@@ -263,8 +177,12 @@ class MultiRealismCodec(nn.Module):
         return super().train(mode)
 
     # ------------------------------------------------------------------ model identity
-    def update(self, force: bool = False) -> bool:
+    def update(self, force: bool = False) -> bool:  # type: ignore[override]
         """Build entropy-coder tables and the model fingerprint; call after changing weights.
+
+        Unlike CompressAI's ``update``, the entropy model builds its own tables (its nearest-scale
+        index tables included). Non-finite weights are refused here (:class:`ModelOutputError`), so
+        neither the coder nor the generator ever runs on them.
 
         Runs outside inference mode so the tables are ordinary tensors even when called from a
         ``torch.inference_mode`` block (Lightning validation, user code): inference tensors cannot
@@ -290,12 +208,16 @@ class MultiRealismCodec(nn.Module):
         for prefix in ("encoder.", "entropy_model.", "generator.", "rate_control."):
             for name, tensor in sorted(self.state_dict().items()):
                 if name.startswith(prefix):
+                    if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+                        raise ModelOutputError(f"weight {name} holds NaN or infinite values; refusing to code with it")
                     digest.update(name.encode())
                     digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
         return digest.digest()[: container.FINGERPRINT_BYTES]
 
     # ------------------------------------------------------------------ padding helpers
     def _padding(self, height: int, width: int) -> tuple:
+        """Bottom/right padding for ``F.pad``. Not ``compressai.ops.compute_padding``: it centres the
+        padding, which would move every bitstream's content and the β map's alignment."""
         m = self.pad_multiple
         return (0, (-width) % m, 0, (-height) % m)
 
@@ -307,9 +229,7 @@ class MultiRealismCodec(nn.Module):
                     f"beta map is {tuple(beta_map.shape[-2:])} but the image is {(height, width)}"
                 )
             beta_map = F.pad(beta_map, self._padding(height, width), mode="replicate")
-        finite = torch.isfinite(beta_map).all()
-        if not bool(finite) or bool((beta_map < 0).any()) or bool((beta_map > self.beta_max + 1e-6).any()):
-            raise ValueError(f"beta must lie in [0, {self.beta_max}] (the generator's training range)")
+        check_beta_range(beta_map, self.beta_max)
         return beta_map
 
     def _check_images(self, x: Tensor) -> Tensor:
@@ -352,7 +272,9 @@ class MultiRealismCodec(nn.Module):
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
-            raise ImageInputError(f"{batch} x {height} x {width} pixels exceed max_pixels={self.max_pixels}")
+            raise ImageInputError(container.pixel_limit_message("input", batch * height * width, self.max_pixels))
+        if batch > self.max_images:
+            raise ImageInputError(f"input has {batch} images, over the limit of max_images={self.max_images}")
         fingerprint = self.fingerprint  # builds the coder tables on first use
         x = x.to(next(self.parameters()).device, torch.float32)
         padded = F.pad(x, self._padding(height, width), mode="replicate")
@@ -360,48 +282,36 @@ class MultiRealismCodec(nn.Module):
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
         quality = container.as_header_quality(resolve_quality(self.rate_control, quality))
-        strings, latent_shape = self.entropy_model.compress(scale_latent(self.rate_control, y, quality))
+        # The latent the rANS encoder codes is the rate-scaled one, so that is the one checked.
+        y = scale_latent(self.rate_control, y, quality)
+        bitstream_guards.check_latent(y)
+        # The entropy model's weights turn y into scales and means: checked on every call (they are small)
+        # so weights changed in place after update() still cannot send NaN into the rANS encoder.
+        bitstream_guards.check_weights(self.entropy_model, "entropy model")
+        strings, latent_shape = self.entropy_model.compress(y)
         return container.pack(
             container.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=quality)
         )
 
     def read_header(self, data: bytes) -> container.Bitstream:
         """Parse and check a bitstream against this model without entropy-decoding it."""
-        stream = container.unpack(data, max_pixels=self.max_pixels)
-        if stream.fingerprint != self.fingerprint:
-            raise ModelMismatchError(
-                f"bitstream was written by model {stream.fingerprint.hex()}, this codec is {self.fingerprint.hex()}"
-            )
-        expected = tuple(math.ceil(s / self.pad_multiple) for s in (stream.height, stream.width))
-        if stream.latent_shape != expected or len(stream.strings) != self.entropy_model.num_streams:
-            raise BitstreamError("bitstream header does not match its image size or this entropy model")
-        if not 0 <= stream.quality <= self.num_levels - 1:
-            raise BitstreamError(f"bitstream quality {stream.quality:g} is outside this model's levels 0..{self.num_levels - 1}")
-        padded_pixels = stream.num_images * expected[0] * expected[1] * self.pad_multiple**2
-        if padded_pixels > self.max_pixels:  # many tiny images still decode at the padded size
-            raise BitstreamError(
-                f"bitstream decodes to {padded_pixels} padded pixels, over the limit of {self.max_pixels}"
-            )
+        stream = container.unpack(
+            data, max_pixels=self.max_pixels, max_images=self.max_images, max_bitstream_bytes=self.max_bitstream_bytes
+        )
+        bitstream_guards.check_header(
+            stream, self.fingerprint, self.pad_multiple, self.entropy_model.num_streams, self.max_pixels
+        )
+        bitstream_guards.check_quality(stream, self.num_levels)
         return stream
-
-    def _rans_guarded(self, stream: container.Bitstream) -> Sequence[List[bytes]]:
-        """Coded strings with zero bytes appended (lazily, one stream at a time, to bound memory), so
-        crafted strings cannot make the decoder read past its buffer.
-
-        compressai's rANS decoder (``rans_interface.cpp``) has no bounds checks: it reads one 32-bit
-        word per symbol at most, plus about 15 more per all-ones word consumed in its bypass mode.
-        Zeros after a valid string are never read (decoded values are unchanged); within zeros the
-        decoder stops reading bypass runs. Each stream's margin covers every symbol it codes.
-        """
-        counts = self.entropy_model.stream_symbol_counts(stream.latent_shape)
-        return _GuardedStreams(stream.strings, [8 * n + 64 for n in counts])
 
     @torch.no_grad()
     def decode_latent(self, data: bytes) -> "tuple[Tensor, container.Bitstream]":
         """Entropy-decode ``data`` to the quantised latent ŷ (the β-independent part)."""
         stream = self.read_header(data)
         try:
-            y_hat = self.entropy_model.decompress(self._rans_guarded(stream), stream.latent_shape)
+            counts = self.entropy_model.stream_symbol_counts(stream.latent_shape)
+            guarded = bitstream_guards.guard_for_rans(stream, counts)
+            y_hat = self.entropy_model.decompress(guarded, stream.latent_shape)
         except (ValueError, RuntimeError, IndexError) as err:
             raise BitstreamError(f"entropy decoding failed: {err}") from err
         return unscale_latent(self.rate_control, y_hat, stream.quality), stream
@@ -420,5 +330,9 @@ class MultiRealismCodec(nn.Module):
         betas = list(beta) if isinstance(beta, (list, tuple)) else [beta]
         maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
         y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # synthesis ~1.5x faster on CPU
-        images = [self.generator(y_hat, m)[..., :height, :width].contiguous().clamp_(0, 1) for m in maps]
+        images = []
+        for beta_map in maps:
+            image = self.generator(y_hat, beta_map)[..., :height, :width].contiguous()
+            bitstream_guards.check_finite(image, "decoded image")
+            images.append(image.clamp_(0, 1))
         return images if isinstance(beta, (list, tuple)) else images[0]

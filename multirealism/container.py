@@ -15,8 +15,10 @@ Layout (big-endian)::
     payload         for each stream, for each image: LEB128 length, then that many bytes
     crc32      I    CRC-32 of everything before it
 
-Parsing checks sizes against a pixel limit before anything is allocated and never reads past
-the end, so malformed input ends in :class:`BitstreamError`, not a crash, a hang or a huge alloc.
+Parsing checks the byte count, the image count and the pixel count against limits before anything
+is allocated and never reads past the end, so malformed input ends in :class:`BitstreamError`, not a
+crash, a hang or a huge alloc. Callers can refuse a file by its size before reading it by comparing
+it with ``DEFAULT_MAX_BITSTREAM_BYTES`` (or the codec's ``max_bitstream_bytes``).
 """
 
 from __future__ import annotations
@@ -37,8 +39,17 @@ _CRC = struct.Struct(">I")
 HEADER_BYTES = _HEADER.size + _CRC.size
 #: default refusal threshold for images × height × width declared in a header
 DEFAULT_MAX_PIXELS = 64 * 2**20
+#: default refusal threshold for the number of images in one bitstream
+DEFAULT_MAX_IMAGES = 256
+#: default refusal threshold for a whole bitstream's size in bytes (checked before parsing)
+DEFAULT_MAX_BITSTREAM_BYTES = 256 * 2**20
 MAX_STREAMS = 64
 MAX_QUALITY = 255.0
+
+
+def pixel_limit_message(what: str, pixels: int, max_pixels: int) -> str:
+    """The one wording for every refusal by pixel count (inputs, headers, padded decode sizes)."""
+    return f"{what} has {pixels} pixels, over the limit of max_pixels={max_pixels}"
 
 
 @dataclass(frozen=True)
@@ -118,10 +129,19 @@ def pack(stream: Bitstream) -> bytes:
     return bytes(body)
 
 
-def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bitstream:
+def unpack(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_images: int = DEFAULT_MAX_IMAGES,
+    max_bitstream_bytes: int = DEFAULT_MAX_BITSTREAM_BYTES,
+) -> Bitstream:
     """Parse and validate bytes written by :func:`pack`; raises :class:`BitstreamError`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BitstreamError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bitstream_bytes:
+        raise BitstreamError(
+            f"bitstream is {len(data)} bytes, over the limit of max_bitstream_bytes={max_bitstream_bytes}"
+        )
     data = bytes(data)
     if len(data) < 4 or data[:4] != MAGIC:
         raise BitstreamError("not a multirealism bitstream (bad magic bytes)")
@@ -136,10 +156,10 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bitstream:
     _, version, fingerprint, images, height, width, zh, zw, streams, quality = _HEADER.unpack_from(data)
     if images < 1 or height < 1 or width < 1:
         raise BitstreamError(f"bitstream declares an empty image ({images} x {height} x {width})")
+    if images > max_images:
+        raise BitstreamError(f"bitstream declares {images} images, over the limit of max_images={max_images}")
     if images * height * width > max_pixels:
-        raise BitstreamError(
-            f"bitstream declares {images} x {height} x {width} pixels, over the limit of {max_pixels}"
-        )
+        raise BitstreamError(pixel_limit_message("bitstream", images * height * width, max_pixels))
     if not 1 <= streams <= MAX_STREAMS:
         raise BitstreamError(f"bitstream declares {streams} streams")
     if not 0 <= quality <= MAX_QUALITY:  # also refuses NaN

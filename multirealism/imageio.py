@@ -32,8 +32,8 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from multirealism.checkpoint import atomic_write_bytes
-from multirealism.container import DEFAULT_MAX_PIXELS
-from multirealism.errors import ImageInputError, MultiRealismError
+from multirealism.container import DEFAULT_MAX_PIXELS, pixel_limit_message
+from multirealism.errors import ImageInputError, OutputPathError
 
 PathLike = Union[str, "os.PathLike[str]"]
 ALPHA_POLICIES = ("drop", "error")
@@ -42,8 +42,18 @@ _COLOUR_CONVERSIONS = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "1"}
 _SIXTEEN_BIT = 65535.0
 
 
-class OutputPathError(MultiRealismError, OSError):
-    """An output cannot be written: it exists (and ``force`` is off), is the input, or its folder is missing."""
+class TransparencyError(ImageInputError):
+    """The image has transparent pixels and ``alpha="error"`` was asked; ``description`` says so without
+    naming the Python or command-line option that drops the alpha channel."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(f"{description} (pass alpha='drop' to ignore it)")
+        self.description = description
+
+
+#: output formats written by extension (lossless WebP keeps the decoded pixels exactly, like PNG)
+OUTPUT_FORMATS = {".png": ("PNG", {}), ".webp": ("WEBP", {"lossless": True}), ".jpg": ("JPEG", {"quality": 95}),
+                  ".jpeg": ("JPEG", {"quality": 95})}
 
 
 def _open_checked(path: Path, max_pixels: int) -> Image.Image:
@@ -64,9 +74,7 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
         raise ImageInputError(f"image {str(path)!r} is empty ({width}x{height})")
     if width * height > max_pixels:
         image.close()
-        raise ImageInputError(
-            f"image {str(path)!r} is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-        )
+        raise ImageInputError(pixel_limit_message(f"image {str(path)!r} ({width}x{height})", width * height, max_pixels))
     return image
 
 
@@ -78,7 +86,7 @@ def _drop_alpha(image: Image.Image, path: Path, alpha: str) -> Image.Image:
     if int(alpha_band.min()) < 255:
         message = f"image {str(path)!r} has transparent pixels ({image.mode}); its alpha channel"
         if alpha == "error":
-            raise ImageInputError(f"{message} is not supported (pass alpha='drop' to ignore it)")
+            raise TransparencyError(f"{message} is not supported")
         warnings.warn(f"{message} was dropped", UserWarning, stacklevel=3)
     return image.convert(_ALPHA_MODES[image.mode])
 
@@ -133,7 +141,32 @@ def load_image(
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def _check_destination(path: Path, force: bool) -> None:
+def output_format(path: PathLike) -> str:
+    """The image format written for ``path``'s extension; refuses extensions we cannot honour."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise OutputPathError(
+            f"cannot write {str(path)!r}: unsupported extension {suffix or '(none)'!r} "
+            f"(use {', '.join(OUTPUT_FORMATS)})"
+        )
+    return OUTPUT_FORMATS[suffix][0]
+
+
+def encode_image(image: Tensor, path: PathLike) -> bytes:
+    """8-bit RGB bytes of ``image`` in the format ``path``'s extension names (PNG, lossless WebP, JPEG)."""
+    output_format(path)
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ImageInputError(f"expected an RGB image shaped (3, H, W); got {tuple(image.shape)}")
+    name, options = OUTPUT_FORMATS[Path(path).suffix.lower()]
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, format=name, **options)
+    return buffer.getvalue()
+
+
+def check_destination(path: Path, force: bool) -> None:
+    """Refuse an output whose folder is missing, that is a folder, or that exists (unless ``force``)."""
     if not path.parent.is_dir():
         raise OutputPathError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     if path.is_dir():
@@ -146,7 +179,7 @@ def write_new_file(path: PathLike, data: bytes, force: bool = False) -> None:
     """Write ``data`` atomically (temp file + rename); an existing ``path`` is an error unless ``force``,
     also when another process creates it while we write."""
     path = Path(path)
-    _check_destination(path, force)
+    check_destination(path, force)
     try:
         atomic_write_bytes(path, data, overwrite=force)
     except FileExistsError:
@@ -161,17 +194,11 @@ def to_pil(image: Tensor) -> Image.Image:
 
 def encode_png(image: Tensor) -> bytes:
     """8-bit RGB PNG bytes of a ``(3, H, W)`` or ``(1, 3, H, W)`` tensor in [0, 1] (values are clamped)."""
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ImageInputError(f"expected an RGB image shaped (3, H, W); got {tuple(image.shape)}")
-    buffer = io.BytesIO()
-    to_pil(image).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode_image(image, "image.png")
 
 
 def save_image(image: Tensor, path: PathLike, force: bool = False) -> None:
     """Write ``image`` as an 8-bit PNG at ``path``, atomically; never overwrites unless ``force``."""
     path = Path(path)
-    _check_destination(path, force)  # fail before the (cheap) encode, too
+    check_destination(path, force)  # fail before the (cheap) encode, too
     write_new_file(path, encode_png(image), force=force)

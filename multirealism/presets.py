@@ -1,40 +1,95 @@
-"""Named codec configurations: the paper's scale and a tiny one for CPU tests and the quickstart."""
+"""Named codec configurations (a timm-style registry): the paper's scale and a tiny one for CPU tests
+and the quickstart. ``create_codec("tiny", conditioner="table")`` builds one; ``list_codecs()`` names them.
+
+Each preset function states every width once; ``latent_channels`` and ``beta_max`` are passed to each
+component from one local value, and the codec checks that the components agree.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
+
+if TYPE_CHECKING:
+    from multirealism.codec import MultiRealismCodec
+
+ConfigFn = Callable[..., Dict[str, Any]]
+_PRESETS: Dict[str, ConfigFn] = {}
 
 
-def paper_config(entropy_model: str = "charm") -> Dict[str, Any]:
+def register_codec(name: str) -> Callable[[ConfigFn], ConfigFn]:
+    """Decorator: register a function returning a codec config under ``name`` (the function is unchanged)."""
+
+    def add(fn: ConfigFn) -> ConfigFn:
+        if name in _PRESETS:
+            raise ValueError(f"codec preset {name!r} is already registered")
+        _PRESETS[name] = fn
+        return fn
+
+    return add
+
+
+def list_codecs() -> List[str]:
+    """Names of the registered presets, sorted."""
+    return sorted(_PRESETS)
+
+
+def codec_config(name: str, **overrides: Any) -> Dict[str, Any]:
+    """The config of preset ``name``; ``overrides`` are the preset function's keyword arguments."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown codec preset {name!r}; known: {', '.join(list_codecs())}")
+    return _PRESETS[name](**overrides)
+
+
+def create_codec(name: str, **overrides: Any) -> "MultiRealismCodec":
+    """Build a freshly initialised codec from preset ``name``."""
+    from multirealism.codec import MultiRealismCodec
+
+    return MultiRealismCodec.from_config(codec_config(name, **overrides))
+
+
+@register_codec("paper")
+def paper_config(entropy_model: str = "charm", beta_max: float = 5.12) -> Dict[str, Any]:
     """Agustsson et al. 2023 scale: ELIC encoder 192/320, generator 256/128, hyperprior 192."""
-    entropy_args: Dict[str, Any] = {"latent_channels": 320, "hyper_channels": 192}
+    latent = 320
+    entropy_args: Dict[str, Any] = {"latent_channels": latent, "hyper_channels": 192}
     if entropy_model == "charm":
         entropy_args.update(num_slices=10, max_support_slices=5)
     return {
-        "encoder": {"name": "elic", "args": {"channels": 192, "latent_channels": 320}},
+        "encoder": {"name": "elic", "args": {"channels": 192, "latent_channels": latent}},
         "entropy_model": {"name": entropy_model, "args": entropy_args},
         "generator": {
             "name": "elic_cond",
-            "args": {"latent_channels": 320, "channels": 256, "mid_channels": 128, "beta_max": 5.12},
+            "args": {"latent_channels": latent, "channels": 256, "mid_channels": 128, "beta_max": beta_max},
         },
     }
 
 
-def tiny_config(entropy_model: str = "hyperprior", conditioner: str = "fourier") -> Dict[str, Any]:
-    """A few tens of thousands of parameters: for tests, CI and the 2-core quickstart."""
-    entropy_args: Dict[str, Any] = {"latent_channels": 16, "hyper_channels": 8}
+@register_codec("paper_hyperprior")
+def paper_hyperprior_config(beta_max: float = 5.12) -> Dict[str, Any]:
+    """The paper's scale with the (faster) mean-scale hyperprior instead of the charm entropy model."""
+    return paper_config("hyperprior", beta_max)
+
+
+@register_codec("tiny")
+def tiny_config(
+    entropy_model: str = "hyperprior", conditioner: str = "fourier", beta_max: float = 5.12
+) -> Dict[str, Any]:
+    """A few tens of thousands of parameters: for tests, CI and the 2-core quickstart.
+    ``conditioner="table"`` picks TableCond instead of FourierCond."""
+    latent = 16
+    entropy_args: Dict[str, Any] = {"latent_channels": latent, "hyper_channels": 8}
     if entropy_model == "charm":
         entropy_args.update(num_slices=4, max_support_slices=2, transform_channels=[16])
     return {
         "encoder": {
             "name": "elic",
-            "args": {"channels": 16, "latent_channels": 16, "blocks_per_stage": 1, "attention": False},
+            "args": {"channels": 16, "latent_channels": latent, "blocks_per_stage": 1, "attention": False},
         },
         "entropy_model": {"name": entropy_model, "args": entropy_args},
         "generator": {
             "name": "elic_cond",
             "args": {
-                "latent_channels": 16,
+                "latent_channels": latent,
                 "channels": 16,
                 "mid_channels": 8,
                 "blocks_per_stage": 1,
@@ -42,7 +97,29 @@ def tiny_config(entropy_model: str = "hyperprior", conditioner: str = "fourier")
                 "conditioner": conditioner,
                 "cond_channels": 16,
                 "num_frequencies": 4,
-                "beta_max": 5.12,
+                "beta_max": beta_max,
             },
+        },
+    }
+
+
+@register_codec("tiny_charm")
+def tiny_charm_config(conditioner: str = "fourier", beta_max: float = 5.12) -> Dict[str, Any]:
+    """The tiny codec with the channel-autoregressive (charm) entropy model."""
+    return tiny_config("charm", conditioner, beta_max)
+
+
+@register_codec("small")
+def small_config(beta_max: float = 5.12) -> Dict[str, Any]:
+    """CPU-sized (about 1.5 M parameters, 25 kMACs/pixel, like CompressAI's MeanScaleHyperprior(64, 96)):
+    a GDN analysis transform, the mean-scale hyperprior and a β-conditioned residual generator."""
+    latent = 96
+    return {
+        "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": latent}},
+        "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": 64}},
+        "generator": {
+            "name": "residual_cond",
+            "args": {"latent_channels": latent, "channels": 64, "mid_channels": 32, "blocks_per_stage": 2,
+                     "cond_channels": 64, "beta_max": beta_max},
         },
     }

@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from conftest import make_tiny_codec
+from helpers import make_tiny_codec
 from multirealism import MultiRealismCodec
 from multirealism.checkpoint import CONFIG_KEY
 from multirealism.errors import CheckpointError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import make_tiny_codec
+from helpers import make_tiny_codec
 from multirealism import ImageInputError, MultiRealismCodec
 
 SIZES = [(37, 70), (64, 64), (17, 129)]

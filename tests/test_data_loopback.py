@@ -24,7 +24,7 @@ from multirealism.data import cli as data_cli
 from multirealism.data.openimages import OpenImagesPreparer, prepare_openimages
 from multirealism.data.errors import DataSourceError
 from multirealism.data.storage import Storage, s3_client
-from conftest import natural_image
+from helpers import natural_image
 
 SOURCE_BUCKET = "open-images-dataset"
 

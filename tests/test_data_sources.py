@@ -21,7 +21,7 @@ from multirealism.data import DataSourceError, MultiRealismDataModule
 from multirealism.data.datasets import TrainCrops, resume_point, worker_quota
 from multirealism.data.streaming import ShardSource, resolve_shards
 from multirealism.data.transforms import RandomCropFlip
-from conftest import natural_image
+from helpers import natural_image
 
 
 def save_natural(path: Path, name: str, size: int, fmt: str) -> None:
@@ -152,8 +152,8 @@ class RecordingModule(pl.LightningModule):
 
 
 def fit_epochs(max_epochs: int, tmp_path: Path, ckpt_path: Optional[str] = None, num_workers: int = 0,
-               epoch_length: int = 4, save_every: Optional[int] = None,
-               train: str = "samples") -> Tuple[pl.Trainer, List[float]]:
+               epoch_length: Optional[int] = 4, save_every: Optional[int] = None,
+               train: str = "samples", **data_options) -> Tuple[pl.Trainer, List[float]]:
     module = RecordingModule()
     callbacks = [] if save_every is None else [
         ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=save_every, save_top_k=-1)
@@ -162,7 +162,7 @@ def fit_epochs(max_epochs: int, tmp_path: Path, ckpt_path: Optional[str] = None,
                          callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path)
     data = MultiRealismDataModule(train=train, val=None, crop_size=32, batch_size=2, num_workers=num_workers,
-                                  epoch_length=epoch_length, shuffle_buffer=4)
+                                  epoch_length=epoch_length, shuffle_buffer=4, **data_options)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return trainer, module.fingerprints
 
@@ -195,7 +195,7 @@ def write_natural_shards(root: Path) -> str:
     [
         ("samples", 0, 8, 4, 1),
         ("samples", 2, 12, 6, 3),
-        ("samples", 3, 10, 4, 2),  # 3 workers: 2, 1 and 1 batches (last crop dropped), one outlasts the others
+        ("samples", 3, 10, 5, 2),  # 3 workers: 2, 2 and 1 whole batches, two outlast the third
         ("shards", 2, 8, 4, 1),
     ],
 )

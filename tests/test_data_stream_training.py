@@ -11,7 +11,7 @@ import webdataset as wds
 from multirealism.data import MultiRealismDataModule
 from multirealism.data.storage import s3_client
 from multirealism.training.module import MultiRealismModule
-from conftest import make_tiny_codec
+from helpers import make_tiny_codec
 from test_data_loopback import jpeg_bytes, s3_endpoint  # noqa: F401  (fixture)
 
 

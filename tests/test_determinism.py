@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Discriminators: registered, conditional on ŷ and β, spectral-normalised, saved in the codec config."""
+"""Discriminators: registered, conditional on ŷ and β, spectral-normalised, built by the training module."""
 
 import pytest
 import torch
@@ -31,15 +31,21 @@ def test_hific_patch_logits_at_one_sixteenth():
     assert disc(torch.rand(1, 3, 128, 64), torch.randn(1, 16, 8, 4), 1.0).shape == (1, 1, 8, 4)
 
 
-def test_codec_config_records_discriminator_and_rebuilds_it():
-    config = tiny_config()
-    config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16]}}
-    codec = MultiRealismCodec.from_config(config)
-    saved = codec.config()
-    assert saved["discriminator"]["name"] == "hific"
-    rebuilt = MultiRealismCodec.from_config(saved)
-    assert rebuilt.discriminator.state_dict().keys() == codec.discriminator.state_dict().keys()
-    assert MultiRealismCodec.from_config(saved, with_discriminator=False).discriminator is None
+def test_training_module_builds_the_discriminator_from_its_spec_and_the_codec():
+    """The discriminator belongs to training: its spec is a module hparam, its widths come from the codec."""
+    from multirealism.training import MultiRealismModule
+    from multirealism.training.module import build_discriminator
+
+    codec = MultiRealismCodec.from_config(tiny_config())
+    spec = {"name": "hific", "args": {"channels": [8, 16]}}
+    module = MultiRealismModule(codec, discriminator=spec, perceptual="none")
+    assert module.hparams["discriminator"] == spec
+    assert not any(k.startswith("discriminator.") for k in module.codec.state_dict())
+    rebuilt = build_discriminator(module.hparams["discriminator"], codec)
+    assert rebuilt.state_dict().keys() == module.discriminator.state_dict().keys()
+    assert module.discriminator.condition.latent_proj.in_channels == codec.generator.latent_channels
+    with pytest.raises(ValueError, match="latent_channels"):
+        build_discriminator({"name": "hific", "args": {"latent_channels": 16}}, codec)
 
 
 def test_timm_backbone_discriminator_is_conditional_and_trainable():

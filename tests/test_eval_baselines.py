@@ -1,7 +1,7 @@
 """Classical codecs through Pillow: real bytes, and quality that behaves like quality."""
 
 import pytest
-from conftest import natural_image
+from helpers import natural_image
 
 from multirealism.evaluation import baselines
 from multirealism.evaluation.metrics import psnr

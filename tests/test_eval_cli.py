@@ -4,7 +4,7 @@ import csv
 import os
 
 import pytest
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 from PIL import Image
 
 from multirealism.cli.main import main
@@ -35,7 +35,7 @@ def test_evaluate_end_to_end(setup, capsys):
     assert len(rows) == 2 * (2 + 2)
     for row in rows:
         assert float(row["bpp"]) == pytest.approx(8 * int(row["bytes"]) / (int(row["width"]) * int(row["height"])))
-    for name in ("summary.csv", "results.json", "rate_psnr.png", "beta_strip.png"):
+    for name in ("summary.csv", "results.json", "rate_psnr.png", "beta_strip.png", "viewer.html"):
         assert os.path.getsize(out / name) > 0
 
 

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 
 from multirealism.evaluation import plots, report
 from multirealism.evaluation.inputs import EvalImage
 from multirealism.evaluation.realism import RandomTestExtractor, RealismMeter
-from multirealism.evaluation.sweep import evaluate_codec, run_sweep
+from multirealism.evaluation.sweep import run_sweep
 
 BETAS = [0.0, 2.56, 5.12]
 
@@ -23,7 +23,8 @@ def codec():
 
 def test_every_row_has_bpp_from_the_real_bytes(codec):
     images = [("astronaut", natural_image("astronaut", 128)), ("coffee", natural_image("coffee", 96)[:, :, :72])]
-    rows = evaluate_codec(codec, images, BETAS)
+    inputs = [EvalImage(name, lambda image=image: image) for name, image in images]
+    rows = run_sweep(inputs, [("tiny", codec)], BETAS, progress=False).rows
     assert len(rows) == len(images) * len(BETAS)
     for name, image in images:
         data = codec.compress(image)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import natural_image
+from helpers import natural_image
 
 from multirealism.cli.main import main
 from multirealism.evaluation.baselines import to_pil

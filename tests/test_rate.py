@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from compact_codec import load_compact
-from conftest import natural_image
+from helpers import natural_image
 from multirealism import container
 
 FITTED = Path(__file__).parent / "data"

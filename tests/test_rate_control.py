@@ -10,7 +10,7 @@ from multirealism.components.rate_control import GainUnits, QuantizationStep
 from multirealism.errors import BitstreamError
 from multirealism.presets import tiny_config
 from multirealism.registry import rate_controls
-from conftest import make_tiny_codec, natural_image
+from helpers import make_tiny_codec, natural_image
 
 
 def rate_codec(entropy_model: str = "hyperprior", name: str = "gain", levels: int = 3) -> MultiRealismCodec:

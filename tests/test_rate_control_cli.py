@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from compact_codec import load_compact
-from conftest import natural_image
+from helpers import natural_image
 from multirealism import container
 from multirealism.cli import main as cli_main
 from multirealism.imageio import load_image, save_image
@@ -16,8 +16,8 @@ MODEL = Path(__file__).parent / "data" / "fitted_tiny_rate_control.safetensors.g
 
 
 @pytest.fixture
-def run(monkeypatch):
-    monkeypatch.setattr(cli_main, "SUBCOMMAND_MODULES", ("multirealism.cli.codec_commands",))
+def run():
+    """Call the CLI in-process (only the subcommand's own module is imported)."""
     return lambda *argv: cli_main.main([str(a) for a in argv])
 
 

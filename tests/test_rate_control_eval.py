@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compact_codec import load_compact
-from conftest import natural_image
+from helpers import natural_image
 from multirealism.cli.main import main
 from multirealism.evaluation.baselines import to_pil
 

@@ -18,10 +18,10 @@ from multirealism.training.cli import run_lightning_cli
 def rate_module(gan: bool, ladder: RateLadder, levels: int = 3) -> MultiRealismModule:
     torch.manual_seed(0)
     config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": levels}}}
-    if gan:
-        config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
+    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}} if gan else None
     codec = MultiRealismCodec.from_config(config)
-    return MultiRealismModule(codec, gan=gan, lr=1e-3, perceptual="none", rate_ladder=ladder, val_real_bpp_batches=1)
+    return MultiRealismModule(codec, discriminator=discriminator, gan=gan, lr=1e-3, perceptual="none",
+                              rate_ladder=ladder, val_real_bpp_batches=1)
 
 
 def test_fixed_ladder_weights_each_image_by_its_levels_lambda():
@@ -63,6 +63,14 @@ def test_ladder_must_match_the_codecs_levels():
         rate_module(False, RateLadder(lambdas=[1.0, 0.5]))
     with pytest.raises(ValueError, match="rate levels but rate_ladder gives none"):
         rate_module(False, None)
+
+
+def test_ladder_is_stored_in_class_path_form_for_resume():
+    module = rate_module(False, RateLadder(target_bpps=[0.1, 0.2, 0.4], lambda_a=[2.0, 1.0, 0.5]))
+    stored = module.hparams["rate_ladder"]
+    assert stored["class_path"] == "multirealism.training.quality.RateLadder"
+    rebuilt = RateLadder(**stored["init_args"])
+    assert rebuilt.config() == module.rate_ladder.config()
 
 
 class Logged(L.Callback):

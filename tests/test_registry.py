@@ -83,3 +83,18 @@ def test_mismatched_latent_widths_are_refused() -> None:
     config["generator"]["args"]["latent_channels"] = 32
     with pytest.raises(ValueError, match="latent channel counts disagree"):
         MultiRealismCodec.from_config(config)
+
+
+def test_codec_presets_are_named_and_built_by_name():
+    from multirealism.presets import codec_config, create_codec, list_codecs, register_codec
+
+    assert {"paper", "paper_hyperprior", "tiny", "tiny_charm"} <= set(list_codecs())
+    codec = create_codec("tiny_charm", conditioner="table")
+    assert codec.config()["entropy_model"]["name"] == "charm"
+    assert codec.config()["generator"]["args"]["conditioner"] == "table"
+    assert create_codec("tiny", beta_max=2.56).beta_max == 2.56
+    assert codec_config("paper_hyperprior")["entropy_model"]["name"] == "hyperprior"
+    with pytest.raises(ValueError, match="unknown codec preset 'nope'"):
+        create_codec("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_codec("tiny")(tiny_config)

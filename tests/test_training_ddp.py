@@ -1,8 +1,11 @@
-"""DDP on two CPU processes (gloo): training finishes and both ranks hold identical weights."""
+"""DDP on two CPU processes (gloo): both ranks end at the same step with identical weights, draw
+different β (issue 14 item 4) and run validation, whose synced logs must live on the module's device."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,34 +18,58 @@ SCRIPT = textwrap.dedent(
     from torch.utils.data import DataLoader
     from multirealism import MultiRealismCodec
     from multirealism.presets import tiny_config
-    from multirealism.training import MultiRealismModule
+    from multirealism.training import BetaSampler, MultiRealismModule
 
-    torch.manual_seed(0)
-    config = tiny_config()
-    config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
-    module = MultiRealismModule(MultiRealismCodec.from_config(config), perceptual="none", lr=1e-3)
+    class RecordingSampler(BetaSampler):
+        def __init__(self):
+            super().__init__(5.12)
+            self.drawn = []
+
+        def __call__(self, *args, **kwargs):
+            beta = super().__call__(*args, **kwargs)
+            self.drawn.append(beta.clone())
+            return beta
+
+    class CountValidation(L.Callback):
+        batches = 0
+
+        def on_validation_batch_end(self, *args, **kwargs):
+            self.batches += 1
+
+    L.seed_everything(0)
+    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
+    sampler, counter = RecordingSampler(), CountValidation()
+    module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator, perceptual="none", lr=1e-3,
+                                beta_sampler=sampler, val_real_bpp_batches=1)
     data = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_steps=3,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0,
+        val_check_interval=3, check_val_every_n_epoch=None, num_sanity_val_steps=0, callbacks=[counter],
     )
-    trainer.fit(module, DataLoader(data, batch_size=4))
-    torch.save({"step": trainer.global_step, "state": module.codec.state_dict()},
+    trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data[:3], batch_size=1))
+    torch.save({"step": trainer.global_step, "state": module.codec.state_dict(),
+                "betas": torch.cat(sampler.drawn), "val_batches": counter.batches},
                f"{sys.argv[1]}/rank{trainer.global_rank}.pt")
     """
 )
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT)
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout's package, not another installed copy
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["step"] == ranks[1]["step"] == 3
+    assert ranks[0]["val_batches"] > 0 and ranks[1]["val_batches"] > 0
+    assert ranks[0]["betas"].shape == ranks[1]["betas"].shape == (12,)
+    assert not torch.allclose(ranks[0]["betas"], ranks[1]["betas"])
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), key

@@ -16,11 +16,10 @@ from multirealism.training import FixedLambda, MultiRealismModule
 
 def tiny_module(gan: bool = True, seed: int = 0, **kwargs) -> MultiRealismModule:
     torch.manual_seed(seed)
-    config = tiny_config()
     if gan:
-        config["discriminator"] = {"name": "hific", "args": {"latent_channels": 16, "channels": [8, 16, 16, 16]}}
+        kwargs.setdefault("discriminator", {"name": "hific", "args": {"channels": [8, 16, 16, 16]}})
     kwargs.setdefault("perceptual", "none")
-    return MultiRealismModule(MultiRealismCodec.from_config(config), gan=gan, lr=1e-3, **kwargs)
+    return MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), gan=gan, lr=1e-3, **kwargs)
 
 
 def images(n: int = 4, size: int = 32) -> torch.Tensor:
@@ -57,10 +56,10 @@ def test_gd_steps_train_both_networks_and_lower_a_fixed_batch_loss():
             return module.generator_terms(x, module.codec(x, fixed_beta), fixed_beta)["loss"].item()
 
     before_loss = fixed_batch_loss()
-    generator, discriminator = snapshot(module.codec.generator), snapshot(module.codec.discriminator)
+    generator, discriminator = snapshot(module.codec.generator), snapshot(module.discriminator)
     trainer(8).fit(module, DataLoader(x, batch_size=4))
     assert changed(generator, module.codec.generator)
-    assert changed(discriminator, module.codec.discriminator)
+    assert changed(discriminator, module.discriminator)
     assert fixed_batch_loss() < before_loss
 
 
@@ -73,9 +72,9 @@ class GradientRecorder(Callback):
     def on_after_backward(self, trainer, module) -> None:
         def has_grad(prefix: str) -> bool:
             return any(p.grad is not None and bool(p.grad.abs().sum() > 0)
-                       for n, p in module.codec.named_parameters() if n.startswith(prefix))
+                       for n, p in module.named_parameters() if n.startswith(prefix))
 
-        self.calls.append({"generator": has_grad("generator."), "discriminator": has_grad("discriminator.")})
+        self.calls.append({"generator": has_grad("codec.generator."), "discriminator": has_grad("discriminator.")})
 
 
 def test_discriminator_gets_no_gradient_from_the_generator_step():
@@ -126,7 +125,8 @@ def test_checkpoint_is_safe_loadable_and_resumes_from_its_step(tmp_path):
     path = tmp_path / "last.ckpt"
     checkpoint = torch.load(path, weights_only=True)
     assert checkpoint["global_step"] == 3
-    assert checkpoint["multirealism"]["config"]["discriminator"]["name"] == "hific"
+    assert checkpoint["hyper_parameters"]["discriminator"]["name"] == "hific"
+    assert any(k.startswith("discriminator.") for k in checkpoint["state_dict"])
     assert not any(k.startswith("perceptual.") for k in checkpoint["state_dict"])
     codec = MultiRealismCodec.from_checkpoint(path)
     assert codec.decompress(codec.compress(images(1)[0]), beta=2.56).shape == (1, 3, 32, 32)

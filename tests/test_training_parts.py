@@ -18,12 +18,27 @@ def test_beta_sampled_per_image_in_range():
 
 
 def test_beta_zero_share_spatial_maps_and_fixed():
-    assert torch.equal(BetaSampler(zero_fraction=1.0)(8, 16, 16), torch.zeros(8))
-    maps = BetaSampler(spatial_fraction=1.0, grid=2)(3, 16, 16)
+    assert torch.equal(BetaSampler(5.12, zero_fraction=1.0)(8, 16, 16), torch.zeros(8))
+    maps = BetaSampler(5.12, spatial_fraction=1.0, grid=2)(3, 16, 16)
     assert maps.shape == (3, 1, 16, 16) and maps[0].unique().numel() > 1
-    assert torch.equal(BetaSampler(fixed=2.56)(4, 8, 8), torch.full((4,), 2.56))
+    assert torch.equal(BetaSampler(5.12, fixed=2.56)(4, 8, 8), torch.full((4,), 2.56))
     with pytest.raises(ValueError):
         BetaSampler(beta_max=1.0, fixed=2.0)
+
+
+def test_beta_max_is_said_once_by_the_codec():
+    from multirealism import MultiRealismCodec
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
+
+    with pytest.raises(ValueError, match="beta_max"):
+        BetaSampler()(2, 8, 8)
+    codec = MultiRealismCodec.from_config(tiny_config())
+    module = MultiRealismModule(codec, gan=False, perceptual="none", beta_sampler=BetaSampler(zero_fraction=0.5))
+    assert module.beta_sampler.beta_max == codec.beta_max
+    assert module.hparams["beta_sampler"]["init_args"]["beta_max"] == codec.beta_max
+    with pytest.raises(ValueError, match="fixed"):
+        MultiRealismModule(codec, gan=False, perceptual="none", beta_sampler=BetaSampler(fixed=codec.beta_max + 1))
 
 
 def test_rate_weights():

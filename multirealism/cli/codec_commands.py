@@ -15,21 +15,37 @@ from pathlib import Path
 from typing import List, Sequence
 
 from multirealism import container
-from multirealism.errors import BitstreamError
-from multirealism.imageio import OutputPathError, encode_png, load_image, write_new_file
+from multirealism.errors import BitstreamError, ImageInputError, MultiRealismError, OutputPathError
+
+#: most image files one decompress call may write (images in the bitstream x β values)
+MAX_OUTPUT_FILES = 256
+
+
+class OutputCountError(MultiRealismError):
+    """A decode would write more files than :data:`MAX_OUTPUT_FILES`."""
 
 
 def _load_codec(path: str):
-    from multirealism.codec import MultiRealismCodec
+    from multirealism.codec import MultiRealismCodec  # torch is loaded only for commands that need it
 
     return MultiRealismCodec.from_checkpoint(path)
 
 
-def _read_bitstream(path: str) -> bytes:
+def read_bitstream(path: str, max_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES) -> bytes:
+    """The file's bytes, refusing (without reading it all) a file, device or pipe larger than ``max_bytes``."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            if Path(path).is_file() and os.fstat(handle.fileno()).st_size > max_bytes:
+                size = os.fstat(handle.fileno()).st_size
+                raise BitstreamError(f"{path!r} is {size} bytes, over the limit of {max_bytes} (max_bitstream_bytes)")
+            data = handle.read(max_bytes + 1)
+    except IsADirectoryError:
+        raise BitstreamError(f"cannot read bitstream {path!r}: it is a folder") from None
     except OSError as err:
-        raise BitstreamError(f"cannot read bitstream {path!r}: {err.strerror or err}") from err
+        raise BitstreamError(f"cannot read bitstream {path!r}: {err.strerror or err}") from None
+    if len(data) > max_bytes:
+        raise BitstreamError(f"{path!r} holds more than {max_bytes} bytes (max_bitstream_bytes)")
+    return data
 
 
 def _refuse_same_file(source: str, target: Path) -> None:
@@ -40,6 +56,11 @@ def _refuse_same_file(source: str, target: Path) -> None:
 def output_names(out: str, betas: Sequence[float], num_images: int) -> List[List[Path]]:
     """``names[b][i]``: file for β ``b`` and image ``i``; ``OUT_beta0.50.png`` / ``OUT_1.png`` suffixes
     appear only when there is more than one β / image."""
+    if num_images * len(betas) > MAX_OUTPUT_FILES:
+        raise OutputCountError(
+            f"decoding {num_images} images at {len(betas)} β values would write {num_images * len(betas)} files, "
+            f"over the limit of {MAX_OUTPUT_FILES}"
+        )
     path = Path(out)
     names = []
     for beta in betas:
@@ -57,17 +78,27 @@ def output_names(out: str, betas: Sequence[float], num_images: int) -> List[List
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    import warnings
+
+    from multirealism.imageio import TransparencyError, check_destination, load_image, write_new_file
+
+    out = Path(args.output)
+    check_destination(out, args.force)  # before loading anything: a missing folder is found at once
+    _refuse_same_file(args.input, out)
     codec = _load_codec(args.ckpt)
     top = codec.num_levels - 1
     quality = float(top) if args.quality is None else args.quality
-    if not 0.0 <= quality <= top:
+    if not 0.0 <= quality <= top:  # also refuses NaN; before the image is read or anything encoded
         print(f"multirealism compress: error: quality {quality:g} outside [0, {top}] (this model's levels)", file=sys.stderr)
         return 2
-    out = Path(args.output)
-    _refuse_same_file(args.input, out)
-    if out.exists() and not args.force:  # fail before the (slow) encode
-        raise OutputPathError(f"{str(out)!r} already exists; pass --force to overwrite it")
-    image = load_image(args.input, alpha=args.alpha, max_pixels=codec.max_pixels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            image = load_image(args.input, alpha=args.alpha, max_pixels=codec.max_pixels)
+        except TransparencyError as err:  # the command line's spelling of the option
+            raise ImageInputError(f"{err.description} (pass --alpha drop to ignore it)") from None
+    for warning in caught:  # a plain line, not a Python warning record
+        print(f"multirealism compress: warning: {warning.message}", file=sys.stderr)
     data = codec.compress(image, quality=quality)
     write_new_file(out, data, force=args.force)
     height, width = image.shape[-2:]
@@ -76,29 +107,34 @@ def run_compress(args: argparse.Namespace) -> int:
 
 
 def run_decompress(args: argparse.Namespace) -> int:
+    from multirealism.imageio import check_destination, encode_image, output_format, write_new_file
+
     betas = args.beta or [0.0]
+    _refuse_same_file(args.input, Path(args.output))
+    output_format(args.output)  # refuse an extension we cannot write before any work
+    if not Path(args.output).parent.is_dir():
+        raise OutputPathError(f"cannot write {args.output!r}: folder {str(Path(args.output).parent)!r} does not exist")
     codec = _load_codec(args.ckpt)
     outside = [b for b in betas if not 0.0 <= b <= codec.beta_max]
     if outside:
-        print(f"multirealism decompress: error: beta {outside} outside [0, {codec.beta_max:g}]", file=sys.stderr)
+        print(f"multirealism decompress: error: --beta {outside} outside [0, {codec.beta_max:g}]", file=sys.stderr)
         return 2
-    data = _read_bitstream(args.input)
+    data = read_bitstream(args.input, codec.max_bitstream_bytes)
     header = codec.read_header(data)
     names = output_names(args.output, betas, header.num_images)
-    for path in (p for row in names for p in row):
+    for path in (p for row in names for p in row):  # every target checked before decoding
         _refuse_same_file(args.input, path)
-        if path.exists() and not args.force:
-            raise OutputPathError(f"{str(path)!r} already exists; pass --force to overwrite it")
+        check_destination(path, args.force)
     images = codec.decompress(data, beta=list(betas))  # one entropy decode for all β
     for beta, beta_images, row in zip(betas, images, names):
         for image, path in zip(beta_images, row):
-            write_new_file(path, encode_png(image), force=args.force)
+            write_new_file(path, encode_image(image, path), force=args.force)
             print(f"{path} (beta={beta:g})")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    data = _read_bitstream(args.input)
+    data = read_bitstream(args.input)
     stream = container.unpack(data)
     pixels = stream.num_pixels
     print(f"file:           {args.input}")
@@ -154,7 +190,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
 
     p = subparsers.add_parser("decompress", help=".mrc bitstream -> PNG at one or more realism weights")
     p.add_argument("input", help="bitstream (.mrc)")
-    p.add_argument("output", help="PNG to write; with several --beta, OUT_beta<b>.png per β")
+    p.add_argument("output", help="image to write, format by extension (.png, .webp lossless, .jpg); "
+                   "with several --beta, OUT_beta<b>.EXT per β")
     p.add_argument("--ckpt", required=True, help="the checkpoint that wrote the bitstream")
     p.add_argument("--beta", type=_beta, action="append",
                    help="realism weight in [0, beta_max]; repeat for several outputs (default 0)")

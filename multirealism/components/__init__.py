@@ -8,8 +8,10 @@ from multirealism.components.discriminator import (
 )
 from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
+from multirealism.components.gdn_encoder import GdnEncoder
 from multirealism.components.generator import ElicConditionalGenerator
 from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
+from multirealism.components.residual_generator import ResidualConditionalGenerator
 
 __all__ = [
     "ChannelAutoregressive",
@@ -20,10 +22,12 @@ __all__ = [
     "Encoder",
     "EntropyModel",
     "GainUnits",
+    "GdnEncoder",
     "HiFiCDiscriminator",
     "MeanScaleHyperprior",
     "MultiScalePatchDiscriminator",
     "QuantizationStep",
     "RateControl",
+    "ResidualConditionalGenerator",
     "TimmDiscriminator",
 ]

@@ -14,10 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def check_beta_range(beta: Tensor, beta_max: float) -> None:
+    """The one β range check (finite, in [0, β_max]) with the one message every caller shows."""
+    if not bool(torch.isfinite(beta).all()) or bool((beta < 0).any()) or bool((beta > beta_max + 1e-6).any()):
+        raise ValueError(f"beta must lie in [0, {beta_max}] (the generator's training range)")
+
+
 def beta_as_map(beta: "float | Tensor", batch: int, device: torch.device) -> Tensor:
     """Normalise β to a float32 ``(B, 1, h, w)`` tensor (``h = w = 1`` for per-image values)."""
     if not torch.is_tensor(beta):
-        beta = torch.tensor(float(beta))
+        beta = torch.tensor(float(beta), device=device)
     beta = beta.to(device=device, dtype=torch.float32)
     if beta.dim() == 0:
         return beta.expand(batch).reshape(batch, 1, 1, 1)

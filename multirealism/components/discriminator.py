@@ -38,7 +38,9 @@ class ConditionalInput(nn.Module):
     def forward(self, x: Tensor, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         size = (x.shape[-2], x.shape[-1])
         latent = F.interpolate(F.leaky_relu(self.latent_proj(y_hat), 0.2), size=size, mode="nearest")
-        cond = self.beta_embed(beta_as_map(beta, x.shape[0], x.device).to(x.dtype), size)
+        # β stays float32 whatever the image dtype: real (fp32) and fake (bf16 under autocast) images
+        # must be judged under the same condition.
+        cond = self.beta_embed(beta_as_map(beta, x.shape[0], x.device).float(), size)
         cond = cond.expand(-1, -1, *size) if cond.shape[-2:] != size else cond
         return torch.cat([x, latent.to(x.dtype), cond.to(x.dtype)], dim=1)
 

@@ -1,4 +1,4 @@
-"""``multirealism data ...``: dataset preparation commands (currently ``openimages``)."""
+"""``multirealism data ...``: dataset preparation commands (``openimages``, ``corpus``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from multirealism.data.corpus import build_corpus
 from multirealism.data.openimages import DEFAULT_SOURCE_URL, SPLITS, prepare_openimages
 
 
@@ -33,6 +34,22 @@ def add_parser(subparsers: Any) -> None:
     oi.add_argument("--shard-size", type=int, default=500, help="images per shard (default 500)")
     oi.add_argument("--workers", type=int, default=16, help="parallel downloads (default 16)")
     oi.set_defaults(func=run_openimages)
+    corpus = commands.add_parser(
+        "corpus",
+        help="build the openly licensed photo corpus from Debian wallpaper packages, with a manifest",
+        description="Extract the photographs of Debian's wallpaper packages, downscale them (Lanczos) to "
+        "--long-side and write PNGs plus manifest.json (package, version, file, licence, sizes, sha256) to --out.",
+    )
+    corpus.add_argument("--out", required=True, help="output folder")
+    corpus.add_argument("--from-debs", help="folder with the downloaded .deb files (default: apt-get download)")
+    corpus.add_argument("--long-side", type=int, default=1280, help="long side of the output images (default 1280)")
+    corpus.set_defaults(func=run_corpus)
+
+
+def run_corpus(args: argparse.Namespace) -> int:
+    entries = build_corpus(args.out, debs=args.from_debs, long_side=args.long_side)
+    print(f"{args.out}: {len(entries)} images and manifest.json")
+    return 0
 
 
 def run_openimages(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import logging
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import lightning.pytorch as pl
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
 from multirealism.data.datasets import EpochDataLoader, EvalImages, TrainCrops
@@ -18,7 +19,7 @@ from multirealism.data.transforms import SMALL_IMAGE_RULES, RandomCropFlip
 
 logger = logging.getLogger(__name__)
 
-SAMPLES = "samples"
+SAMPLES = "samples"  # the spec naming the embedded photographs; the canonical one (evaluation imports it)
 DEFAULT_MIN_SIZE = 64
 DEFAULT_SAMPLES_EPOCH_LENGTH = 512
 STAGE_SOURCES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
@@ -44,23 +45,28 @@ class MultiRealismDataModule(pl.LightningDataModule):
       ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``, ``anon``) or boto3's
       environment (``AWS_ENDPOINT_URL``, ...).
 
-    Training batches are float tensors (B, 3, crop_size, crop_size) in [0, 1]: a random crop and a random
-    horizontal flip per image, decoded and cropped in the DataLoader workers. Images whose shorter side is
-    below ``crop_size`` follow ``small_image_rule``: ``"resize"`` upsamples the shorter side to
+    Training batches are float tensors (B, 3, crop_size, crop_size) in [0, 1]: ``crops_per_image``
+    random crops, each randomly flipped horizontally, per decoded image, decoded and cropped in the
+    DataLoader workers (several crops per decode: a 1280-px PNG takes far longer to decode than to crop).
+    ``cache_images`` keeps the decoded training images of a folder in each worker's memory. Images whose
+    shorter side is below ``crop_size`` follow ``small_image_rule``: ``"resize"`` upsamples the shorter side to
     ``crop_size`` (bicubic, aspect kept), ``"skip"`` leaves them out. Units (images or shards) are split
     across DDP ranks and loader workers into disjoint parts covering the whole source, in a new order each
     epoch derived from ``seed`` and the epoch number. ``epoch_length`` fixes the crops per epoch over all
-    ranks; set it for multi-GPU streaming so all ranks run the same number of steps.
+    ranks (default for folders: one pass, ``crops_per_image`` crops per image). Every rank runs the same
+    number of whole batches per epoch, whatever the unit counts; shards over several ranks need
+    ``epoch_length``. Loader workers persist across epochs; batches are pinned when training on CUDA.
 
     Validation and test yield images in a fixed order, full resolution or centre-cropped to ``val_crop``
-    (None: whole images, which requires ``val_batch_size`` 1).
+    (None: whole images, which requires ``val_batch_size`` 1). As with torch's DistributedSampler, ranks
+    short of images repeat some, so every rank runs the same number of batches (shards: same shard count).
 
     Resuming: the epoch order is a function of (seed, epoch) and the trainer restores its epoch, so epochs
     after a resume are the ones an uninterrupted run would have seen. A checkpoint taken mid-epoch also
     records how many batches of the epoch were trained on; the resumed run replays that part of the
     stream in its workers (decoding without yielding: webdataset streams carry no seekable position) and
-    continues with the batches an uninterrupted run would have seen next, in the same order. Exact with
-    ``epoch_length`` set; without it, as long as no image of the epoch is skipped as unreadable or small.
+    continues with the batches an uninterrupted run would have seen next, in the same order. Exact for
+    samples, folders, and shards with ``epoch_length``.
     """
 
     def __init__(
@@ -79,13 +85,16 @@ class MultiRealismDataModule(pl.LightningDataModule):
         epoch_length: Optional[int] = None,
         seed: int = 0,
         storage_options: Optional[Dict[str, Any]] = None,
+        crops_per_image: int = 1,
+        cache_images: bool = False,
     ) -> None:
         super().__init__()
         if small_image_rule not in SMALL_IMAGE_RULES:
             raise ValueError(f"small_image_rule must be one of {SMALL_IMAGE_RULES}, got {small_image_rule!r}")
         if val_crop is None and val_batch_size != 1:
             raise ValueError("full-resolution evaluation (val_crop=None) needs val_batch_size=1")
-        for name, value in (("crop_size", crop_size), ("batch_size", batch_size), ("val_batch_size", val_batch_size)):
+        for name, value in (("crop_size", crop_size), ("batch_size", batch_size), ("val_batch_size", val_batch_size),
+                            ("crops_per_image", crops_per_image)):
             if value < 1:
                 raise ValueError(f"{name} must be positive, got {value}")
         if num_workers < 0:
@@ -97,6 +106,7 @@ class MultiRealismDataModule(pl.LightningDataModule):
         self.min_size = DEFAULT_MIN_SIZE if min_size is None else min_size
         self.small_image_rule, self.epoch_length, self.seed = small_image_rule, epoch_length, seed
         self.storage_options = dict(storage_options or {})
+        self.crops_per_image, self.cache_images = crops_per_image, cache_images
         self.sources: Dict[str, ImageSource] = {}
 
     def build_source(self, spec: str, training: bool) -> ImageSource:
@@ -111,7 +121,7 @@ class MultiRealismDataModule(pl.LightningDataModule):
             urls = resolve_shards(spec, self.storage_options)
             logger.info("%s: %d shards", spec, len(urls))
             return ShardSource(urls, self.storage_options, self.shuffle_buffer if training else 0)
-        return FolderSource(scan_folder(spec, min_size).files)
+        return FolderSource(scan_folder(spec, min_size).files, cache=training and self.cache_images)
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Resolve (scan, list) the sources the stage uses; scanning happens once per process."""
@@ -139,29 +149,38 @@ class MultiRealismDataModule(pl.LightningDataModule):
             epoch_length = DEFAULT_SAMPLES_EPOCH_LENGTH
         rank, world_size = self._rank()
         if world_size > 1 and epoch_length is None and isinstance(source, ShardSource):
-            logger.warning(
-                "streaming over %d ranks without epoch_length: ranks may see different numbers of samples "
-                "and DDP can stall at the epoch end; set epoch_length",
-                world_size,
+            raise DataSourceError(
+                f"streaming shards over {world_size} ranks needs epoch_length: shards hold unknown numbers of "
+                "images, so ranks would run different numbers of steps and DDP would stall"
             )
         transform = RandomCropFlip(self.crop_size, self.small_image_rule)
-        return TrainCrops(source, transform, self.seed, epoch_length, rank, world_size)
+        return TrainCrops(source, transform, self.seed, epoch_length, rank, world_size, self.batch_size,
+                          self.crops_per_image)
+
+    def _loader_options(self) -> Dict[str, Any]:
+        """Workers that live for the whole run, and pinned batches when a CUDA device trains."""
+        trainer = self.trainer
+        return {
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "pin_memory": trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator),
+        }
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         return EpochDataLoader(
             self.train_dataset(),
             batch_size=self.batch_size,
-            num_workers=self.num_workers,
             drop_last=True,
             epoch_fn=None if trainer is None else lambda: trainer.current_epoch,
             progress_fn=None if trainer is None else lambda: _batches_trained(trainer),
+            **self._loader_options(),
         )
 
     def _eval_dataloader(self, name: str) -> DataLoader:
         rank, world_size = self._rank()
         dataset = EvalImages(self._source(name), self.val_crop, rank, world_size)
-        return DataLoader(dataset, batch_size=self.val_batch_size, num_workers=self.num_workers)
+        return DataLoader(dataset, batch_size=self.val_batch_size, **self._loader_options())
 
     def val_dataloader(self) -> Union[DataLoader, List[DataLoader]]:
         """The validation loader; an empty list (no validation) when ``val`` is None."""

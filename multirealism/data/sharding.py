@@ -2,8 +2,9 @@
 
 Every source is a list of *units* (embedded images, files or shards). For an epoch the list is permuted
 with a generator seeded by ``(seed, epoch, pass)``, identical on all ranks, then unit ``i`` goes to rank
-``i % world_size`` and, within a rank, to worker ``(i // world_size) % num_workers``. The parts are
-disjoint and their union is the whole list.
+``i % world_size`` and, within a rank, to worker ``(i // world_size) % num_workers``. The parts cover
+the whole list; when it does not divide evenly over the ranks, the ranks that come short take units from
+its start again (the only overlap), so every rank has the same number.
 """
 
 from __future__ import annotations
@@ -38,9 +39,16 @@ def worker_slot() -> Tuple[int, int]:
     return (0, 1) if info is None else (info.id, info.num_workers)
 
 
+def rank_units(units: Sequence[T], rank: int, world_size: int) -> List[T]:
+    """This rank's units: every ``world_size``-th, the list wrapped around (as torch's DistributedSampler
+    pads) so every rank gets ``ceil(len(units) / world_size)``, also ranks beyond the number of units."""
+    per_rank = -(-len(units) // world_size)
+    return [units[i % len(units)] for i in range(rank, per_rank * world_size, world_size)]
+
+
 def partition(units: Sequence[T], rank: int, world_size: int, worker: int, num_workers: int) -> List[T]:
-    """This rank's and worker's units: rank-strided, then worker-strided within the rank."""
-    return list(units[rank::world_size][worker::num_workers])
+    """This rank's and worker's units: rank-strided (padded, see :func:`rank_units`), then worker-strided."""
+    return rank_units(units, rank, world_size)[worker::num_workers]
 
 
 def epoch_order(units: Sequence[T], seed: int, epoch: int, pass_index: int, shuffle: bool) -> List[T]:

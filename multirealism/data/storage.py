@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
+from multirealism.checkpoint import atomic_write_bytes
 from multirealism.data.errors import DataSourceError
 
 S3_OPTION_KEYS = frozenset(
@@ -124,7 +125,7 @@ class Storage:
             return stream.read()
 
     def write_bytes(self, url: str, data: bytes) -> None:
-        """Write atomically: a single PUT on S3, write-then-rename locally."""
+        """Write atomically: a single PUT on S3; locally a synced temp file renamed into place."""
         if is_s3(url):
             bucket, key = split_s3(url)
             self.client.put_object(Bucket=bucket, Key=key, Body=data)
@@ -133,9 +134,7 @@ class Storage:
             raise DataSourceError(f"cannot write to an http(s) URL: {url!r}")
         path = Path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
 
     def list_s3(self, url: str, suffix: str) -> List[str]:
         """Sorted s3:// URLs of the objects under a prefix whose key ends with ``suffix``."""

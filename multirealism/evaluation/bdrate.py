@@ -1,10 +1,11 @@
 """Bjøntegaard delta rate (VCEG-M33): average rate difference at equal quality, in percent.
 
-log10(rate) is fitted as a function of PSNR for both curves — a cubic polynomial (Bjøntegaard's
-original) or a monotone piecewise-cubic Hermite interpolant (``pchip``, the variant used by recent
-codec comparisons, more stable with few or irregular points) — and the difference of the two
-integrals over the overlapping PSNR range gives the mean log-rate difference ``d``;
-BD-rate = (10^d - 1) · 100. Negative means the test codec needs fewer bits than the anchor.
+The integration is the ``bjontegaard`` package's (FAU-LMS): log10(rate) as a function of PSNR,
+fitted by a cubic polynomial (Bjøntegaard's original) or a monotone piecewise-cubic Hermite
+interpolant (``pchip``, more stable with few or irregular points), integrated over the overlapping
+PSNR range; BD-rate = (10^d - 1) · 100 for the mean log-rate difference ``d``. Negative means the
+test codec needs fewer bits than the anchor. This module checks the input (the package assumes
+sorted, valid curves) and returns ``nan`` rather than warning when the PSNR ranges do not overlap.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import math
 from typing import Sequence, Tuple
 
+import bjontegaard
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 
 METHODS = ("pchip", "cubic")
 
@@ -26,17 +27,10 @@ def _curve(rate: Sequence[float], quality: Sequence[float]) -> Tuple[np.ndarray,
     if np.any(~np.isfinite(r)) or np.any(~np.isfinite(q)) or np.any(r <= 0):
         raise ValueError("rates must be positive and finite, qualities finite")
     order = np.argsort(q)
-    q, log_r = q[order], np.log10(r[order])
+    q, r = q[order], r[order]
     if np.any(np.diff(q) <= 0):
         raise ValueError("quality values must be distinct")
-    return q, log_r
-
-
-def _integral(q: np.ndarray, log_r: np.ndarray, low: float, high: float, method: str) -> float:
-    if method == "pchip":
-        return float(PchipInterpolator(q, log_r).integrate(low, high))
-    poly = np.polyint(np.polyfit(q, log_r, 3))
-    return float(np.polyval(poly, high) - np.polyval(poly, low))
+    return q, r
 
 
 def bd_rate(
@@ -57,8 +51,6 @@ def bd_rate(
     needed = 2 if method == "pchip" else 4
     if min(len(qa), len(qt)) < needed:
         raise ValueError(f"BD-rate ({method}) needs at least {needed} points per curve")
-    low, high = max(qa[0], qt[0]), min(qa[-1], qt[-1])
-    if high <= low:
+    if min(qa[-1], qt[-1]) <= max(qa[0], qt[0]):
         return math.nan
-    diff = (_integral(qt, rt, low, high, method) - _integral(qa, ra, low, high, method)) / (high - low)
-    return (10.0**diff - 1.0) * 100.0
+    return float(bjontegaard.bd_rate(ra, qa, rt, qt, method=method, require_matching_points=False, min_overlap=0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from typing import List, Optional
@@ -15,6 +16,7 @@ from multirealism.evaluation.inputs import list_images
 from multirealism.evaluation.metrics import EVAL_PERCEPTUAL, LPIPSMetric
 from multirealism.evaluation.realism import EXTRACTORS, RealismMeter, RealismUnavailable, build_extractor
 from multirealism.evaluation.sweep import load_models, run_sweep
+from multirealism.evaluation.viewer import write_viewer
 from multirealism.training.perceptual import PerceptualWeightsError
 
 DEFAULT_BETAS = (0.0, 1.28, 2.56, 5.12)
@@ -26,7 +28,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
         help="bpp/PSNR/MS-SSIM/LPIPS/FID/KID of checkpoints at several β and of classical codecs",
         description="Compress every image once per checkpoint, decode it at every β, measure real bpp, "
         "PSNR, MS-SSIM, LPIPS and HiFiC-patch FID/KID; run classical codecs through the same metrics; "
-        "write rows.csv, summary.csv, results.json and figures to --out.",
+        "write rows.csv, summary.csv, results.json, figures and viewer.html (a β slider over the decoded "
+        "images, self-contained) to --out.",
     )
     parser.add_argument("--ckpt", nargs="+", default=[], help="checkpoint(s); several give a rate curve per β")
     parser.add_argument("--data", required=True, help="image folder, 'samples' or 'samples:NAME,NAME'")
@@ -51,6 +54,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.add_argument("--lpips-weights", default=None,
                         help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: torch hub cache)")
     parser.add_argument("--device", default="cpu", help="device for the learned codec and the FID network (e.g. cuda)")
+    parser.add_argument("--no-viewer", action="store_true",
+                        help="skip viewer.html (every decoded image embedded, with a β slider; large for many images)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -114,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     column = lpips.column if lpips else "lpips"
 
     result = run_sweep(images, models, args.betas, codecs, args.qualities, lpips, realism,
-                       progress=not args.no_progress, model_qualities=args.model_qualities)
+                       progress=not args.no_progress, viewer=not args.no_viewer,
+                       model_qualities=args.model_qualities)
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []
@@ -144,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     }
     paths = report.write_outputs(args.out, result, summary, bd_table, metadata, column)
     paths.update(plots.write_figures(summary, result.strip, args.out, result.realism_label))
+    if result.viewer:
+        paths["viewer"] = write_viewer(result.viewer, os.path.join(args.out, "viewer.html"))
 
     print(report.format_table(summary, column))
     for note in notes:

@@ -15,10 +15,10 @@ from typing import Callable, List
 from PIL import Image
 from torch import Tensor
 
+from multirealism.data.datamodule import SAMPLES
 from multirealism.errors import ImageInputError
 
 DEFAULT_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "hubble_deep_field")
-SAMPLES = "samples"
 
 
 @dataclass(frozen=True)

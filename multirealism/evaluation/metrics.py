@@ -26,6 +26,7 @@ from torch import Tensor
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from multirealism.errors import ImageInputError
+from multirealism.training.perceptual import PERCEPTUAL_LABELS
 
 MS_SSIM_WEIGHTS: Tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_KERNEL = 11
@@ -80,9 +81,14 @@ def ms_ssim(x: Tensor, y: Tensor) -> float:
     return float(value)
 
 
-# perceptual network -> its column in rows/summary/tables (``lpips`` only for true LPIPS)
-PERCEPTUAL_COLUMNS = {"lpips-alex": "lpips", "stlpips-alex": "st_lpips_alex", "stlpips-vgg": "st_lpips_vgg"}
-EVAL_PERCEPTUAL: Tuple[str, ...] = tuple(PERCEPTUAL_COLUMNS)
+# the real networks of the training package's name table (not its random test-only backbone)
+EVAL_PERCEPTUAL: Tuple[str, ...] = tuple(name for name in PERCEPTUAL_LABELS if not name.endswith("test-only"))
+
+
+def perceptual_column(network: str) -> str:
+    """The network's column in rows/summary/tables: ``lpips`` only for true LPIPS (``lpips-alex``),
+    otherwise the name in snake case with ST-LPIPS spelled out (``stlpips-vgg`` -> ``st_lpips_vgg``)."""
+    return "lpips" if network == "lpips-alex" else network.replace("stlpips", "st_lpips").replace("-", "_")
 
 
 class LPIPSMetric:
@@ -106,7 +112,7 @@ class LPIPSMetric:
         model = build_perceptual(name, backbone_path=backbone, allow_download=False)
         assert model is not None
         self.model = model
-        self.column = PERCEPTUAL_COLUMNS[network]
+        self.column = perceptual_column(network)
         if random_backbone:
             self.label = "LPIPS (random test backbone — not comparable)"
         elif network == "lpips-alex":

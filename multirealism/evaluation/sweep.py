@@ -21,17 +21,20 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from multirealism.codec import MultiRealismCodec
+from multirealism.data.transforms import center_crop, to_tensor
 from multirealism.evaluation import baselines
 from multirealism.evaluation.inputs import EvalImage
 from multirealism.evaluation.metrics import LPIPSMetric, ms_ssim, psnr
 from multirealism.evaluation.patches import extract_patches
 from multirealism.evaluation.realism import RealismMeter
+from multirealism.evaluation.viewer import ViewerImage, viewer_image
+from multirealism.imageio import to_pil
 
 ROW_FIELDS = (
     "codec", "model", "beta", "quality", "image", "width", "height",
@@ -116,24 +119,6 @@ def baseline_rows(
     return rows
 
 
-def evaluate_codec(codec: MultiRealismCodec, images: Iterable[Tuple[str, Tensor]], betas: Sequence[float],
-                   model: str = LEARNED, lpips: Optional[LPIPSMetric] = None,
-                   realism: Optional[RealismMeter] = None) -> List[Row]:
-    """Rows for ``(name, (3, H, W) image)`` pairs at every β — the reusable core (e.g. for a test loop).
-
-    With ``realism``, the originals' patches are added as the reference set too; call
-    ``realism.scores()`` afterwards for FID/KID per setting.
-    """
-    rows: List[Row] = []
-    for name, image in images:
-        image = image.float().cpu()
-        if realism is not None:
-            realism.add_reference(extract_patches(image))
-        for quality in rate_levels(codec):
-            rows.extend(learned_rows(codec, name, image, betas, model, lpips, realism, quality)[0])
-    return rows
-
-
 @dataclass
 class Strip:
     """One crop of one image: the original and the learned codec's decodings at increasing β."""
@@ -152,28 +137,29 @@ class SweepResult:
     reference_patches: int
     too_small_for_patches: List[str]
     strip: Optional[Strip]
+    viewer: List[ViewerImage] = field(default_factory=list)
 
 
 def _centre_crop(image: Tensor, size: int = STRIP_CROP) -> Tensor:
-    height, width = image.shape[-2:]
-    h, w = min(size, height), min(size, width)
-    top, left = (height - h) // 2, (width - w) // 2
-    return image[:, top : top + h, left : left + w].clone()
+    """The data package's centre crop (PIL) of an image tensor; the 8-bit result is what a figure shows."""
+    return to_tensor(center_crop(to_pil(image), size))
 
 
 def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiRealismCodec]],
               betas: Sequence[float], baseline_codecs: Sequence[str] = (),
               qualities: Sequence[int] = baselines.DEFAULT_QUALITIES, lpips: Optional[LPIPSMetric] = None,
-              realism: Optional[RealismMeter] = None, progress: bool = True,
+              realism: Optional[RealismMeter] = None, progress: bool = True, viewer: bool = False,
               model_qualities: Optional[Sequence[float]] = None) -> SweepResult:
     """Evaluate every model at every β (a rate-controlled one at every quality of
     :func:`rate_levels`) and every baseline at every quality on every image.
 
-    The strip figure uses a centre crop of the first image with the first model.
+    The strip figure uses a centre crop of the first image with the first model. With ``viewer``,
+    every image and its decodings by every model are also kept, embedded, for the β-slider page.
     """
     rows: List[Row] = []
     too_small: List[str] = []
     strip: Optional[Strip] = None
+    pages: List[ViewerImage] = []
     for item in tqdm(images, desc="evaluate", unit="image", disable=not progress):
         image = item.load().float()
         patches = extract_patches(image)
@@ -185,6 +171,9 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
             for quality in rate_levels(codec, model_qualities):
                 new_rows, decoded = learned_rows(codec, item.name, image, betas, model, lpips, realism, quality)
                 rows.extend(new_rows)
+                if viewer:
+                    label = model if quality is None else f"{model} q{quality:g}"
+                    pages.append(viewer_image(item.name, label, image, decoded, new_rows))
             if strip is None and index == 0:
                 strip = Strip(item.name, model, _centre_crop(image))
                 pairs = sorted(zip(betas, decoded), key=lambda pair: pair[0])
@@ -199,6 +188,7 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
         reference_patches=realism.reference_count if realism is not None else 0,
         too_small_for_patches=too_small,
         strip=strip,
+        viewer=pages,
     )
 
 

@@ -19,7 +19,8 @@ class BetaSampler:
     """Draws β per image: a ``(B,)`` tensor, or a ``(B, 1, H, W)`` map when any image gets a spatial map.
 
     Args:
-        beta_max: upper end of the uniform range (paper: 5.12).
+        beta_max: upper end of the uniform range (paper: 5.12); None: the codec's, set by
+            :class:`~multirealism.training.MultiRealismModule` so configs say it once.
         zero_fraction: share of images whose β is exactly 0.
         spatial_fraction: share of images given a spatial map (a ``grid`` x ``grid`` array of
             uniform values, upsampled nearest); the others then get constant maps.
@@ -29,7 +30,7 @@ class BetaSampler:
 
     def __init__(
         self,
-        beta_max: float = 5.12,
+        beta_max: Optional[float] = None,
         zero_fraction: float = 0.0,
         spatial_fraction: float = 0.0,
         grid: int = 4,
@@ -38,29 +39,46 @@ class BetaSampler:
         for name, share in (("zero_fraction", zero_fraction), ("spatial_fraction", spatial_fraction)):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {share}")
-        if beta_max < 0 or (fixed is not None and not 0 <= fixed <= beta_max):
-            raise ValueError(f"need 0 <= fixed <= beta_max, got fixed={fixed}, beta_max={beta_max}")
         if grid < 1:
             raise ValueError(f"grid must be at least 1, got {grid}")
-        self.beta_max = float(beta_max)
         self.zero_fraction = float(zero_fraction)
         self.spatial_fraction = float(spatial_fraction)
         self.grid = int(grid)
         self.fixed = None if fixed is None else float(fixed)
+        self.beta_max: Optional[float] = None
+        if beta_max is not None:
+            self.set_beta_max(beta_max)
+
+    def set_beta_max(self, beta_max: float) -> None:
+        """Set the range's upper end (the module passes the codec's β_max when none was given)."""
+        if beta_max < 0 or (self.fixed is not None and not 0 <= self.fixed <= beta_max):
+            raise ValueError(f"need 0 <= fixed <= beta_max, got fixed={self.fixed}, beta_max={beta_max}")
+        self.beta_max = float(beta_max)
 
     def config(self) -> dict:
         """Plain-data description, for checkpoints and logs."""
         return dict(vars(self))
 
-    def __call__(self, batch: int, height: int, width: int, device: "torch.device | str" = "cpu") -> Tensor:
+    def __call__(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        device: "torch.device | str" = "cpu",
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """β for ``batch`` images of ``height`` x ``width``; ``generator`` (on ``device``) gives the random stream."""
+        if self.beta_max is None:
+            raise ValueError("BetaSampler has no beta_max: give one, or let MultiRealismModule take the codec's")
         if self.fixed is not None:
             return torch.full((batch,), self.fixed, device=device)
-        beta = torch.rand(batch, device=device) * self.beta_max
-        beta = torch.where(torch.rand(batch, device=device) < self.zero_fraction, torch.zeros_like(beta), beta)
-        spatial = torch.rand(batch, device=device) < self.spatial_fraction
-        if not bool(spatial.any()):
+        draw = dict(device=device, generator=generator)
+        beta = torch.rand(batch, **draw) * self.beta_max
+        beta = torch.where(torch.rand(batch, **draw) < self.zero_fraction, torch.zeros_like(beta), beta)
+        if self.spatial_fraction == 0.0:  # no host sync on the common path
             return beta
-        cells = torch.rand(batch, 1, self.grid, self.grid, device=device) * self.beta_max
+        spatial = torch.rand(batch, **draw) < self.spatial_fraction
+        cells = torch.rand(batch, 1, self.grid, self.grid, **draw) * self.beta_max
         maps = F.interpolate(cells, size=(height, width), mode="nearest")
         constant = beta.view(batch, 1, 1, 1).expand(-1, -1, height, width)
         return torch.where(spatial.view(batch, 1, 1, 1), maps, constant).contiguous()

@@ -17,11 +17,7 @@ from lightning.pytorch.cli import LightningCLI
 from multirealism.training.module import MultiRealismModule
 
 
-class MultiRealismCLI(LightningCLI):
-    """LightningCLI with the multi-realism module and any data module."""
-
-
-def run_lightning_cli(argv: Optional[List[str]] = None, **kwargs: Any) -> MultiRealismCLI:
+def run_lightning_cli(argv: Optional[List[str]] = None, **kwargs: Any) -> LightningCLI:
     """Run ``fit``/``validate``/``test`` (``argv`` as on the command line, subcommand first).
 
     ``kwargs`` go to :class:`LightningCLI` (e.g. ``save_config_callback=None`` in tests).
@@ -30,4 +26,4 @@ def run_lightning_cli(argv: Optional[List[str]] = None, **kwargs: Any) -> MultiR
         argv = None  # LightningCLI reads sys.argv itself and warns when given both
     kwargs.setdefault("subclass_mode_data", True)
     kwargs.setdefault("auto_configure_optimizers", False)  # the module builds its own (manual optimisation)
-    return MultiRealismCLI(MultiRealismModule, L.LightningDataModule, args=argv, **kwargs)
+    return LightningCLI(MultiRealismModule, L.LightningDataModule, args=argv, **kwargs)

@@ -8,18 +8,19 @@ checkpoint intervals are in training iterations.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
 from multirealism.errors import CheckpointError
+from multirealism.registry import REGISTRIES
 from multirealism.training.beta_sampling import BetaSampler
 from multirealism.training.losses import (
     LossWeights,
@@ -34,6 +35,14 @@ from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
 
 ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
 
+#: a discriminator registry entry: its name, or ``{"name": ..., "args": {...}}``
+DiscriminatorSpec = Union[str, Dict[str, Any]]
+
+
+def class_path_config(obj: Any) -> Dict[str, Any]:
+    """``{class_path, init_args}`` of a plain-attribute object, so LightningCLI can re-parse it on resume."""
+    return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}", "init_args": dict(vars(obj))}
+
 
 def batch_images(batch: Any) -> Tensor:
     """The image tensor of a batch: a tensor, the first item of a tuple/list, or ``batch["image"]``."""
@@ -46,6 +55,17 @@ def batch_images(batch: Any) -> Tensor:
     return batch
 
 
+def build_discriminator(spec: DiscriminatorSpec, codec: MultiRealismCodec) -> nn.Module:
+    """Build a discriminator registry entry for ``codec``: its latent width and β_max come from the codec."""
+    name, args = (spec, {}) if isinstance(spec, str) else (spec["name"], dict(spec.get("args", {})))
+    given = sorted({"latent_channels", "beta_max"} & set(args))
+    if given:
+        raise ValueError(f"discriminator args must not set {', '.join(given)}: they are taken from the codec")
+    return REGISTRIES["discriminator"].build(
+        name, latent_channels=codec.generator.latent_channels, beta_max=codec.beta_max, **args
+    )
+
+
 def quantile_parameters(codec: MultiRealismCodec) -> List[nn.Parameter]:
     """The entropy bottleneck quantiles, trained only by the auxiliary loss (CompressAI convention)."""
     return [p for name, p in codec.entropy_model.named_parameters() if name.endswith("quantiles")]
@@ -55,10 +75,13 @@ class MultiRealismModule(L.LightningModule):
     """Trains ``codec`` on λ·rate + k_M·MSE + β·(C_P·LPIPS + C_adv·L_adv) with β drawn per image.
 
     Args:
-        codec: the codec; in the GAN stage ``codec.discriminator`` must be set.
+        codec: the codec (encoder, entropy model, generator).
+        discriminator: registry name or ``{name, args}`` of the discriminator, built here with the
+            codec's latent width and β_max (the discriminator belongs to training, not to the codec).
         gan: False gives the rate-distortion(-perceptual) warm-up stage: no discriminator step.
         rate_weight: λ as a function of the batch bpp; default HiFiC's schedule (0.3 bpp target).
-        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max].
+        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max]; its
+            ``beta_max`` defaults to the codec's.
         mse_weight: k_M = 150 for images in [0, 1] (Agustsson et al. 2023; HiFiC's 0.075·2^-5 on [0, 255]).
         lpips_weight: C_P = 1/2.56 (so β = 2.56 weighs LPIPS by 1; Agustsson et al. 2023).
         adversarial_weight: C_adv = 0.001/2.56 (β = 2.56 weighs the GAN by 0.001; Agustsson et al. 2023).
@@ -83,6 +106,7 @@ class MultiRealismModule(L.LightningModule):
     def __init__(
         self,
         codec: MultiRealismCodec,
+        discriminator: Optional[DiscriminatorSpec] = None,
         gan: bool = True,
         rate_weight: Optional[RateWeight] = None,
         beta_sampler: Optional[BetaSampler] = None,
@@ -107,12 +131,17 @@ class MultiRealismModule(L.LightningModule):
         self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler", "rate_ladder"])
         self.codec = codec
         self.gan = bool(gan)
-        if self.gan and codec.discriminator is None:
-            raise ValueError("gan=True needs codec.discriminator (e.g. discriminator: hific); or set gan: false")
-        if not self.gan and codec.discriminator is not None:
-            codec.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
+        if self.gan and discriminator is None:
+            raise ValueError("gan=True needs a discriminator (e.g. discriminator: hific); or set gan: false")
+        self.discriminator = None if discriminator is None else build_discriminator(discriminator, codec)
+        if not self.gan and self.discriminator is not None:
+            self.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
         self.rate_weight = rate_weight if rate_weight is not None else HiFiCLambdaSchedule()
-        self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler(codec.beta_max)
+        self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler()
+        if self.beta_sampler.beta_max is None:
+            self.beta_sampler.set_beta_max(codec.beta_max)
+        elif self.beta_sampler.beta_max > codec.beta_max:
+            raise ValueError(f"beta_sampler.beta_max {self.beta_sampler.beta_max} exceeds the codec's {codec.beta_max}")
         self.weights = LossWeights(mse_weight, lpips_weight, adversarial_weight)
         self.perceptual = build_perceptual(perceptual, lpips_backbone_path)
         self.lr, self.discriminator_lr, self.aux_lr = lr, discriminator_lr, aux_lr
@@ -120,15 +149,16 @@ class MultiRealismModule(L.LightningModule):
         self.gradient_clip_val = gradient_clip_val
         self.val_betas = [float(b) for b in val_betas]
         self.val_real_bpp_batches = int(val_real_bpp_batches)
-        self.hparams.update(rate_weight=self.rate_weight.config(), beta_sampler=self.beta_sampler.config())
+        # class_path form: `fit --ckpt_path` re-parses these through LightningCLI (issue 14)
+        self.hparams.update(rate_weight=class_path_config(self.rate_weight), beta_sampler=class_path_config(self.beta_sampler))
         if (rate_ladder.num_levels if rate_ladder is not None else 1) != codec.num_levels:
             raise ValueError(
                 f"the codec has {codec.num_levels} rate levels but rate_ladder gives "
                 f"{'none' if rate_ladder is None else rate_ladder.num_levels}; give one λ per level"
             )
         self.rate_ladder = rate_ladder
-        if rate_ladder is not None:
-            self.hparams.update(rate_ladder=rate_ladder.config())
+        if rate_ladder is not None:  # its constructor arguments, in the same class_path form
+            self.hparams.update(rate_ladder=rate_ladder.class_path_config())
         if init_from is not None:
             self.load_codec_weights(init_from)
 
@@ -141,24 +171,23 @@ class MultiRealismModule(L.LightningModule):
             differ = [k for k in ARCHITECTURE_KEYS if stored.get(k) != mine.get(k)]
             if differ:
                 raise CheckpointError(f"init_from {path!r} has a different {', '.join(differ)} than this codec")
-        if self.codec.discriminator is None:
-            state = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
+        prefix = "discriminator."
+        disc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
+            self.discriminator.load_state_dict(disc_state)
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
         # a fixed-rate checkpoint may start a rate-controlled run: its gains keep their initial values
-        missing = [k for k in missing if not k.startswith(("discriminator.", "rate_control."))]
+        missing = [k for k in missing if not k.startswith("rate_control.")]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
     def configure_optimizers(self) -> Tuple[List[Optimizer], List[Any]]:
         quantiles = {id(p) for p in quantile_parameters(self.codec)}
-        main = [
-            p
-            for name, p in self.codec.named_parameters()
-            if not name.startswith("discriminator.") and id(p) not in quantiles
-        ]
+        main = [p for p in self.codec.parameters() if id(p) not in quantiles]
         optimizers: List[Optimizer] = [Adam(main, lr=self.lr)]
         if self.gan:
-            optimizers.append(Adam(self.codec.discriminator.parameters(), lr=self.discriminator_lr))
+            optimizers.append(Adam(self.discriminator.parameters(), lr=self.discriminator_lr))
         optimizers.append(Adam(quantile_parameters(self.codec), lr=self.aux_lr))
         schedulers = [MultiStepLR(opt, self.lr_milestones, self.lr_gamma) for opt in optimizers[:-1]]
         return optimizers, schedulers
@@ -177,17 +206,17 @@ class MultiRealismModule(L.LightningModule):
         if self.rate_ladder is not None and quality is not None:
             rate, lmbda = self.rate_ladder.rate_loss(out.bpp, quality)
         else:
-            lmbda = torch.tensor(float(self.rate_weight(bpp)))
+            lmbda = self.rate_weight(bpp)  # a float or a 0-d tensor on bpp's device (no host sync)
             rate = lmbda * bpp
         mse = mse_per_image(out.x_hat, x).mean()
         loss = rate + self.weights.mse * mse
-        terms = {"bpp": bpp, "mse": mse, "lambda": lmbda}
+        terms = {"bpp": bpp, "mse": mse, "lambda": torch.as_tensor(lmbda, dtype=torch.float32, device=bpp.device)}
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
             terms[self.perceptual.key] = lpips_map.mean()
             loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, beta)
         if self.gan:
-            fake_logits = self.codec.discriminator(out.x_hat, out.y_hat, beta)
+            fake_logits = self.discriminator(out.x_hat, out.y_hat, beta)
             adversarial = generator_adversarial_loss(fake_logits, beta)
             terms["adversarial"] = adversarial
             loss = loss + self.weights.adversarial * adversarial
@@ -204,8 +233,7 @@ class MultiRealismModule(L.LightningModule):
             if not self._finite_everywhere(loss):
                 return False
             self.manual_backward(loss)
-            if clip and self.gradient_clip_val is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self._clip_next_step = clip and self.gradient_clip_val is not None  # see on_before_optimizer_step
             if counted:
                 optimizer.step()
             else:  # the same step without advancing trainer.global_step (see module docstring)
@@ -214,13 +242,31 @@ class MultiRealismModule(L.LightningModule):
         finally:
             optimizer.zero_grad(set_to_none=True)
 
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Clip here, not after ``manual_backward``: under 16-mixed the precision plugin unscales
+        the gradients just before this hook, so clipping acts on true gradient norms (issue 14)."""
+        if getattr(self, "_clip_next_step", False):
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self._clip_next_step = False
+
+    def beta_generator(self, device: torch.device) -> torch.Generator:
+        """β's random stream: seeded from the global seed and this rank, so ranks draw different β."""
+        generator = getattr(self, "_beta_generator", None)
+        if generator is None or generator.device != device:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(torch.initial_seed() + 1_000_003 * self.global_rank)
+            self._beta_generator = generator
+        return generator
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = batch_images(batch)
         optimizers = self.optimizers()
         opt_g, opt_aux = optimizers[0], optimizers[-1]
-        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
-        # a quality level per image when the codec has a rate control (no extra argument otherwise)
-        rate = {} if self.rate_ladder is None else {"quality": self.rate_ladder.sample(x.shape[0], x.device)}
+        generator = self.beta_generator(x.device)
+        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device, generator=generator)
+        # a quality level per image when the codec has a rate control (no extra argument otherwise),
+        # drawn after β from the same per-rank stream
+        rate = {} if self.rate_ladder is None else {"quality": self.rate_ladder.sample(x.shape[0], x.device, generator)}
 
         with self.toggled_optimizer(opt_g):  # D and the quantiles frozen: the G step cannot reach them
             out = self.codec(x, beta, **rate)
@@ -229,14 +275,15 @@ class MultiRealismModule(L.LightningModule):
 
         if self.gan:
             opt_d = optimizers[1]
-            discriminator = self.codec.discriminator
+            discriminator = self.discriminator
             y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
             with self.toggled_optimizer(opt_d):
                 terms["d_loss"] = discriminator_loss(discriminator(x, y_hat, beta), discriminator(x_hat, y_hat, beta))
                 skipped |= not self._update(opt_d, terms["d_loss"], clip=True, counted=False)
 
         with self.toggled_optimizer(opt_aux):
-            terms["aux_loss"] = self.codec.entropy_model.aux_loss()
+            with torch.autocast(x.device.type, enabled=False):  # fp16 quantile logits overflow (issue 14)
+                terms["aux_loss"] = self.codec.entropy_model.aux_loss()
             skipped |= not self._update(opt_aux, terms["aux_loss"], clip=False, counted=False)
 
         schedulers = self.lr_schedulers()
@@ -244,7 +291,7 @@ class MultiRealismModule(L.LightningModule):
             scheduler.step()
         logged = {f"train/{k}": v.detach().float() for k, v in terms.items()}
         logged["train/beta_mean"] = beta.float().mean()
-        logged["train/nonfinite_skipped"] = torch.tensor(float(skipped))
+        logged["train/nonfinite_skipped"] = torch.tensor(float(skipped), device=self.device)
         self.log_dict(logged, batch_size=x.shape[0], sync_dist=True)
         self.log("loss", logged["train/loss"], prog_bar=True, batch_size=x.shape[0], logger=False)
         if skipped:
@@ -260,18 +307,25 @@ class MultiRealismModule(L.LightningModule):
         batch_size, _, height, width = x.shape
         for beta in self.val_betas:
             out = self.codec(x, beta)
-            x_hat = out.x_hat.clamp(0, 1)
-            psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
-            metrics = {f"{stage}/psnr_beta{beta:g}": psnr.mean()}
-            if self.perceptual is not None:
-                metrics[f"{stage}/{self.perceptual.key}_beta{beta:g}"] = self.perceptual(x_hat, x).mean()
+            metrics = {f"{stage}/{k}_beta{beta:g}": v for k, v in self.image_metrics(out.x_hat, x).items()}
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
-        self.log(f"{stage}/bpp", out.bpp.mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
+        self.log(f"{stage}/bpp", out.bpp.float().mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
         if self.codec.num_levels > 1:
             self.log_dict(level_metrics(self.codec, x, stage), batch_size=batch_size, sync_dist=True)
         if batch_idx < self.val_real_bpp_batches:
-            real = 8.0 * len(self.codec.compress(x)) / (batch_size * height * width)
-            self.log(f"{stage}/bpp_real", torch.tensor(real), batch_size=batch_size, sync_dist=True)
+            with torch.autocast(x.device.type, enabled=False):  # the bitstream is the float32 model's
+                real = 8.0 * len(self.codec.compress(x.float())) / (batch_size * height * width)
+            self.log(f"{stage}/bpp_real", torch.tensor(real, device=self.device), batch_size=batch_size, sync_dist=True)
+
+    def image_metrics(self, x_hat: Tensor, x: Tensor) -> Dict[str, Tensor]:
+        """Batch-mean PSNR and the perceptual metric, computed in float32 even under autocast."""
+        with torch.autocast(x.device.type, enabled=False):
+            x_hat, x = x_hat.float().clamp(0, 1), x.float()
+            psnr = -10.0 * torch.log10(mse_per_image(x_hat, x))  # per image, data range 1
+            metrics = {"psnr": psnr.mean()}
+            if self.perceptual is not None:
+                metrics[self.perceptual.key] = self.perceptual(x_hat, x).mean()
+        return metrics
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -288,7 +342,29 @@ class MultiRealismModule(L.LightningModule):
         checkpoint[CONFIG_KEY] = {"config": self.codec.config()}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
 
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load through ``codec.load_state_dict``, which resizes the entropy coders' tables.
+
+        Lightning restores ``fit --ckpt_path`` through this method; ``nn.Module``'s own would fail
+        on the coder buffers that validation's ``codec.update(force=True)`` resized (issue 14).
+        """
+        codec_state = {k[len("codec."):]: v for k, v in state_dict.items() if k.startswith("codec.")}
+        rest = {k: v for k, v in state_dict.items() if not k.startswith("codec.")}
+        codec_keys = self.codec.load_state_dict(codec_state, strict=strict)  # CompressAI's: no assign=
+        own_keys = super().load_state_dict(rest, strict=False, assign=assign)
+        missing = [f"codec.{k}" for k in codec_keys.missing_keys]
+        missing += [k for k in own_keys.missing_keys if not k.startswith("codec.")]
+        unexpected = [f"codec.{k}" for k in codec_keys.unexpected_keys] + list(own_keys.unexpected_keys)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"state_dict does not match the module: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return _IncompatibleKeys(missing, unexpected)
+
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Move an old layout's ``codec.discriminator.*`` to ``discriminator.*`` and re-add the perceptual net."""
+        old, new = "codec.discriminator.", "discriminator."
+        checkpoint["state_dict"] = {
+            (new + k[len(old):] if k.startswith(old) else k): v for k, v in checkpoint["state_dict"].items()
+        }
         if self.perceptual is not None:  # the frozen LPIPS network is rebuilt, not stored
             for key, value in self.perceptual.state_dict().items():
                 checkpoint["state_dict"][f"perceptual.{key}"] = value

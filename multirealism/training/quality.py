@@ -11,9 +11,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from multirealism.codec import MultiRealismCodec
+from multirealism.training.losses import mse_per_image
 from multirealism.training.rate_schedule import FixedLambda, HiFiCLambdaSchedule, RateWeight
 
 
@@ -34,6 +34,13 @@ class RateLadder:
     ) -> None:
         if (lambdas is None) == (target_bpps is None):
             raise ValueError("RateLadder needs exactly one of lambdas or target_bpps")
+        # constructor arguments as plain data: LightningCLI re-parses them on `fit --ckpt_path`
+        self.init_args = {
+            "lambdas": None if lambdas is None else [float(v) for v in lambdas],
+            "target_bpps": None if target_bpps is None else [float(t) for t in target_bpps],
+            "lambda_a": float(lambda_a) if isinstance(lambda_a, (int, float)) else [float(a) for a in lambda_a],
+            "lambda_b": float(lambda_b),
+        }
         if lambdas is not None:
             self.levels: List[RateWeight] = [FixedLambda(v) for v in lambdas]
         else:
@@ -55,20 +62,29 @@ class RateLadder:
         """Plain-data description, for checkpoints and logs."""
         return {"type": type(self).__name__, "levels": [level.config() for level in self.levels]}
 
-    def sample(self, batch: int, device: "torch.device | str" = "cpu") -> Tensor:
+    def class_path_config(self) -> dict:
+        """``{class_path, init_args}``, the form the training module stores in its hyperparameters."""
+        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": dict(self.init_args)}
+
+    def sample(
+        self, batch: int, device: "torch.device | str" = "cpu", generator: Optional[torch.Generator] = None
+    ) -> Tensor:
         """One integer level per image, uniform over the ladder, as a float ``(batch,)`` tensor."""
-        return torch.randint(0, self.num_levels, (batch,), device=device).float()
+        return torch.randint(0, self.num_levels, (batch,), device=device, generator=generator).float()
 
     def rate_loss(self, bpp: Tensor, levels: Tensor) -> Tuple[Tensor, Tensor]:
         """Mean over images of λ(level)·bpp, and the mean λ used (for logs).
 
         A HiFiC level compares the mean bpp of *its* images in the batch with its own target.
+        Everything stays on ``bpp``'s device (masked means, ``torch.where``): no host synchronisation.
         """
         lambdas = torch.zeros_like(bpp)
+        detached = bpp.detach()
         for level, weight in enumerate(self.levels):
-            mask = levels == level
-            if bool(mask.any()):
-                lambdas = torch.where(mask, torch.full_like(bpp, weight(bpp[mask].detach())), lambdas)
+            mask = levels.to(bpp.device) == level
+            level_bpp = (detached * mask).sum() / mask.sum().clamp_min(1)  # unused where no image has this level
+            value = torch.as_tensor(weight(level_bpp), dtype=bpp.dtype, device=bpp.device)
+            lambdas = torch.where(mask, value, lambdas)
         return (lambdas * bpp).mean(), lambdas.mean().detach()
 
 
@@ -77,7 +93,8 @@ def level_metrics(codec: MultiRealismCodec, x: Tensor, stage: str) -> Dict[str, 
     metrics: Dict[str, Tensor] = {}
     for level in range(codec.num_levels):
         out = codec(x, 0.0, quality=float(level))
-        psnr = peak_signal_noise_ratio(out.x_hat.clamp(0, 1), x, data_range=1.0, reduction="none", dim=(1, 2, 3))
-        metrics[f"{stage}/bpp_q{level}"] = out.bpp.mean()
-        metrics[f"{stage}/psnr_q{level}"] = psnr.mean()
+        with torch.autocast(x.device.type, enabled=False):  # float32 metrics, no torchmetrics host constants
+            psnr = -10.0 * torch.log10(mse_per_image(out.x_hat.float().clamp(0, 1), x.float()))
+            metrics[f"{stage}/bpp_q{level}"] = out.bpp.float().mean()
+            metrics[f"{stage}/psnr_q{level}"] = psnr.mean()
     return metrics

@@ -7,13 +7,16 @@ near the target whatever the distortion and realism terms do. The alternative is
 
 from __future__ import annotations
 
+from typing import Union
+
+import torch
 from torch import Tensor
 
 
 class RateWeight:
     """Maps the batch's estimated bits per pixel to the rate weight λ."""
 
-    def __call__(self, bpp: Tensor) -> float:
+    def __call__(self, bpp: Tensor) -> Union[float, Tensor]:
         raise NotImplementedError
 
     def config(self) -> dict:
@@ -47,5 +50,7 @@ class HiFiCLambdaSchedule(RateWeight):
         self.lambda_a = float(lambda_a)
         self.lambda_b = float(lambda_b)
 
-    def __call__(self, bpp: Tensor) -> float:
-        return self.lambda_a if float(bpp.detach().mean()) > self.target_bpp else self.lambda_b
+    def __call__(self, bpp: Tensor) -> Tensor:
+        """λ as a 0-d tensor on ``bpp``'s device: no host synchronisation in the training step."""
+        above = bpp.detach().float().mean() > self.target_bpp
+        return torch.where(above, self.lambda_a, self.lambda_b)

@@ -2,7 +2,11 @@
 
 y is split into slices along channels. Each slice's mean and scale are predicted from the
 hyper-decoder output and the already decoded slices (at most ``max_support_slices``), and latent
-residual prediction (LRP) corrects each decoded slice's quantisation error.
+residual prediction (LRP) corrects each decoded slice's quantisation error. z is coded by
+CompressAI's ``HyperLatentCodec``. The slice loop stays here rather than in CompressAI's
+``ChannelGroupsLatentCodec``, whose per-group latent codecs each own a GaussianConditional (one
+coder-table set per slice instead of one shared) and code through its ``build_indexes`` (scales
+rounded up) instead of the base's nearest-index fast path.
 """
 
 from __future__ import annotations
@@ -10,10 +14,15 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import torch
+from compressai.entropy_models import GaussianConditional
 from torch import Tensor, nn
 
 from multirealism.components.base import EntropyOutput
-from multirealism.components.entropy.hyper import HyperpriorEntropyModel, float32_region, hyper_synthesis
+from multirealism.components.entropy.hyperprior_base import (
+    HyperpriorEntropyModel,
+    float32_region,
+    hyper_latent_codec,
+)
 from multirealism.registry import entropy_models
 
 
@@ -42,13 +51,14 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
         quantization: str = "ste",
         scale_bound: float = 0.11,
     ) -> None:
-        super().__init__(latent_channels, hyper_channels, quantization, scale_bound)
+        super().__init__(latent_channels, quantization)
         if latent_channels % num_slices:
             raise ValueError(f"latent_channels={latent_channels} is not divisible by num_slices={num_slices}")
         self.num_slices = num_slices
         self.max_support_slices = max_support_slices
         self.slice_channels = latent_channels // num_slices
-        self.h_s = hyper_synthesis(hyper_channels, 2 * latent_channels)
+        self.hyper = hyper_latent_codec(latent_channels, hyper_channels)
+        self.gaussian_conditional = GaussianConditional(None, scale_bound=scale_bound)
         hidden = list(transform_channels)
 
         def support(i: int) -> int:
@@ -73,7 +83,7 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
     def num_streams(self) -> int:
         return 1 + self.num_slices
 
-    def _slice_params(self, i: int, hyper_means: Tensor, hyper_scales: Tensor, decoded: List[Tensor]):
+    def _slice_params(self, i: int, hyper_scales: Tensor, hyper_means: Tensor, decoded: List[Tensor]):
         previous = decoded[: self.max_support_slices] if self.max_support_slices >= 0 else decoded
         mean_support = torch.cat([hyper_means, *previous], dim=1)
         scale_support = torch.cat([hyper_scales, *previous], dim=1)
@@ -87,42 +97,39 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
         lrp = self.lrp_transforms[i](torch.cat([mean_support, y_hat_slice], dim=1))
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
-    def _hyper_params(self, z_hat: Tensor) -> Tuple[Tensor, Tensor]:
-        hyper_means, hyper_scales = self.h_s(z_hat).chunk(2, dim=1)
-        return hyper_means, hyper_scales
-
     def forward(self, y: Tensor) -> EntropyOutput:
         with float32_region(y):
             y = y.float()
-            z_hat, z_likelihoods = self.encode_hyper(y)
-            hyper_means, hyper_scales = self._hyper_params(z_hat)
+            hyper_out = self.hyper(y)
+            hyper_scales, hyper_means = self.split_params(hyper_out["params"])
             decoded: List[Tensor] = []
             likelihoods: List[Tensor] = []
             for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
-                mu, sigma, support = self._slice_params(i, hyper_means, hyper_scales, decoded)
+                mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
                 _, slice_likelihoods = self.gaussian_conditional(y_slice, sigma, mu)
                 likelihoods.append(slice_likelihoods)
                 decoded.append(self._refine(i, support, self.quantize_for_decoder(y_slice, mu)))
             y_hat = torch.cat(decoded, dim=1)
-        return EntropyOutput(y_hat, {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods})
+        return EntropyOutput(y_hat, {"y": torch.cat(likelihoods, dim=1), **hyper_out["likelihoods"]})
 
     def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
-        z_strings, z_hat = self.compress_hyper(y)
-        hyper_means, hyper_scales = self._hyper_params(z_hat)
-        streams: List[List[bytes]] = [z_strings]
+        hyper_out = self.hyper.compress(y)
+        hyper_scales, hyper_means = self.split_params(hyper_out["params"])
+        streams: List[List[bytes]] = list(hyper_out["strings"])
         decoded: List[Tensor] = []
         for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
-            mu, sigma, support = self._slice_params(i, hyper_means, hyper_scales, decoded)
+            mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
             streams.append(self.compress_gaussian(y_slice, sigma, mu))
             decoded.append(self._refine(i, support, torch.round(y_slice - mu) + mu))
-        return streams, (int(z_hat.shape[-2]), int(z_hat.shape[-1]))
+        z_shape = hyper_out["shape"]
+        return streams, (int(z_shape[0]), int(z_shape[1]))
 
     def decompress(self, strings: List[List[bytes]], shape: Tuple[int, int]) -> Tensor:
-        z_hat = self.entropy_bottleneck.decompress(strings[0], shape)
-        hyper_means, hyper_scales = self._hyper_params(z_hat)
+        params = self.hyper.decompress([strings[0]], shape)["params"]
+        hyper_scales, hyper_means = self.split_params(params)
         decoded: List[Tensor] = []
         for i in range(self.num_slices):
-            mu, sigma, support = self._slice_params(i, hyper_means, hyper_scales, decoded)
+            mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
             y_hat_slice = self.decompress_gaussian(strings[1 + i], sigma, mu)
             decoded.append(self._refine(i, support, y_hat_slice))
         return torch.cat(decoded, dim=1)

@@ -1,19 +1,28 @@
-"""Mean-scale hyperprior (Minnen et al. 2018) with ELIC's hyper transforms."""
+"""Mean-scale hyperprior (Minnen et al. 2018) with ELIC's hyper transforms, assembled from
+CompressAI's latent codecs (``HyperpriorLatentCodec`` over ``HyperLatentCodec`` and
+``GaussianConditionalLatentCodec``); compress/decompress use the base's fast Gaussian path."""
 
 from __future__ import annotations
 
 from typing import List, Tuple
 
+from compressai.entropy_models import GaussianConditional
+from compressai.latent_codecs import GaussianConditionalLatentCodec, HyperLatentCodec, HyperpriorLatentCodec
 from torch import Tensor
 
 from multirealism.components.base import EntropyOutput
-from multirealism.components.entropy.hyper import HyperpriorEntropyModel, float32_region, hyper_synthesis
+from multirealism.components.entropy.hyperprior_base import (
+    HyperpriorEntropyModel,
+    check_quantization,
+    float32_region,
+    hyper_latent_codec,
+)
 from multirealism.registry import entropy_models
 
 
 @entropy_models.register("hyperprior")
 class MeanScaleHyperprior(HyperpriorEntropyModel):
-    """z coded with a factorised prior; y with a Gaussian whose mean and scale come from ẑ.
+    """z coded with a factorised prior; y with a Gaussian whose scale and mean come from ẑ.
 
     Paper scale: ``latent_channels=320, hyper_channels=192`` (hyper-decoder output 640).
     """
@@ -25,33 +34,41 @@ class MeanScaleHyperprior(HyperpriorEntropyModel):
         quantization: str = "ste",
         scale_bound: float = 0.11,
     ) -> None:
-        super().__init__(latent_channels, hyper_channels, quantization, scale_bound)
-        self.h_s = hyper_synthesis(hyper_channels, 2 * latent_channels)
+        super().__init__(latent_channels, quantization)
+        y_codec = GaussianConditionalLatentCodec(
+            gaussian_conditional=GaussianConditional(None, scale_bound=scale_bound),
+            quantizer=check_quantization(quantization),
+            chunks=("scales", "means"),
+        )
+        self.latent_codec = HyperpriorLatentCodec(
+            latent_codec={"y": y_codec, "hyper": hyper_latent_codec(latent_channels, hyper_channels)}
+        )
+
+    @property
+    def hyper(self) -> HyperLatentCodec:  # type: ignore[override]
+        return self.latent_codec.hyper
+
+    @property
+    def gaussian_conditional(self) -> GaussianConditional:  # type: ignore[override]
+        return self.latent_codec.y.gaussian_conditional
 
     @property
     def num_streams(self) -> int:
         return 2
 
-    def _params(self, z_hat: Tensor) -> Tuple[Tensor, Tensor]:
-        scales, means = self.h_s(z_hat).chunk(2, dim=1)
-        return scales, means
-
     def forward(self, y: Tensor) -> EntropyOutput:
         with float32_region(y):
-            y = y.float()
-            z_hat, z_likelihoods = self.encode_hyper(y)
-            scales, means = self._params(z_hat)
-            _, y_likelihoods = self.gaussian_conditional(y, scales, means)
-            y_hat = self.quantize_for_decoder(y, means)
-        return EntropyOutput(y_hat, {"y": y_likelihoods, "z": z_likelihoods})
+            out = self.latent_codec(y.float())
+        return EntropyOutput(out["y_hat"], out["likelihoods"])
 
     def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
-        z_strings, z_hat = self.compress_hyper(y)
-        scales, means = self._params(z_hat)
+        hyper_out = self.hyper.compress(y)
+        scales, means = self.split_params(hyper_out["params"])
         y_strings = self.compress_gaussian(y, scales, means)
-        return [z_strings, y_strings], (int(z_hat.shape[-2]), int(z_hat.shape[-1]))
+        z_shape = hyper_out["shape"]
+        return [*hyper_out["strings"], y_strings], (int(z_shape[0]), int(z_shape[1]))
 
     def decompress(self, strings: List[List[bytes]], shape: Tuple[int, int]) -> Tensor:
-        z_hat = self.entropy_bottleneck.decompress(strings[0], shape)
-        scales, means = self._params(z_hat)
+        params = self.hyper.decompress([strings[0]], shape)["params"]
+        scales, means = self.split_params(params)
         return self.decompress_gaussian(strings[1], scales, means)

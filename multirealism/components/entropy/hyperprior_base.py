@@ -1,7 +1,9 @@
-"""Shared hyperprior machinery: hyper transforms, the factorised prior on z, quantisation modes.
+"""Base of the hyperprior entropy models: hyper transforms, the factorised prior on z, quantisation
+modes and the fast Gaussian coding path for y.
 
-Both entropy models in this package code ``z`` with CompressAI's EntropyBottleneck and ``y`` with
-its GaussianConditional; they differ only in how ``y``'s means and scales are predicted.
+Both entropy models in this package code ``z`` with CompressAI's ``HyperLatentCodec`` (h_a, an
+EntropyBottleneck, h_s) and ``y`` with a GaussianConditional; they differ only in how ``y``'s
+scales and means are predicted from the hyper-decoder output (always split scales first, then means).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.latent_codecs import HyperLatentCodec
 from compressai.models.utils import conv, deconv
 from compressai.ops import quantize_ste
 from compressai.models.google import get_scale_table
 from torch import Tensor, nn
 
 from multirealism.components.base import EntropyModel
+from multirealism.errors import require_finite
 
 QUANTIZATION_MODES = ("ste", "noise")
 
@@ -51,24 +55,47 @@ def hyper_synthesis(hyper_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+def hyper_latent_codec(latent_channels: int, hyper_channels: int) -> HyperLatentCodec:
+    """z's codec: ELIC's h_a, a factorised prior on z, and h_s to ``2 * latent_channels``
+    parameters (y's scales, then its means)."""
+    h_a = hyper_analysis(latent_channels, hyper_channels)
+    h_a.register_forward_hook(_require_finite_z)
+    return HyperLatentCodec(
+        entropy_bottleneck=EntropyBottleneck(hyper_channels),
+        h_a=h_a,
+        h_s=hyper_synthesis(hyper_channels, 2 * latent_channels),
+    )
+
+
+def _require_finite_z(module: nn.Module, inputs: Tuple[Tensor, ...], z: Tensor) -> None:
+    """Outside training, refuse a non-finite z before it reaches the rANS coder (which would hang on it)."""
+    if not module.training and not torch.is_grad_enabled():
+        require_finite(z, "the hyper-latent z")
+
+
+def check_quantization(quantization: str) -> str:
+    if quantization not in QUANTIZATION_MODES:
+        raise ValueError(f"quantization must be one of {QUANTIZATION_MODES}, got {quantization!r}")
+    return quantization
+
+
 class HyperpriorEntropyModel(EntropyModel):
-    """Base of the hyperprior family: owns h_a, the EntropyBottleneck on z and the Gaussian
-    conditional for y. Subclasses predict y's parameters from the hyper-decoder output."""
+    """Base of the hyperprior family. Subclasses own ``hyper`` (a :class:`HyperLatentCodec`) and
+    a ``gaussian_conditional`` for y, and predict y's parameters from ``hyper``'s output."""
 
     latent_multiple = 4
+    hyper: HyperLatentCodec
+    gaussian_conditional: GaussianConditional
 
-    def __init__(
-        self, latent_channels: int, hyper_channels: int, quantization: str, scale_bound: float
-    ) -> None:
+    def __init__(self, latent_channels: int, quantization: str) -> None:
         super().__init__()
-        if quantization not in QUANTIZATION_MODES:
-            raise ValueError(f"quantization must be one of {QUANTIZATION_MODES}, got {quantization!r}")
         self.latent_channels = latent_channels
-        self.quantization = quantization
-        self.h_a = hyper_analysis(latent_channels, hyper_channels)
-        self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
-        self.gaussian_conditional = GaussianConditional(None, scale_bound=scale_bound)
+        self.quantization = check_quantization(quantization)
         self._coder_tables: Optional[Tuple[Any, ...]] = None
+
+    @property
+    def entropy_bottleneck(self) -> EntropyBottleneck:
+        return self.hyper.entropy_bottleneck
 
     def quantize_for_decoder(self, y: Tensor, means: Tensor) -> Tensor:
         """ŷ fed to the synthesis: rounded around the mean in eval; in training STE or noise."""
@@ -78,16 +105,11 @@ class HyperpriorEntropyModel(EntropyModel):
             return quantize_ste(y - means) + means
         return y + torch.empty_like(y).uniform_(-0.5, 0.5)
 
-    def encode_hyper(self, y: Tensor) -> Tuple[Tensor, Tensor]:
-        """z̃ (noisy in training, median-rounded in eval) and its likelihoods."""
-        return self.entropy_bottleneck(self.h_a(y))
-
-    def compress_hyper(self, y: Tensor) -> Tuple[List[bytes], Tensor]:
-        """Code z and return its strings and the ẑ the decoder will see."""
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        return z_strings, z_hat
+    @staticmethod
+    def split_params(params: Tensor) -> Tuple[Tensor, Tensor]:
+        """Scales, then means: the one channel order of every hyper-decoder output here."""
+        scales, means = params.chunk(2, dim=1)
+        return scales, means
 
     # -------------------------------------------------------------- Gaussian coding of y (fast path)
     # Same symbols, tables and rANS calls as GaussianConditional.compress/decompress, with
@@ -110,12 +132,11 @@ class HyperpriorEntropyModel(EntropyModel):
         """The coder's CDF, length and offset tables as Python lists, rebuilt only when a table
         tensor is replaced (``update``, ``.to``) or changed in place (``load_state_dict``)."""
         gc = self.gaussian_conditional
-        tensors = (gc._quantized_cdf, gc._cdf_length, gc._offset)
+        tensors = (gc.quantized_cdf, gc.cdf_length, gc.offset)
         cached = self._coder_tables
         if cached is None or any(t is not c or t._version != v for t, (c, v) in zip(tensors, cached[0])):
-            gc._check_cdf_size()
-            gc._check_cdf_length()
-            gc._check_offsets_size()
+            if any(t.numel() == 0 for t in tensors):
+                raise ValueError("Entropy coder tables are not built: call update() first")
             lists = (tensors[0].tolist(), tensors[1].reshape(-1).int().tolist(), tensors[2].reshape(-1).int().tolist())
             cached = (tuple((t, t._version) for t in tensors), lists)
             self._coder_tables = cached
@@ -124,6 +145,8 @@ class HyperpriorEntropyModel(EntropyModel):
     def compress_gaussian(self, y: Tensor, scales: Tensor, means: Tensor) -> List[bytes]:
         """One string per image: y rounded around ``means``, coded under N(0, scales)."""
         gc = self.gaussian_conditional
+        for tensor, what in ((y, "the latent y"), (scales, "the predicted scales"), (means, "the predicted means")):
+            require_finite(tensor, what)  # non-finite symbols or indexes would hang the rANS coder
         symbols = gc.quantize(y, "symbols", means)
         indexes = self.scale_indexes(scales)
         cdf, lengths, offsets = self._tables()

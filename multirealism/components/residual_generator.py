@@ -1,0 +1,76 @@
+"""A CPU-sized conditional generator: Ballé-style synthesis (deconvolutions with inverse GDN) with
+β-conditioned residual blocks at the two lowest resolutions, where texture is synthesised cheaply."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from compressai.layers import GDN
+from compressai.models.utils import deconv
+from torch import Tensor, nn
+
+from multirealism.components.base import ConditionalGenerator
+from multirealism.components.conditioning import (
+    BetaConditioner,
+    FourierConditioner,
+    TableConditioner,
+    beta_as_map,
+)
+from multirealism.components.generator import ConditionedBottleneck
+from multirealism.registry import generators
+
+
+@generators.register("residual_cond")
+class ResidualConditionalGenerator(ConditionalGenerator):
+    """``deconv5x5/2 -> IGDN -> blocks`` at 1/8 and 1/4 of the image size, then two plain
+    upsampling steps to full resolution.
+
+    Each block is the paper's conditioned residual bottleneck (FourierCond, or TableCond with
+    ``conditioner="table"``, projected by 1x1 convolutions and added after each convolution).
+    """
+
+    def __init__(
+        self,
+        latent_channels: int = 96,
+        channels: int = 64,
+        mid_channels: int = 32,
+        blocks_per_stage: int = 2,
+        conditioner: str = "fourier",
+        cond_channels: int = 64,
+        num_frequencies: int = 10,
+        beta_max: float = 5.12,
+        table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+    ) -> None:
+        super().__init__()
+        if min(latent_channels, channels, mid_channels, cond_channels) < 1 or blocks_per_stage < 1:
+            raise ValueError("channel counts and blocks_per_stage must be positive")
+        self.latent_channels = latent_channels
+        self.conditioner: BetaConditioner
+        if conditioner == "fourier":
+            self.conditioner = FourierConditioner(beta_max, num_frequencies, cond_channels)
+        elif conditioner == "table":
+            self.conditioner = TableConditioner(table_betas, cond_channels)
+        else:
+            raise ValueError(f"conditioner must be 'fourier' or 'table', got {conditioner!r}")
+        self.beta_max = self.conditioner.beta_max
+
+        def up(cin: int) -> nn.Sequential:
+            return nn.Sequential(deconv(cin, channels, kernel_size=5, stride=2), GDN(channels, inverse=True))
+
+        # conditioned stages at 1/8 and 1/4 resolution
+        self.pre = nn.ModuleList([up(latent_channels), up(channels)])
+        self.stages = nn.ModuleList(
+            nn.ModuleList(ConditionedBottleneck(channels, mid_channels, cond_channels) for _ in range(blocks_per_stage))
+            for _ in range(2)
+        )
+        self.out = nn.Sequential(up(channels), deconv(channels, 3, kernel_size=5, stride=2))
+
+    def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
+        beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
+        x = y_hat
+        for pre, stage in zip(self.pre, self.stages):
+            x = pre(x)
+            cond = self.conditioner(beta_map, (x.shape[-2], x.shape[-1]))
+            for block in stage:
+                x = block(x, cond)
+        return self.out(x)

@@ -1,0 +1,32 @@
+"""Helpers the tests import (``from helpers import ...``): seeded tiny codecs and natural test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from multirealism import MultiRealismCodec
+from multirealism.presets import create_codec
+
+
+def make_tiny_codec(entropy_model: str = "hyperprior", seed: int = 0, **kwargs) -> MultiRealismCodec:
+    """A deterministic tiny codec (preset ``tiny``) in eval mode with its coder tables built;
+    ``conditioner="table"`` picks TableCond."""
+    torch.manual_seed(seed)
+    codec = create_codec("tiny", entropy_model=entropy_model, **kwargs).eval()
+    codec.update()
+    return codec
+
+
+def natural_image(name: str = "astronaut", size: int = 256) -> torch.Tensor:
+    """A centre crop of a scikit-image sample image as a (3, size, size) float tensor in [0, 1]."""
+    from skimage import data
+
+    img = np.asarray(getattr(data, name)())
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    img = img[..., :3]
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    crop = img[top : top + size, left : left + size]
+    return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 255.0

@@ -1,0 +1,96 @@
+"""The command line as an adversary or a hurried user meets it: bounded reads, outputs checked before any
+work, the format the extension names, one-line errors, and no torch for --help or argument errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import make_tiny_codec, natural_image
+from multirealism import container
+from multirealism.cli import codec_commands
+from multirealism.cli import main as cli_main
+from multirealism.errors import BitstreamError
+from multirealism.imageio import save_image
+
+
+def run(*argv) -> int:
+    return cli_main.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_hardening")
+    codec = make_tiny_codec("hyperprior", seed=3)
+    codec.save(root / "codec.pt")
+    save_image(natural_image("chelsea", 64)[:, :40, :48], root / "in.png")
+    (root / "x.mrc").write_bytes(codec.compress(natural_image("chelsea", 64)[:, :40, :48]))
+    return root
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["compress", "--help"], ["compress"], ["decompress", "a.mrc"], ["nope"]])
+def test_help_and_argument_errors_do_not_import_torch(argv):
+    code = (
+        "import sys\nfrom multirealism.cli.main import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = result.stdout.strip().splitlines()[-1]
+    assert out.startswith("NO-TORCH"), out
+    if argv != ["--help"] and argv[-1] != "--help":
+        assert out.endswith(" 2") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_oversized_input_is_refused_by_its_size_without_reading_it(tmp_path, files, capsys):
+    huge = tmp_path / "huge.mrc"
+    with open(huge, "wb") as handle:  # sparse: 1 GiB declared, nothing written
+        handle.truncate(2**30)
+    assert run("info", huge) == 2
+    err = capsys.readouterr().err
+    assert "over the limit" in err and len(err.splitlines()) == 1
+    assert run("decompress", huge, tmp_path / "y.png", "--ckpt", files / "codec.pt") == 2
+    assert "max_bitstream_bytes" in capsys.readouterr().err
+    with pytest.raises(BitstreamError, match="more than 1024 bytes"):  # a device or pipe with no size
+        codec_commands.read_bitstream("/dev/zero", max_bytes=1024)
+
+
+def test_a_small_file_declaring_thousands_of_images_writes_nothing(tmp_path, files, capsys):
+    codec = make_tiny_codec("hyperprior", seed=3)
+    crafted = container.pack(container.Bitstream(codec.fingerprint, 4096, 1, 1, (1, 1), [[b""] * 4096] * 2))
+    (tmp_path / "many.mrc").write_bytes(crafted)
+    assert run("decompress", tmp_path / "many.mrc", tmp_path / "out.png", "--ckpt", files / "codec.pt") == 2
+    assert "4096 images" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["many.mrc"]
+    with pytest.raises(codec_commands.OutputCountError):  # the command's own cap on files per call
+        codec_commands.output_names(str(tmp_path / "o.png"), [0.0, 1.0, 2.0], 100)
+
+
+@pytest.mark.parametrize("name, magic", [("y.jpg", b"\xff\xd8"), ("y.webp", b"RIFF"), ("y.png", b"\x89PNG")])
+def test_decompress_writes_the_format_its_extension_names(tmp_path, files, name, magic):
+    assert run("decompress", files / "x.mrc", tmp_path / name, "--ckpt", files / "codec.pt") == 0
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_bad_outputs_are_refused_before_any_work(tmp_path, files, capsys, monkeypatch):
+    def no_codec(path):
+        raise AssertionError("the checkpoint was loaded before the output was checked")
+
+    monkeypatch.setattr(codec_commands, "_load_codec", no_codec)
+    (tmp_path / "folder.mrc").mkdir()
+    for target in (tmp_path / "missing" / "x.mrc", tmp_path / "folder.mrc"):
+        assert run("compress", files / "in.png", target, "--ckpt", files / "codec.pt") == 2
+        assert len(capsys.readouterr().err.splitlines()) == 1
+    for target in (tmp_path / "y.bmp", tmp_path / "missing" / "y.png"):
+        assert run("decompress", files / "x.mrc", target, "--ckpt", files / "codec.pt") == 2
+        assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_force_with_a_folder_among_several_outputs_leaves_nothing_partial(tmp_path, files, capsys):
+    (tmp_path / "y_beta5.12.png").mkdir()
+    argv = ["decompress", files / "x.mrc", tmp_path / "y.png", "--ckpt", files / "codec.pt", "--force"]
+    assert run(*argv, "--beta", "0", "--beta", "5.12") == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "y_beta0.00.png").exists()

@@ -1,0 +1,100 @@
+"""Resuming training (issue 14): ``multirealism fit --ckpt_path last.ckpt`` through the real CLI and
+``Trainer.fit(ckpt_path=...)``, after a validation has resized the entropy coders' tables."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from multirealism.training.cli import run_lightning_cli
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+ENTROPY_MODELS = {
+    "hyperprior": None,  # tiny.yaml's own
+    "charm": {
+        "class_path": "multirealism.components.ChannelAutoregressive",
+        "init_args": {"latent_channels": 16, "hyper_channels": 8, "num_slices": 2, "max_support_slices": 1,
+                      "transform_channels": [8, 8]},
+    },
+}
+
+
+def tiny_args(entropy: str, max_steps: int) -> list:
+    args = [
+        "fit", "--config", str(CONFIGS / "tiny.yaml"),
+        f"--trainer.max_steps={max_steps}", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.perceptual=none", "--model.val_real_bpp_batches=1",
+        "--data.init_args.crop_size=32", "--data.init_args.val_crop=32",
+        "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
+    ]
+    if ENTROPY_MODELS[entropy] is not None:
+        args.append("--model.codec.init_args.entropy_model=" + json.dumps(ENTROPY_MODELS[entropy]))
+    return args
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entropy", ["hyperprior", "charm"])
+def test_cli_fit_resumes_from_last_checkpoint_after_validation(entropy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_lightning_cli(tiny_args(entropy, max_steps=2), save_config_callback=None)
+    last = tmp_path / "runs" / "tiny" / "checkpoints" / "last.ckpt"
+    stored = torch.load(last, weights_only=True)
+    assert stored["global_step"] == 2
+    # validation built the coder tables, so the checkpoint's buffers differ from a fresh module's
+    offsets = [k for k in stored["state_dict"] if k.endswith("entropy_bottleneck._offset")]
+    assert offsets and all(stored["state_dict"][k].numel() > 0 for k in offsets)
+    assert stored["hyper_parameters"]["rate_weight"]["class_path"].endswith("HiFiCLambdaSchedule")
+
+    cli = run_lightning_cli(tiny_args(entropy, max_steps=4) + ["--ckpt_path", str(last)], save_config_callback=None)
+    assert cli.trainer.global_step == 4
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+
+    # the same checkpoint through Trainer.fit on a freshly built module and trainer
+    cli = run_lightning_cli(tiny_args(entropy, max_steps=6)[1:], save_config_callback=None, run=False)
+    assert cli.model.global_step == 0
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=str(last))
+    assert cli.trainer.global_step == 6
+
+
+def test_checkpoint_in_the_old_layout_with_the_discriminator_inside_the_codec_resumes(tmp_path):
+    """Runs from before the discriminator moved to the module stored it as ``codec.discriminator.*``."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from multirealism import MultiRealismCodec
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
+
+    def module(seed: int) -> MultiRealismModule:
+        torch.manual_seed(seed)
+        codec = MultiRealismCodec.from_config(tiny_config())
+        return MultiRealismModule(codec, discriminator={"name": "hific", "args": {"channels": [8, 8]}}, perceptual="none")
+
+    def trainer(max_steps: int, **kwargs) -> L.Trainer:
+        return L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, **kwargs)
+
+    data = DataLoader(torch.rand(4, 3, 32, 32), batch_size=2)
+    first = module(0)
+    run = trainer(1, enable_checkpointing=False)
+    run.fit(first, data)
+    run.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    checkpoint["state_dict"] = {
+        ("codec." + k if k.startswith("discriminator.") else k): v for k, v in checkpoint["state_dict"].items()
+    }
+    assert any(k.startswith("codec.discriminator.") for k in checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+
+    resumed = module(1)
+    trainer(2, enable_checkpointing=False).fit(resumed, data, ckpt_path=tmp_path / "old.ckpt")
+    assert resumed.global_step == 2
+    # the first step of the resumed run started from the stored discriminator: weights moved from there
+    again = module(2)
+    again.on_load_checkpoint(checkpoint)
+    again.load_state_dict(checkpoint["state_dict"])
+    for key, value in first.discriminator.state_dict().items():
+        assert torch.equal(again.discriminator.state_dict()[key], value), key
