@@ -11,6 +11,10 @@ resident set (Linux ``VmHWM`` after a reset) over one call in a fresh subprocess
 phase, after a small warm-up; on CUDA it is
 ``torch.cuda.max_memory_allocated`` above what was allocated before the call.
 
+Rate control: ``ours-*-rc`` is the same codec plus 4-level gain units (``rate_control: gain``), coding at
+its top level (gain 1, so the same symbols as without): its rows against ``ours-*`` in the same rounds show
+what the per-level scaling costs in encode and decode.
+
 Multi-β: ``decompress(data, beta=[b] * K)`` (one entropy decode, K generator passes) against K
 separate single-β decodes (K times the single-decode median of the same rounds).
 
@@ -32,10 +36,13 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from multirealism import MultiRealismCodec
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import build_codec, devices, machine, median, print_table, time_call, write_json  # noqa: E402
 
-OURS = {"ours-hyperprior": "hyperprior", "ours-charm": "charm"}
+OURS = {"ours-hyperprior": "hyperprior", "ours-charm": "charm", "ours-hyperprior-rc": "hyperprior", "ours-charm-rc": "charm"}
+RATE_LEVELS = 4
 REFERENCES = ("compressai-elic2022", "compressai-elic2022-cl", "compressai-msh")
 MODELS = (*OURS, *REFERENCES)
 BETA = 2.56
@@ -47,8 +54,16 @@ class Runner:
     def __init__(self, name: str, device: torch.device) -> None:
         self.name = name
         self.device = device
+        self.quality = None
         if name in OURS:
-            self.codec = build_codec("paper", OURS[name]).to(device).eval()
+            self.codec = build_codec("paper", OURS[name])
+            if name.endswith("-rc"):
+                config = {**self.codec.config(), "rate_control": {"name": "gain", "args": {
+                    "latent_channels": self.codec.entropy_model.latent_channels, "num_levels": RATE_LEVELS}}}
+                torch.manual_seed(0)
+                self.codec = MultiRealismCodec.from_config(config)
+                self.quality = float(RATE_LEVELS - 1)
+            self.codec = self.codec.to(device).eval()
             self.codec.update()
             self.model = None
         else:
@@ -65,7 +80,7 @@ class Runner:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> Any:
         if self.model is None:
-            return self.codec.compress(x)
+            return self.codec.compress(x, quality=self.quality)
         h, w = x.shape[-2:]
         padded = F.pad(x, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode="replicate")
         out = self.model.compress(padded.contiguous(memory_format=self.memory_format))

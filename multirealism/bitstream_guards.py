@@ -57,6 +57,13 @@ def check_header(
         raise BitstreamError(pixel_limit_message("bitstream (padded for decoding)", padded_pixels, max_pixels))
 
 
+def check_quality(stream: Bitstream, num_levels: int) -> None:
+    """Refuse a header quality outside this model's trained levels ``0 .. num_levels - 1``
+    (a codec without rate control has one level, so only quality 0)."""
+    if not 0 <= stream.quality <= num_levels - 1:
+        raise BitstreamError(f"bitstream quality {stream.quality:g} is outside this model's levels 0..{num_levels - 1}")
+
+
 def check_finite(tensor: Tensor, what: str) -> None:
     """Refuse a NaN/inf latent or image: the rANS encoder spins forever on out-of-table symbols, and a
     non-finite decoded image would come back as silent garbage (e.g. all black after clamping)."""

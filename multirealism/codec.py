@@ -23,6 +23,7 @@ from multirealism import bitstream_guards, container
 from multirealism.checkpoint import load_codec, save_weights
 from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel
 from multirealism.components.conditioning import beta_as_map, check_beta_range
+from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
@@ -73,6 +74,7 @@ class MultiRealismCodec(CompressionModel):
         max_pixels: int = container.DEFAULT_MAX_PIXELS,
         max_images: int = container.DEFAULT_MAX_IMAGES,
         max_bitstream_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES,
+        rate_control: Optional[Union[RateControl, str]] = None,
     ) -> None:
         super().__init__()
         limits = {"max_pixels": max_pixels, "max_images": max_images, "max_bitstream_bytes": max_bitstream_bytes}
@@ -83,6 +85,7 @@ class MultiRealismCodec(CompressionModel):
         self.encoder = _build(REGISTRIES["encoder"], encoder)
         self.entropy_model = _build(REGISTRIES["entropy_model"], entropy_model)
         self.generator = _build(REGISTRIES["generator"], generator)
+        self.rate_control = None if rate_control is None else _build(REGISTRIES["rate_control"], rate_control)
         beta_max = float(self.generator.beta_max)
         if not (math.isfinite(beta_max) and beta_max > 0):
             raise ValueError(f"beta_max must be a finite number above 0, got {beta_max}")
@@ -91,12 +94,19 @@ class MultiRealismCodec(CompressionModel):
             "entropy_model": self.entropy_model.latent_channels,
             "generator": self.generator.latent_channels,
         }
+        if self.rate_control is not None and hasattr(self.rate_control, "latent_channels"):
+            widths["rate_control"] = self.rate_control.latent_channels
         if len(set(widths.values())) != 1:
             raise ValueError(f"latent channel counts disagree: {widths}")
         self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
         self._fingerprint: Optional[bytes] = None
 
     # ------------------------------------------------------------------ properties and config
+    @property
+    def num_levels(self) -> int:
+        """Trained rate levels: qualities run from 0 to ``num_levels - 1`` (1 without rate control)."""
+        return 1 if self.rate_control is None else self.rate_control.num_levels
+
     @property
     def beta_max(self) -> float:
         """Largest realism weight the generator was trained for."""
@@ -105,6 +115,8 @@ class MultiRealismCodec(CompressionModel):
     def config(self) -> Dict[str, Any]:
         """JSON-able architecture description, enough to rebuild the codec from registry names."""
         parts = {"encoder": self.encoder, "entropy_model": self.entropy_model, "generator": self.generator}
+        if self.rate_control is not None:
+            parts["rate_control"] = self.rate_control
         config: Dict[str, Any] = {
             "max_pixels": self.max_pixels,
             "max_images": self.max_images,
@@ -130,6 +142,7 @@ class MultiRealismCodec(CompressionModel):
             max_pixels=config.get("max_pixels", container.DEFAULT_MAX_PIXELS),
             max_images=config.get("max_images", container.DEFAULT_MAX_IMAGES),
             max_bitstream_bytes=config.get("max_bitstream_bytes", container.DEFAULT_MAX_BITSTREAM_BYTES),
+            rate_control=config.get("rate_control"),
         )
 
     # ------------------------------------------------------------------ persistence
@@ -190,9 +203,9 @@ class MultiRealismCodec(CompressionModel):
 
     def _compute_fingerprint(self) -> bytes:
         digest = hashlib.sha256()
-        config = {k: v for k, v in self.config().items() if k in ("encoder", "entropy_model", "generator")}
+        config = {k: v for k, v in self.config().items() if k in ("encoder", "entropy_model", "generator", "rate_control")}
         digest.update(json.dumps(config, sort_keys=True).encode())
-        for prefix in ("encoder.", "entropy_model.", "generator."):
+        for prefix in ("encoder.", "entropy_model.", "generator.", "rate_control."):
             for name, tensor in sorted(self.state_dict().items()):
                 if name.startswith(prefix):
                     if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
@@ -235,21 +248,27 @@ class MultiRealismCodec(CompressionModel):
         return x
 
     # ------------------------------------------------------------------ training/eval forward
-    def forward(self, x: Tensor, beta: "float | Tensor" = 0.0) -> CodecOutput:
-        """Encode, quantise (noise/STE in training, rounding in eval) and decode at ``beta``."""
+    def forward(
+        self, x: Tensor, beta: "float | Tensor" = 0.0, quality: "float | Tensor | None" = None
+    ) -> CodecOutput:
+        """Encode at ``quality`` (a number or one per image; None: the highest level), quantise
+        (noise/STE in training, rounding in eval) and decode at ``beta``."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
         padded = F.pad(x, self._padding(height, width), mode="replicate")
         beta_map = self._pad_beta(beta, batch, height, width, x.device)
-        entropy = self.entropy_model(self.encoder(padded))
-        x_hat = self.generator(entropy.y_hat, beta_map)[..., :height, :width]
+        quality = resolve_quality(self.rate_control, quality)
+        entropy = self.entropy_model(scale_latent(self.rate_control, self.encoder(padded), quality))
+        y_hat = unscale_latent(self.rate_control, entropy.y_hat, quality)
+        x_hat = self.generator(y_hat, beta_map)[..., :height, :width]
         bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
-        return CodecOutput(x_hat, entropy.y_hat, entropy.likelihoods, bits / (height * width))
+        return CodecOutput(x_hat, y_hat, entropy.likelihoods, bits / (height * width))
 
     # ------------------------------------------------------------------ real compression
     @torch.no_grad()
-    def compress(self, x: Tensor) -> bytes:
-        """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream."""
+    def compress(self, x: Tensor, quality: Optional[float] = None) -> bytes:
+        """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream at ``quality``
+        (None: the highest trained level); the quality is stored in the header."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
@@ -262,13 +281,16 @@ class MultiRealismCodec(CompressionModel):
         # Analysis runs channels-last (about 1.4x faster on CPU); the entropy model gets y back in the
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
+        quality = container.as_header_quality(resolve_quality(self.rate_control, quality))
+        # The latent the rANS encoder codes is the rate-scaled one, so that is the one checked.
+        y = scale_latent(self.rate_control, y, quality)
         bitstream_guards.check_latent(y)
         # The entropy model's weights turn y into scales and means: checked on every call (they are small)
         # so weights changed in place after update() still cannot send NaN into the rANS encoder.
         bitstream_guards.check_weights(self.entropy_model, "entropy model")
         strings, latent_shape = self.entropy_model.compress(y)
         return container.pack(
-            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings)
+            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=quality)
         )
 
     def read_header(self, data: bytes) -> container.Bitstream:
@@ -279,6 +301,7 @@ class MultiRealismCodec(CompressionModel):
         bitstream_guards.check_header(
             stream, self.fingerprint, self.pad_multiple, self.entropy_model.num_streams, self.max_pixels
         )
+        bitstream_guards.check_quality(stream, self.num_levels)
         return stream
 
     @torch.no_grad()
@@ -291,7 +314,7 @@ class MultiRealismCodec(CompressionModel):
             y_hat = self.entropy_model.decompress(guarded, stream.latent_shape)
         except (ValueError, RuntimeError, IndexError) as err:
             raise BitstreamError(f"entropy decoding failed: {err}") from err
-        return y_hat, stream
+        return unscale_latent(self.rate_control, y_hat, stream.quality), stream
 
     @torch.no_grad()
     def decompress(

@@ -11,6 +11,7 @@ Layout (big-endian)::
     z_height   H    hyper-latent height  } checked by the codec against height/width
     z_width    H    hyper-latent width   }
     streams    B    number of coded streams (entropy-model specific)
+    quality    f    rate level the encoder used (float32; 0 for a codec without rate control)
     payload         for each stream, for each image: LEB128 length, then that many bytes
     crc32      I    CRC-32 of everything before it
 
@@ -30,9 +31,10 @@ from typing import List, Tuple
 from multirealism.errors import BitstreamError
 
 MAGIC = b"MRIC"
-FORMAT_VERSION = 1
+#: 2 added the quality field (rate control); version 1 streams are refused
+FORMAT_VERSION = 2
 FINGERPRINT_BYTES = 8
-_HEADER = struct.Struct(">4sB8sHIIHHB")
+_HEADER = struct.Struct(">4sB8sHIIHHBf")
 _CRC = struct.Struct(">I")
 HEADER_BYTES = _HEADER.size + _CRC.size
 #: default refusal threshold for images × height × width declared in a header
@@ -42,6 +44,7 @@ DEFAULT_MAX_IMAGES = 256
 #: default refusal threshold for a whole bitstream's size in bytes (checked before parsing)
 DEFAULT_MAX_BITSTREAM_BYTES = 256 * 2**20
 MAX_STREAMS = 64
+MAX_QUALITY = 255.0
 
 
 def pixel_limit_message(what: str, pixels: int, max_pixels: int) -> str:
@@ -60,10 +63,17 @@ class Bitstream:
     latent_shape: Tuple[int, int]
     strings: List[List[bytes]]
     version: int = FORMAT_VERSION
+    quality: float = 0.0
 
     @property
     def num_pixels(self) -> int:
         return self.num_images * self.height * self.width
+
+
+def as_header_quality(quality: float) -> float:
+    """``quality`` rounded to the header's float32, so encoder and decoder use the same value."""
+    (value,) = struct.unpack(">f", struct.pack(">f", float(quality)))
+    return value
 
 
 def _varint(n: int) -> bytes:
@@ -108,6 +118,7 @@ def pack(stream: Bitstream) -> bytes:
         stream.width,
         *stream.latent_shape,
         len(stream.strings),
+        stream.quality,
     )
     body = bytearray(header)
     for per_image in stream.strings:
@@ -142,7 +153,7 @@ def unpack(
         )
     if len(data) < HEADER_BYTES:
         raise BitstreamError("bitstream is truncated in its header")
-    _, version, fingerprint, images, height, width, zh, zw, streams = _HEADER.unpack_from(data)
+    _, version, fingerprint, images, height, width, zh, zw, streams, quality = _HEADER.unpack_from(data)
     if images < 1 or height < 1 or width < 1:
         raise BitstreamError(f"bitstream declares an empty image ({images} x {height} x {width})")
     if images > max_images:
@@ -151,6 +162,8 @@ def unpack(
         raise BitstreamError(pixel_limit_message("bitstream", images * height * width, max_pixels))
     if not 1 <= streams <= MAX_STREAMS:
         raise BitstreamError(f"bitstream declares {streams} streams")
+    if not 0 <= quality <= MAX_QUALITY:  # also refuses NaN
+        raise BitstreamError(f"bitstream declares quality {quality}, outside [0, {MAX_QUALITY}]")
     end = len(data) - _CRC.size
     (crc,) = _CRC.unpack_from(data, end)
     if zlib.crc32(data[:end]) != crc:
@@ -168,4 +181,4 @@ def unpack(
         strings.append(per_image)
     if pos != end:
         raise BitstreamError(f"bitstream has {end - pos} unexpected trailing bytes")
-    return Bitstream(fingerprint, images, height, width, (zh, zw), strings, version)
+    return Bitstream(fingerprint, images, height, width, (zh, zw), strings, version, quality)

@@ -106,3 +106,5 @@ REGISTRIES: Dict[str, Registry] = {
     "generator": generators,
     "discriminator": discriminators,
 }
+rate_controls = Registry("rate control")
+REGISTRIES["rate_control"] = rate_controls

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from multirealism import container
 from multirealism.bitstream_guards import guard_for_rans
 from multirealism.errors import BitstreamError
+from multirealism import MultiRealismCodec
+from multirealism.presets import tiny_config
 from helpers import make_tiny_codec, natural_image
 
 MAX_PIXELS = 96 * 96  # a small configured limit keeps every accepted header cheap to decode
@@ -49,13 +51,21 @@ def codecs():
         codec = make_tiny_codec(name, seed=1)
         codec.max_pixels = MAX_PIXELS
         out[name] = codec
+    torch.manual_seed(1)
+    config = {**tiny_config("hyperprior"), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": 3}}}
+    out["rate_control"] = MultiRealismCodec.from_config(config).eval()
+    out["rate_control"].max_pixels = MAX_PIXELS
     return out
 
 
 @pytest.fixture(scope="module")
 def valid(codecs):
     image = natural_image("coffee", 64)[:, :40, :50]
-    return {name: codec.compress(image) for name, codec in codecs.items()}
+    return {name: codec.compress(image, quality=1.5 if name == "rate_control" else None) for name, codec in codecs.items()}
+
+
+def _header(version, fingerprint, images, height, width, zh, zw, streams, quality=0.0) -> bytes:
+    return struct.pack(">4sB8sHIIHHBf", container.MAGIC, version, fingerprint, images, height, width, zh, zw, streams, quality)
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -91,7 +101,7 @@ def test_random_bytes_behind_magic(codecs, tail, version):
     assert decode_outcome(codecs["charm"], _with_crc(data), "magic_plus_random_crc") in ("error", "image")
 
 
-@pytest.mark.parametrize("name", ["hyperprior", "charm"])
+@pytest.mark.parametrize("name", ["hyperprior", "charm", "rate_control"])
 def test_every_truncation_and_extension(codecs, valid, name):
     data = valid[name]
     for length in range(len(data)):
@@ -100,7 +110,7 @@ def test_every_truncation_and_extension(codecs, valid, name):
         assert decode_outcome(codecs[name], data + extra, "extension") == "error"
 
 
-@pytest.mark.parametrize("name", ["hyperprior", "charm"])
+@pytest.mark.parametrize("name", ["hyperprior", "charm", "rate_control"])
 def test_every_single_bit_flip(codecs, valid, name):
     data = valid[name]
     for bit in range(8 * len(data)):
@@ -120,13 +130,18 @@ def test_multi_bit_flips(codecs, valid, flips):
 
 
 U16 = st.sampled_from([0, 1, 2, 3, 4, 65535]) | st.integers(0, 65535)
+QUALITY = st.sampled_from([0.0, 0.5, 1.0, 2.0, 2.0001, 3.0, 255.0, 256.0, -0.0, -1.0, float("nan"), float("inf")]) | st.floats(
+    width=32
+)
 U32 = st.sampled_from([0, 1, 40, 50, 63, 64, 65, 96, 97, 100_000, 2**31, 2**32 - 1]) | st.integers(0, 2**32 - 1)
 
 
 @FUZZ
 @given(
-    version=st.sampled_from([0, container.FORMAT_VERSION, 2, 255]),
+    version=st.sampled_from([0, 1, container.FORMAT_VERSION, 3, 255]),
     other_model=st.booleans(),
+    rate_control=st.booleans(),
+    quality=QUALITY,
     images=U16,
     height=U32,
     width=U32,
@@ -135,10 +150,12 @@ U32 = st.sampled_from([0, 1, 40, 50, 63, 64, 65, 96, 97, 100_000, 2**31, 2**32 -
     streams=st.sampled_from([0, 1, 2, 3, 5, container.MAX_STREAMS, container.MAX_STREAMS + 1, 255]),
     payload=st.binary(max_size=64),
 )
-def test_header_fields_at_extremes(codecs, valid, version, other_model, images, height, width, zh, zw, streams, payload):
-    codec = codecs["hyperprior"]
+def test_header_fields_at_extremes(
+    codecs, valid, version, other_model, rate_control, quality, images, height, width, zh, zw, streams, payload
+):
+    codec = codecs["rate_control" if rate_control else "hyperprior"]
     fingerprint = bytes(8) if other_model else codec.fingerprint
-    body = struct.pack(">4sB8sHIIHHB", container.MAGIC, version, fingerprint, images, height, width, zh, zw, streams)
+    body = _header(version, fingerprint, images, height, width, zh, zw, streams, quality)
     assert decode_outcome(codec, _with_crc(body + payload), "header_extremes") in ("error", "image")
 
 
@@ -150,7 +167,7 @@ def test_near_valid_headers(codecs, images, height, width, streams, skew, string
     codec = codecs["hyperprior"]
     m = codec.pad_multiple
     z = (-(-height // m) + skew, -(-width // m))
-    body = struct.pack(">4sB8sHIIHHB", container.MAGIC, 1, codec.fingerprint, images, height, width, *z, streams)
+    body = _header(container.FORMAT_VERSION, codec.fingerprint, images, height, width, *z, streams)
     payload = b"".join(bytes([len(s)]) + s for s in strings)
     assert decode_outcome(codec, _with_crc(body + payload), "near_valid_header") in ("error", "image")
 
@@ -166,7 +183,7 @@ def test_huge_header_refused_before_any_decoding(codecs, monkeypatch):
     monkeypatch.setattr(codec.generator, "forward", forbidden)
     for images, side in ((1, 100_000), (65535, 1), (2, 6000)):
         z = -(-side // codec.pad_multiple)
-        body = struct.pack(">4sB8sHIIHHB", container.MAGIC, 1, codec.fingerprint, images, side, side, z, z, 2)
+        body = _header(container.FORMAT_VERSION, codec.fingerprint, images, side, side, z, z, 2)
         data = _with_crc(body + b"\x00\x00" * images)
         CASES["huge_header"] += 1
         with pytest.raises(BitstreamError, match="limit"):

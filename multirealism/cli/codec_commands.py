@@ -86,6 +86,11 @@ def run_compress(args: argparse.Namespace) -> int:
     check_destination(out, args.force)  # before loading anything: a missing folder is found at once
     _refuse_same_file(args.input, out)
     codec = _load_codec(args.ckpt)
+    top = codec.num_levels - 1
+    quality = float(top) if args.quality is None else args.quality
+    if not 0.0 <= quality <= top:  # also refuses NaN; before the image is read or anything encoded
+        print(f"multirealism compress: error: quality {quality:g} outside [0, {top}] (this model's levels)", file=sys.stderr)
+        return 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
@@ -94,10 +99,10 @@ def run_compress(args: argparse.Namespace) -> int:
             raise ImageInputError(f"{err.description} (pass --alpha drop to ignore it)") from None
     for warning in caught:  # a plain line, not a Python warning record
         print(f"multirealism compress: warning: {warning.message}", file=sys.stderr)
-    data = codec.compress(image)
+    data = codec.compress(image, quality=quality)
     write_new_file(out, data, force=args.force)
     height, width = image.shape[-2:]
-    print(f"{args.input} -> {out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp")
+    print(f"{args.input} -> {out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp, quality {quality:g}")
     return 0
 
 
@@ -135,6 +140,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"file:           {args.input}")
     print(f"format version: {stream.version}")
     print(f"model:          {stream.fingerprint.hex()}")
+    print(f"quality:        {stream.quality:g}")
     print(f"images:         {stream.num_images} x {stream.width}x{stream.height} (WxH)")
     print(f"latent grid:    {stream.latent_shape[1]}x{stream.latent_shape[0]} (hyper-latent WxH)")
     print(f"bytes:          {len(data)} ({container.HEADER_BYTES} header/checksum)")
@@ -149,7 +155,16 @@ def run_info(args: argparse.Namespace) -> int:
         return 1
     codec.read_header(data)  # also checks sizes and stream count against this model
     print("checkpoint:     matches")
+    print(f"model name:     {model_name(codec.config())}")
+    print(f"beta_max:       {codec.beta_max:g}")
+    print(f"rate levels:    {codec.num_levels} (quality 0..{codec.num_levels - 1})")
     return 0
+
+
+def model_name(config: dict) -> str:
+    """Registry names of the checkpoint's components: ``elic + hyperprior + elic_cond [+ gain]``."""
+    roles = ("encoder", "entropy_model", "generator", "rate_control")
+    return " + ".join(config[role]["name"] for role in roles if role in config)
 
 
 def _beta(text: str) -> float:
@@ -167,6 +182,9 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--ckpt", required=True, help="codec checkpoint (.ckpt, .pt or .safetensors)")
     p.add_argument("--alpha", choices=("drop", "error"), default="drop",
                    help="images with transparency: drop alpha with a warning, or refuse")
+    p.add_argument("--quality", type=float, default=None,
+                   help="rate level in [0, levels-1] of a rate-controlled model, fractions interpolate "
+                        "(default: the highest; 0 for a fixed-rate model)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=run_compress)
 

@@ -10,6 +10,7 @@ from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
 from multirealism.components.gdn_encoder import GdnEncoder
 from multirealism.components.generator import ElicConditionalGenerator
+from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
 from multirealism.components.residual_generator import ResidualConditionalGenerator
 
 __all__ = [
@@ -20,10 +21,13 @@ __all__ = [
     "ElicEncoder",
     "Encoder",
     "EntropyModel",
+    "GainUnits",
     "GdnEncoder",
     "HiFiCDiscriminator",
     "MeanScaleHyperprior",
     "MultiScalePatchDiscriminator",
+    "QuantizationStep",
+    "RateControl",
     "ResidualConditionalGenerator",
     "TimmDiscriminator",
 ]

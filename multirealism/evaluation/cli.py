@@ -39,6 +39,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                         help="classical codecs to run through the same metrics")
     parser.add_argument("--qualities", nargs="+", type=int, default=list(baselines.DEFAULT_QUALITIES),
                         help="quality settings (0-100) for every classical codec")
+    parser.add_argument("--model-qualities", nargs="+", type=float, default=None,
+                        help="rate levels of a rate-controlled checkpoint (default: every trained level): "
+                        "one checkpoint then gives a rate curve and a BD-rate per β")
     parser.add_argument("--anchor", default=None, help="curve BD-rates are measured against (default: jpeg)")
     parser.add_argument("--bd-method", default="pchip", choices=METHODS, help="Bjøntegaard interpolation")
     parser.add_argument("--fid-extractor", default=None, choices=[*EXTRACTORS, "none"],
@@ -103,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         if bad:
             _say(f"error: β {bad} outside [0, {codec.beta_max:g}], the range {label} was trained for")
             return 2
+        bad = [q for q in args.model_qualities or () if not 0 <= q <= codec.num_levels - 1]
+        if bad:
+            _say(f"error: --model-qualities {bad} outside [0, {codec.num_levels - 1}], the rate levels of {label}")
+            return 2
     try:
         realism = _realism(args)
     except RealismUnavailable as err:
@@ -112,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     column = lpips.column if lpips else "lpips"
 
     result = run_sweep(images, models, args.betas, codecs, args.qualities, lpips, realism,
-                       progress=not args.no_progress, viewer=not args.no_viewer)
+                       progress=not args.no_progress, viewer=not args.no_viewer,
+                       model_qualities=args.model_qualities)
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []

@@ -74,19 +74,27 @@ def _row(codec: str, model: str, beta: Optional[float], quality: Optional[int], 
     }
 
 
+def rate_levels(codec: MultiRealismCodec, requested: Optional[Sequence[float]] = None) -> List[Optional[float]]:
+    """Qualities to code with: ``requested`` (default every trained level) for a rate-controlled
+    codec, ``[None]`` (its one rate, no quality column) for a fixed-rate one."""
+    if codec.num_levels == 1:
+        return [None]
+    return [float(q) for q in (requested if requested else range(codec.num_levels))]
+
+
 def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequence[float], model: str = LEARNED,
-                 lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None
-                 ) -> Tuple[List[Row], List[Tensor]]:
-    """Compress ``image`` once, decode it at every β; rows and the decoded images (one per β)."""
+                 lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None,
+                 quality: Optional[float] = None) -> Tuple[List[Row], List[Tensor]]:
+    """Compress ``image`` once (at ``quality``), decode it at every β; rows and the decoded images (one per β)."""
     start = time.perf_counter()
-    data = codec.compress(image)
+    data = codec.compress(image, quality=quality)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     decoded = [d[0].float().cpu() for d in codec.decompress(data, beta=[float(b) for b in betas])]
     decode_s = (time.perf_counter() - start) / len(betas)
     rows = []
     for beta, out in zip(betas, decoded):
-        rows.append(_row(LEARNED, model, float(beta), None, name, image, out, len(data), encode_s, decode_s, lpips))
+        rows.append(_row(LEARNED, model, float(beta), quality, name, image, out, len(data), encode_s, decode_s, lpips))
         if realism is not None:
             realism.add(setting_key(rows[-1]), extract_patches(out))
     return rows, decoded
@@ -140,8 +148,10 @@ def _centre_crop(image: Tensor, size: int = STRIP_CROP) -> Tensor:
 def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiRealismCodec]],
               betas: Sequence[float], baseline_codecs: Sequence[str] = (),
               qualities: Sequence[int] = baselines.DEFAULT_QUALITIES, lpips: Optional[LPIPSMetric] = None,
-              realism: Optional[RealismMeter] = None, progress: bool = True, viewer: bool = False) -> SweepResult:
-    """Evaluate every model at every β and every baseline at every quality on every image.
+              realism: Optional[RealismMeter] = None, progress: bool = True, viewer: bool = False,
+              model_qualities: Optional[Sequence[float]] = None) -> SweepResult:
+    """Evaluate every model at every β (a rate-controlled one at every quality of
+    :func:`rate_levels`) and every baseline at every quality on every image.
 
     The strip figure uses a centre crop of the first image with the first model. With ``viewer``,
     every image and its decodings by every model are also kept, embedded, for the β-slider page.
@@ -158,10 +168,12 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
         if realism is not None:
             realism.add_reference(patches)
         for index, (model, codec) in enumerate(models):
-            new_rows, decoded = learned_rows(codec, item.name, image, betas, model, lpips, realism)
-            rows.extend(new_rows)
-            if viewer:
-                pages.append(viewer_image(item.name, model, image, decoded, new_rows))
+            for quality in rate_levels(codec, model_qualities):
+                new_rows, decoded = learned_rows(codec, item.name, image, betas, model, lpips, realism, quality)
+                rows.extend(new_rows)
+                if viewer:
+                    label = model if quality is None else f"{model} q{quality:g}"
+                    pages.append(viewer_image(item.name, label, image, decoded, new_rows))
             if strip is None and index == 0:
                 strip = Strip(item.name, model, _centre_crop(image))
                 pairs = sorted(zip(betas, decoded), key=lambda pair: pair[0])

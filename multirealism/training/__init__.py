@@ -5,6 +5,7 @@ from multirealism.training.checkpoint_io import AtomicCheckpointIO
 from multirealism.training.losses import LossWeights, discriminator_loss, generator_adversarial_loss
 from multirealism.training.module import MultiRealismModule
 from multirealism.training.perceptual import PerceptualWeightsError, build_perceptual
+from multirealism.training.quality import RateLadder
 from multirealism.training.rate_schedule import FixedLambda, HiFiCLambdaSchedule, RateWeight
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "LossWeights",
     "MultiRealismModule",
     "PerceptualWeightsError",
+    "RateLadder",
     "RateWeight",
     "build_perceptual",
     "discriminator_loss",

@@ -30,6 +30,7 @@ from multirealism.training.losses import (
     mse_per_image,
 )
 from multirealism.training.perceptual import build_perceptual
+from multirealism.training.quality import RateLadder, level_metrics
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
 
 ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
@@ -97,6 +98,9 @@ class MultiRealismModule(L.LightningModule):
         val_betas: fixed β values at which validation reports PSNR, LPIPS and bpp.
         val_real_bpp_batches: validation batches per epoch that are also really compressed, to
             log the bpp of the actual bitstream (0: off).
+        rate_ladder: λ per quality level, required when the codec has a rate control (then a level
+            is drawn per image and ``rate_weight`` is unused); validation then also logs
+            ``bpp_q{level}`` and ``psnr_q{level}`` at β = 0.
     """
 
     def __init__(
@@ -120,10 +124,11 @@ class MultiRealismModule(L.LightningModule):
         init_from: Optional[str] = None,
         val_betas: Sequence[float] = (0.0, 2.56, 5.12),
         val_real_bpp_batches: int = 2,
+        rate_ladder: Optional[RateLadder] = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler"])
+        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler", "rate_ladder"])
         self.codec = codec
         self.gan = bool(gan)
         if self.gan and discriminator is None:
@@ -146,6 +151,14 @@ class MultiRealismModule(L.LightningModule):
         self.val_real_bpp_batches = int(val_real_bpp_batches)
         # class_path form: `fit --ckpt_path` re-parses these through LightningCLI (issue 14)
         self.hparams.update(rate_weight=class_path_config(self.rate_weight), beta_sampler=class_path_config(self.beta_sampler))
+        if (rate_ladder.num_levels if rate_ladder is not None else 1) != codec.num_levels:
+            raise ValueError(
+                f"the codec has {codec.num_levels} rate levels but rate_ladder gives "
+                f"{'none' if rate_ladder is None else rate_ladder.num_levels}; give one λ per level"
+            )
+        self.rate_ladder = rate_ladder
+        if rate_ladder is not None:  # its constructor arguments, in the same class_path form
+            self.hparams.update(rate_ladder=rate_ladder.class_path_config())
         if init_from is not None:
             self.load_codec_weights(init_from)
 
@@ -164,6 +177,8 @@ class MultiRealismModule(L.LightningModule):
         if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
             self.discriminator.load_state_dict(disc_state)
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
+        # a fixed-rate checkpoint may start a rate-controlled run: its gains keep their initial values
+        missing = [k for k in missing if not k.startswith("rate_control.")]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
@@ -183,12 +198,18 @@ class MultiRealismModule(L.LightningModule):
         assert self.perceptual is not None
         return self.perceptual(x_hat, x, spatial=beta.dim() == 4)
 
-    def generator_terms(self, x: Tensor, out: CodecOutput, beta: Tensor) -> Dict[str, Tensor]:
+    def generator_terms(
+        self, x: Tensor, out: CodecOutput, beta: Tensor, quality: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         """All terms of the generator-side objective; ``loss`` is their weighted sum."""
         bpp = out.bpp.mean()
-        lmbda = self.rate_weight(bpp)
+        if self.rate_ladder is not None and quality is not None:
+            rate, lmbda = self.rate_ladder.rate_loss(out.bpp, quality)
+        else:
+            lmbda = self.rate_weight(bpp)  # a float or a 0-d tensor on bpp's device (no host sync)
+            rate = lmbda * bpp
         mse = mse_per_image(out.x_hat, x).mean()
-        loss = lmbda * bpp + self.weights.mse * mse
+        loss = rate + self.weights.mse * mse
         terms = {"bpp": bpp, "mse": mse, "lambda": torch.as_tensor(lmbda, dtype=torch.float32, device=bpp.device)}
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
@@ -241,11 +262,15 @@ class MultiRealismModule(L.LightningModule):
         x = batch_images(batch)
         optimizers = self.optimizers()
         opt_g, opt_aux = optimizers[0], optimizers[-1]
-        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device, generator=self.beta_generator(x.device))
+        generator = self.beta_generator(x.device)
+        beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device, generator=generator)
+        # a quality level per image when the codec has a rate control (no extra argument otherwise),
+        # drawn after β from the same per-rank stream
+        rate = {} if self.rate_ladder is None else {"quality": self.rate_ladder.sample(x.shape[0], x.device, generator)}
 
         with self.toggled_optimizer(opt_g):  # D and the quantiles frozen: the G step cannot reach them
-            out = self.codec(x, beta)
-            terms = self.generator_terms(x, out, beta)
+            out = self.codec(x, beta, **rate)
+            terms = self.generator_terms(x, out, beta, **rate)
             skipped = not self._update(opt_g, terms["loss"], clip=True, counted=True)
 
         if self.gan:
@@ -285,6 +310,8 @@ class MultiRealismModule(L.LightningModule):
             metrics = {f"{stage}/{k}_beta{beta:g}": v for k, v in self.image_metrics(out.x_hat, x).items()}
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
         self.log(f"{stage}/bpp", out.bpp.float().mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
+        if self.codec.num_levels > 1:
+            self.log_dict(level_metrics(self.codec, x, stage), batch_size=batch_size, sync_dist=True)
         if batch_idx < self.val_real_bpp_batches:
             with torch.autocast(x.device.type, enabled=False):  # the bitstream is the float32 model's
                 real = 8.0 * len(self.codec.compress(x.float())) / (batch_size * height * width)

@@ -1,5 +1,7 @@
 """Rename the entropy-model parameters of the committed ``fitted_tiny_*.safetensors.gz`` files to the
 layout built from CompressAI's latent codecs (same tensors, new names); run once per layout change.
+The variable-rate ``fitted_tiny_rate_control`` (a hyperprior plus gain units, whose ``rate_control.*``
+entries keep their names) is remapped like the hyperprior.
 
 Old layout: ``entropy_model.{h_a,h_s,entropy_bottleneck,gaussian_conditional}.*``, and charm's h_s
 emitted (means, scales). New layout: z's transforms and prior live in a ``HyperLatentCodec``
@@ -89,9 +91,13 @@ def restamp_golden() -> None:
     print(f"{mrc.name}, reference.npz: fingerprint {stream.fingerprint.hex()} -> {fingerprint.hex()}")
 
 
+#: committed fitted codec -> the entropy model it holds
+FITTED = {"hyperprior": "hyperprior", "charm": "charm", "rate_control": "hyperprior"}
+
+
 def main() -> None:
-    for entropy_model in ("hyperprior", "charm"):
-        path = HERE / f"fitted_tiny_{entropy_model}.safetensors.gz"
+    for stem, entropy_model in FITTED.items():
+        path = HERE / f"fitted_tiny_{stem}.safetensors.gz"
         raw = gzip.decompress(path.read_bytes())
         unzipped = path.with_suffix("")
         unzipped.write_bytes(raw)

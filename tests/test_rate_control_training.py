@@ -1,0 +1,125 @@
+"""Training a rate-controlled codec: λ ladder, a level per image, per-level validation logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from multirealism import MultiRealismCodec
+from multirealism.presets import tiny_config
+from multirealism.training import MultiRealismModule, RateLadder
+from multirealism.training.cli import run_lightning_cli
+
+
+def rate_module(gan: bool, ladder: RateLadder, levels: int = 3) -> MultiRealismModule:
+    torch.manual_seed(0)
+    config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": levels}}}
+    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}} if gan else None
+    codec = MultiRealismCodec.from_config(config)
+    return MultiRealismModule(codec, discriminator=discriminator, gan=gan, lr=1e-3, perceptual="none",
+                              rate_ladder=ladder, val_real_bpp_batches=1)
+
+
+def test_fixed_ladder_weights_each_image_by_its_levels_lambda():
+    ladder = RateLadder(lambdas=[4.0, 2.0, 1.0])
+    bpp = torch.tensor([1.0, 1.0, 3.0, 5.0])
+    levels = torch.tensor([0.0, 2.0, 1.0, 0.0])
+    loss, mean_lambda = ladder.rate_loss(bpp, levels)
+    assert loss.item() == pytest.approx((4 * 1 + 1 * 1 + 2 * 3 + 4 * 5) / 4)
+    assert mean_lambda.item() == pytest.approx((4 + 1 + 2 + 4) / 4)
+
+
+def test_hific_ladder_compares_each_level_with_its_own_target():
+    ladder = RateLadder(target_bpps=[0.1, 0.5], lambda_a=[2.0, 1.0], lambda_b=0.01)
+    bpp = torch.tensor([0.2, 0.4])  # level 0 above its target (λ_a), level 1 below (λ_b)
+    loss, _ = ladder.rate_loss(bpp, torch.tensor([0.0, 1.0]))
+    assert loss.item() == pytest.approx((2.0 * 0.2 + 0.01 * 0.4) / 2)
+
+
+def test_sampling_covers_every_level():
+    torch.manual_seed(0)
+    levels = RateLadder(lambdas=[1.0, 0.5, 0.25]).sample(300)
+    assert set(levels.tolist()) == {0.0, 1.0, 2.0}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({}, "exactly one"),
+    ({"lambdas": [1.0], "target_bpps": [0.1]}, "exactly one"),
+    ({"target_bpps": [0.5, 0.1]}, "strictly increase"),
+    ({"target_bpps": [0.1, 0.5], "lambda_a": [1.0]}, "lambda_a"),
+    ({"lambdas": [1.0]}, "at least 2"),
+])
+def test_bad_ladders_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RateLadder(**kwargs)
+
+
+def test_ladder_must_match_the_codecs_levels():
+    with pytest.raises(ValueError, match="3 rate levels but rate_ladder gives 2"):
+        rate_module(False, RateLadder(lambdas=[1.0, 0.5]))
+    with pytest.raises(ValueError, match="rate levels but rate_ladder gives none"):
+        rate_module(False, None)
+
+
+def test_ladder_is_stored_in_class_path_form_for_resume():
+    module = rate_module(False, RateLadder(target_bpps=[0.1, 0.2, 0.4], lambda_a=[2.0, 1.0, 0.5]))
+    stored = module.hparams["rate_ladder"]
+    assert stored["class_path"] == "multirealism.training.quality.RateLadder"
+    rebuilt = RateLadder(**stored["init_args"])
+    assert rebuilt.config() == module.rate_ladder.config()
+
+
+class Logged(L.Callback):
+    def __init__(self) -> None:
+        self.metrics = {}
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        self.metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+
+@pytest.mark.parametrize("gan,precision", [(False, "32-true"), (True, "bf16-mixed")])
+def test_training_updates_gains_and_logs_every_level(gan, precision):
+    module = rate_module(gan, RateLadder(lambdas=[0.5, 0.1, 0.02]))
+    gains = module.codec.rate_control.log_gain.detach().clone()
+    torch.manual_seed(1)
+    x = torch.rand(4, 3, 32, 32)
+    logged = Logged()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, precision=precision,
+        callbacks=[logged],
+    )
+    trainer.fit(module, DataLoader(x, batch_size=4), DataLoader(x, batch_size=4))
+    assert not torch.equal(module.codec.rate_control.log_gain.detach(), gains)
+    for level in range(3):
+        assert logged.metrics[f"val/bpp_q{level}"] > 0 and logged.metrics[f"val/psnr_q{level}"] > 0
+    assert logged.metrics["val/bpp_q0"] < logged.metrics["val/bpp_q2"]  # initial gains: 0.25 vs 1
+
+
+def test_a_fixed_rate_checkpoint_initialises_a_rate_controlled_run(tmp_path):
+    torch.manual_seed(5)
+    fixed = MultiRealismCodec.from_config(tiny_config())
+    fixed.save(tmp_path / "warmup.safetensors")
+    module = rate_module(False, RateLadder(lambdas=[1.0, 0.5, 0.25]))
+    gains = module.codec.rate_control.log_gain.detach().clone()
+    module.load_codec_weights(str(tmp_path / "warmup.safetensors"))
+    for mine, theirs in zip(module.codec.encoder.parameters(), fixed.encoder.parameters()):
+        assert torch.equal(mine, theirs)
+    assert torch.equal(module.codec.rate_control.log_gain, gains)
+
+
+def test_lightning_cli_accepts_a_rate_control_and_a_ladder(capsys):
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+    gains = '{"class_path": "multirealism.components.GainUnits", "init_args": {"latent_channels": 16, "num_levels": 3}}'
+    ladder = '{"class_path": "multirealism.training.RateLadder", "init_args": {"target_bpps": [0.2, 0.4, 0.8]}}'
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", "--config", str(config), f"--model.codec.init_args.rate_control={gains}",
+                           f"--model.rate_ladder={ladder}", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "multirealism.components.GainUnits" in printed and "num_levels: 3" in printed
+    assert "multirealism.training.RateLadder" in printed and "- 0.8" in printed
