@@ -8,6 +8,7 @@ its own architecture into a checkpoint and be rebuilt from it without pickling c
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from typing import Any, Callable, Dict, Iterator, List, Optional, Type, TypeVar
 
@@ -21,9 +22,15 @@ SPEC_ATTR = "_registry_spec"
 class Registry:
     """A named collection of ``nn.Module`` classes, in the style of timm's model registry."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: Optional[str] = None) -> None:
         self.kind = kind
+        self._builtins = builtins  # module that registers the built-in entries, imported on first lookup
         self._entries: Dict[str, Type[nn.Module]] = {}
+
+    def _entries_with_builtins(self) -> Dict[str, Type[nn.Module]]:
+        if self._builtins is not None:
+            importlib.import_module(self._builtins)
+        return self._entries
 
     def register(self, name: Optional[str] = None) -> Callable[[M], M]:
         """Class decorator: ``@encoders.register("elic")``. The key defaults to the class name."""
@@ -42,10 +49,11 @@ class Registry:
 
     def get(self, name: str) -> Type[nn.Module]:
         """The class registered under ``name``; a KeyError lists the known keys."""
+        entries = self._entries_with_builtins()
         try:
-            return self._entries[name]
+            return entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "none"
+            known = ", ".join(sorted(entries)) or "none"
             raise KeyError(f"unknown {self.kind} {name!r}; registered: {known}") from None
 
     def build(self, name: str, **kwargs: Any) -> nn.Module:
@@ -54,10 +62,10 @@ class Registry:
 
     def list(self) -> List[str]:
         """Sorted registry keys."""
-        return sorted(self._entries)
+        return sorted(self._entries_with_builtins())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries_with_builtins()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.list())
@@ -95,10 +103,10 @@ def component_spec(module: nn.Module) -> Optional[Dict[str, Any]]:
     return getattr(module, SPEC_ATTR, None)
 
 
-encoders = Registry("encoder")
-entropy_models = Registry("entropy model")
-generators = Registry("generator")
-discriminators = Registry("discriminator")
+encoders = Registry("encoder", "multirealism.components")
+entropy_models = Registry("entropy model", "multirealism.components")
+generators = Registry("generator", "multirealism.components")
+discriminators = Registry("discriminator", "multirealism.training.discriminators")
 
 REGISTRIES: Dict[str, Registry] = {
     "encoder": encoders,
@@ -106,5 +114,5 @@ REGISTRIES: Dict[str, Registry] = {
     "generator": generators,
     "discriminator": discriminators,
 }
-rate_controls = Registry("rate control")
+rate_controls = Registry("rate control", "multirealism.components")
 REGISTRIES["rate_control"] = rate_controls

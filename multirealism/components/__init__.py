@@ -1,11 +1,7 @@
-"""Built-in codec components; importing this package registers them."""
+"""Built-in codec components; importing this package registers them (discriminators are training
+components: :mod:`multirealism.training.discriminators`)."""
 
 from multirealism.components.base import ConditionalGenerator, Discriminator, Encoder, EntropyModel
-from multirealism.components.discriminator import (
-    HiFiCDiscriminator,
-    MultiScalePatchDiscriminator,
-    TimmDiscriminator,
-)
 from multirealism.components.encoder import ElicEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
 from multirealism.components.gdn_encoder import GdnEncoder
@@ -23,11 +19,8 @@ __all__ = [
     "EntropyModel",
     "GainUnits",
     "GdnEncoder",
-    "HiFiCDiscriminator",
     "MeanScaleHyperprior",
-    "MultiScalePatchDiscriminator",
     "QuantizationStep",
     "RateControl",
     "ResidualConditionalGenerator",
-    "TimmDiscriminator",
 ]

@@ -2,6 +2,7 @@
 
 from multirealism.training.beta_sampling import BetaSampler
 from multirealism.training.checkpoint_io import AtomicCheckpointIO
+from multirealism.training.discriminators import HiFiCDiscriminator, MultiScalePatchDiscriminator, TimmDiscriminator
 from multirealism.training.losses import LossWeights, discriminator_loss, generator_adversarial_loss
 from multirealism.training.module import MultiRealismModule
 from multirealism.training.perceptual import PerceptualWeightsError, build_perceptual
@@ -12,12 +13,15 @@ __all__ = [
     "AtomicCheckpointIO",
     "BetaSampler",
     "FixedLambda",
+    "HiFiCDiscriminator",
     "HiFiCLambdaSchedule",
     "LossWeights",
     "MultiRealismModule",
+    "MultiScalePatchDiscriminator",
     "PerceptualWeightsError",
     "RateLadder",
     "RateWeight",
+    "TimmDiscriminator",
     "build_perceptual",
     "discriminator_loss",
     "generator_adversarial_loss",

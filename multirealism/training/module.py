@@ -21,6 +21,7 @@ from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
 from multirealism.errors import CheckpointError
 from multirealism.registry import REGISTRIES
+from multirealism.training import discriminators as _discriminators  # noqa: F401  (registers them)
 from multirealism.training.beta_sampling import BetaSampler
 from multirealism.training.losses import (
     LossWeights,
