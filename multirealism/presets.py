@@ -110,11 +110,17 @@ def tiny_charm_config(conditioner: str = "fourier", beta_max: float = 5.12) -> D
 
 
 @register_codec("small")
-def small_config(beta_max: float = 5.12) -> Dict[str, Any]:
+def small_config(beta_max: float = 5.12, num_levels: int = 6) -> Dict[str, Any]:
     """CPU-sized (about 1.5 M parameters, 25 kMACs/pixel, like CompressAI's MeanScaleHyperprior(64, 96)):
-    a GDN analysis transform, the mean-scale hyperprior and a β-conditioned residual generator."""
+    a GDN analysis transform, the mean-scale hyperprior, a β-conditioned residual generator and gain
+    units for ``num_levels`` rates (one model from about 0.1 to 1 bpp; ``num_levels=1`` drops them)."""
     latent = 96
+    rate_control = (
+        {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
+        if num_levels > 1 else {}
+    )
     return {
+        **rate_control,
         "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": latent}},
         "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": 64}},
         "generator": {
