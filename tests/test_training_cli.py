@@ -39,3 +39,13 @@ def test_fit_tiny_config_for_two_steps(tmp_path, monkeypatch):
     codec = MultiRealismCodec.from_checkpoint(checkpoint)
     assert codec.decompress(codec.compress(torch.rand(3, 40, 48)), beta=5.12).shape == (1, 3, 40, 48)
     assert (tmp_path / "runs" / "tiny" / "version_0" / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize("name", ["small_warmup", "small"])
+def test_default_model_recipe_configs_parse(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "multirealism.presets.create_codec" in printed and "name: small" in printed
+    assert "lambdas:" in printed and "val: samples" in printed  # held-out validation, rate ladder
