@@ -55,17 +55,22 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas(tmp_path):
-    script = tmp_path / "ddp_fit.py"
-    script.write_text(SCRIPT)
+def run_two_ranks(script: str, tmp_path: Path) -> None:
+    """Run a 2-process DDP script (it launches its second rank itself) on this checkout's package."""
+    path = tmp_path / "ddp_script.py"
+    path.write_text(script)
     repo = str(Path(__file__).resolve().parents[1])  # this checkout's package, not another installed copy
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        [sys.executable, str(path), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas(tmp_path):
+    run_two_ranks(SCRIPT, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["step"] == ranks[1]["step"] == 3
     assert ranks[0]["val_batches"] > 0 and ranks[1]["val_batches"] > 0
@@ -119,15 +124,7 @@ def test_ddp_ranks_with_uneven_image_counts_train_and_validate_the_same_number_o
         (tmp_path / split).mkdir()
         for i in range(count):
             save_image(natural_image("astronaut", 128)[:, i * 8 : i * 8 + 64, :64], tmp_path / split / f"{i}.png")
-    script = tmp_path / "ddp_uneven.py"
-    script.write_text(UNEVEN_SCRIPT)
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_ranks(UNEVEN_SCRIPT, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["step"] == ranks[1]["step"] == 2
     assert ranks[0]["val_batches"] == ranks[1]["val_batches"] == 2

@@ -102,3 +102,15 @@ class TableConditioner(BetaConditioner):
         if bool((nearest.values > 1e-4).any()):
             raise ValueError(f"TableConditioner only knows beta in {self.betas.tolist()}")
         return self.table(nearest.indices.squeeze(1)).permute(0, 3, 1, 2)
+
+
+def build_conditioner(
+    kind: str, channels: int, beta_max: float, num_frequencies: int, table_betas: Sequence[float]
+) -> BetaConditioner:
+    """The generators' β conditioner: ``"fourier"`` (FourierCond, any β in [0, β_max]) or ``"table"``
+    (TableCond, one learned vector per β in ``table_betas``)."""
+    if kind == "fourier":
+        return FourierConditioner(beta_max, num_frequencies, channels)
+    if kind == "table":
+        return TableConditioner(table_betas, channels)
+    raise ValueError(f"conditioner must be 'fourier' or 'table', got {kind!r}")

@@ -10,12 +10,7 @@ from compressai.models.utils import deconv
 from torch import Tensor, nn
 
 from multirealism.components.base import ConditionalGenerator
-from multirealism.components.conditioning import (
-    BetaConditioner,
-    FourierConditioner,
-    TableConditioner,
-    beta_as_map,
-)
+from multirealism.components.conditioning import beta_as_map, build_conditioner
 from multirealism.registry import generators
 
 
@@ -70,13 +65,7 @@ class ElicConditionalGenerator(ConditionalGenerator):
     ) -> None:
         super().__init__()
         self.latent_channels = latent_channels
-        self.conditioner: BetaConditioner
-        if conditioner == "fourier":
-            self.conditioner = FourierConditioner(beta_max, num_frequencies, cond_channels)
-        elif conditioner == "table":
-            self.conditioner = TableConditioner(table_betas, cond_channels)
-        else:
-            raise ValueError(f"conditioner must be 'fourier' or 'table', got {conditioner!r}")
+        self.conditioner = build_conditioner(conditioner, cond_channels, beta_max, num_frequencies, table_betas)
         self.beta_max = self.conditioner.beta_max
 
         def stage() -> nn.ModuleList:

@@ -10,12 +10,7 @@ from compressai.models.utils import deconv
 from torch import Tensor, nn
 
 from multirealism.components.base import ConditionalGenerator
-from multirealism.components.conditioning import (
-    BetaConditioner,
-    FourierConditioner,
-    TableConditioner,
-    beta_as_map,
-)
+from multirealism.components.conditioning import beta_as_map, build_conditioner
 from multirealism.components.generator import ConditionedBottleneck
 from multirealism.registry import generators
 
@@ -45,13 +40,7 @@ class ResidualConditionalGenerator(ConditionalGenerator):
         if min(latent_channels, channels, mid_channels, cond_channels) < 1 or blocks_per_stage < 1:
             raise ValueError("channel counts and blocks_per_stage must be positive")
         self.latent_channels = latent_channels
-        self.conditioner: BetaConditioner
-        if conditioner == "fourier":
-            self.conditioner = FourierConditioner(beta_max, num_frequencies, cond_channels)
-        elif conditioner == "table":
-            self.conditioner = TableConditioner(table_betas, cond_channels)
-        else:
-            raise ValueError(f"conditioner must be 'fourier' or 'table', got {conditioner!r}")
+        self.conditioner = build_conditioner(conditioner, cond_channels, beta_max, num_frequencies, table_betas)
         self.beta_max = self.conditioner.beta_max
 
         def up(cin: int) -> nn.Sequential:
