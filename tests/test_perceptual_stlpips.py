@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import natural_image
 
-from multirealism.cli.main import main
+from multirealism.cli.main import build_parser, main
 from multirealism.evaluation.baselines import to_pil
 from multirealism.evaluation.metrics import LPIPSMetric
 from multirealism.training.cli import run_lightning_cli
@@ -67,6 +67,18 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "stlpips_pytorch", None)  # import now raises ImportError
     with pytest.raises(PerceptualWeightsError, match="pip install stlpips-pytorch"):
         build_perceptual("stlpips-alex")
+
+
+def test_one_name_table_gives_training_names_evaluate_options_and_labels():
+    with pytest.raises(ValueError, match=r"perceptual must be one of \('lpips-alex', 'stlpips-alex', 'stlpips-vgg', "
+                       r"'lpips-random-test-only', 'none'\), got 'vgg'"):
+        build_perceptual("vgg")
+    assert build_perceptual("none") is None
+    evaluate = build_parser("evaluate")._subparsers._group_actions[0].choices["evaluate"]
+    offered = next(a.choices for a in evaluate._actions if a.dest == "perceptual")
+    assert list(offered) == ["lpips-alex", "stlpips-alex", "stlpips-vgg"]  # the test-only backbone is not offered
+    with pytest.warns(UserWarning, match="untrained"):
+        assert build_perceptual("lpips-random-test-only").label == "LPIPS (random test backbone)"
 
 
 def test_tiny_config_uses_stlpips_alex(capsys):

@@ -26,7 +26,7 @@ from torch import Tensor
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from multirealism.errors import ImageInputError
-from multirealism.training.perceptual import PERCEPTUAL_LABELS
+from multirealism.perceptual_names import EVAL_PERCEPTUAL
 
 MS_SSIM_WEIGHTS: Tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_KERNEL = 11
@@ -79,10 +79,6 @@ def ms_ssim(x: Tensor, y: Tensor) -> float:
         quantize_8bit(x), quantize_8bit(y), data_range=1.0, kernel_size=MS_SSIM_KERNEL, betas=betas
     )
     return float(value)
-
-
-# the real networks of the training package's name table (not its random test-only backbone)
-EVAL_PERCEPTUAL: Tuple[str, ...] = tuple(name for name in PERCEPTUAL_LABELS if not name.endswith("test-only"))
 
 
 def perceptual_column(network: str) -> str:

@@ -26,14 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from multirealism.errors import MultiRealismError
+from multirealism.perceptual_names import PERCEPTUAL_CHOICES, PERCEPTUAL_LABELS
 
-PERCEPTUAL_CHOICES = ("lpips-alex", "stlpips-alex", "stlpips-vgg", "lpips-random-test-only", "none")
-PERCEPTUAL_LABELS = {
-    "lpips-alex": "LPIPS (alex)",
-    "stlpips-alex": "ST-LPIPS (alex)",
-    "stlpips-vgg": "ST-LPIPS (vgg)",
-    "lpips-random-test-only": "LPIPS (random test backbone)",
-}
 STLPIPS_INSTALL = "pip install stlpips-pytorch ipython torchsummary"
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 
