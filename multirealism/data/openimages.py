@@ -29,12 +29,11 @@ import webdataset as wds
 from PIL import Image
 
 from multirealism.data.errors import DataSourceError
+from multirealism.data.openimages_source import DEFAULT_SOURCE_URL, SPLITS
 from multirealism.data.storage import Storage, is_http, join
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
-DEFAULT_SOURCE_URL = "s3://open-images-dataset"
 # The official lists with rotation information (Open Images V4+ download page).
 DEFAULT_IDS_URLS = {
     "train": "https://storage.googleapis.com/openimages/2018_04/train/train-images-boxable-with-rotation.csv",

@@ -1,21 +1,38 @@
 """Evaluation: real-bitstream rate, PSNR/MS-SSIM/LPIPS, HiFiC-patch FID/KID, classical baselines,
 BD-rate, tables and figures. ``multirealism evaluate`` is :mod:`multirealism.evaluation.cli`;
-:func:`~multirealism.evaluation.sweep.run_sweep` is the reusable core."""
+:func:`~multirealism.evaluation.sweep.run_sweep` is the reusable core.
 
-from multirealism.evaluation.bdrate import bd_rate
-from multirealism.evaluation.metrics import LPIPSMetric, ms_ssim, psnr
-from multirealism.evaluation.patches import extract_patches, patch_count
-from multirealism.evaluation.realism import RealismMeter, build_extractor
-from multirealism.evaluation.sweep import run_sweep
+Attributes are imported on first use (PEP 562), so ``multirealism evaluate --help`` does not load torch.
+"""
 
-__all__ = [
-    "LPIPSMetric",
-    "RealismMeter",
-    "bd_rate",
-    "build_extractor",
-    "extract_patches",
-    "ms_ssim",
-    "patch_count",
-    "psnr",
-    "run_sweep",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List
+
+_EXPORTS: Dict[str, str] = {
+    "LPIPSMetric": "multirealism.evaluation.metrics",
+    "RealismMeter": "multirealism.evaluation.realism",
+    "bd_rate": "multirealism.evaluation.bdrate",
+    "build_extractor": "multirealism.evaluation.realism",
+    "extract_patches": "multirealism.evaluation.patches",
+    "ms_ssim": "multirealism.evaluation.metrics",
+    "patch_count": "multirealism.evaluation.patches",
+    "psnr": "multirealism.evaluation.metrics",
+    "run_sweep": "multirealism.evaluation.sweep",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'multirealism.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,68 +8,17 @@ Pillow's ``quality`` option (0-100, higher is better) with its other settings at
 
 from __future__ import annotations
 
-import importlib
 import io
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
 
-from PIL import Image, features
+from PIL import Image
 from torch import Tensor
 
 from multirealism.data.transforms import to_tensor
+from multirealism.evaluation.classical_codecs import CODECS, DEFAULT_QUALITIES, ClassicalCodec, get_codec  # noqa: F401 (re-exported)
 from multirealism.imageio import to_pil
-
-DEFAULT_QUALITIES: Tuple[int, ...] = (10, 20, 30, 50, 70, 90)
-
-
-def _pillow_feature(name: str) -> Callable[[], Optional[str]]:
-    def check() -> Optional[str]:
-        return None if features.check(name) else f"this Pillow build has no {name} support"
-
-    return check
-
-
-def _plugin(module: str, package: str, register: Optional[str] = None) -> Callable[[], Optional[str]]:
-    def check() -> Optional[str]:
-        try:
-            loaded = importlib.import_module(module)
-        except ImportError:
-            return f"{package} is not installed (pip install {package})"
-        if register:
-            getattr(loaded, register)()
-        return None
-
-    return check
-
-
-@dataclass(frozen=True)
-class ClassicalCodec:
-    """A Pillow format with its save options; ``check()`` returns why it is unusable, or None."""
-
-    name: str
-    pillow_format: str
-    check: Callable[[], Optional[str]]
-    options: Dict[str, object] = field(default_factory=dict)
-
-    def unavailable_reason(self) -> Optional[str]:
-        return self.check()
-
-
-CODECS: Dict[str, ClassicalCodec] = {
-    "jpeg": ClassicalCodec("jpeg", "JPEG", _pillow_feature("jpg")),
-    "webp": ClassicalCodec("webp", "WEBP", _pillow_feature("webp")),
-    "avif": ClassicalCodec("avif", "AVIF", _pillow_feature("avif"), {"speed": 6}),
-    "jxl": ClassicalCodec("jxl", "JXL", _plugin("pillow_jxl", "pillow-jxl-plugin")),
-    "heic": ClassicalCodec("heic", "HEIF", _plugin("pillow_heif", "pillow-heif", "register_heif_opener")),
-}
-
-
-def get_codec(name: str) -> ClassicalCodec:
-    try:
-        return CODECS[name]
-    except KeyError:
-        raise ValueError(f"unknown baseline codec {name!r}; choose from {sorted(CODECS)}") from None
 
 
 @dataclass

@@ -32,8 +32,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from multirealism.errors import CheckpointError
+from multirealism.evaluation.extractor_names import EXTRACTORS
 
-EXTRACTORS = ("fid-helper", "inception-torchmetrics")
 KID_MAX_SUBSET = 1000
 
 
