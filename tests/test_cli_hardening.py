@@ -30,7 +30,16 @@ def files(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["compress", "--help"], ["compress"], ["decompress", "a.mrc"], ["nope"]])
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["compress", "--help"], ["compress"], ["decompress", "a.mrc"], ["nope"],
+    ["evaluate", "--help"], ["evaluate", "--data", "x"],
+    ["evaluate", "--data", "x", "--out", "y", "--perceptual", "lpips-random-test-only"],
+    ["evaluate", "--data", "x", "--out", "y", "--baselines", "bpg"],
+    ["evaluate", "--data", "x", "--out", "y", "--fid-extractor", "random"],
+    ["evaluate", "--data", "x", "--out", "y", "--bd-method", "linear"],
+    ["data", "--help"], ["data", "openimages", "--help"], ["data", "corpus", "--help"], ["data"],
+    ["data", "openimages", "--out", "x", "--max-images", "1", "--split", "val"], ["data", "corpus"],
+])
 def test_help_and_argument_errors_do_not_import_torch(argv):
     code = (
         "import sys\nfrom multirealism.cli.main import main\n"

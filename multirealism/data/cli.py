@@ -1,4 +1,8 @@
-"""``multirealism data ...``: dataset preparation commands (``openimages``, ``corpus``)."""
+"""``multirealism data ...``: dataset preparation commands (``openimages``, ``corpus``).
+
+The parsers need only torch-free names; the preparers (webdataset, torch) are imported by the run
+functions, so ``--help`` and argument errors answer without loading torch.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import argparse
 import logging
 from typing import Any
 
-from multirealism.data.corpus import build_corpus
-from multirealism.data.openimages import DEFAULT_SOURCE_URL, SPLITS, prepare_openimages
+from multirealism.data.openimages_source import DEFAULT_SOURCE_URL, SPLITS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,12 +50,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_corpus(args: argparse.Namespace) -> int:
+    from multirealism.data.corpus import build_corpus
+
     entries = build_corpus(args.out, debs=args.from_debs, long_side=args.long_side)
     print(f"{args.out}: {len(entries)} images and manifest.json")
     return 0
 
 
 def run_openimages(args: argparse.Namespace) -> int:
+    from multirealism.data.openimages import prepare_openimages
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     summary = prepare_openimages(
         out=args.out,

@@ -1,4 +1,8 @@
-"""``multirealism evaluate``: the rate–distortion–realism sweep of checkpoints and classical codecs."""
+"""``multirealism evaluate``: the rate–distortion–realism sweep of checkpoints and classical codecs.
+
+The parser needs only torch-free names; the sweep's modules (torch, models, metrics) are imported in
+:func:`run`, so ``--help`` and argument errors answer without loading torch.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,16 @@ import argparse
 import os
 import platform
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-import torch
-
-from multirealism.evaluation import baselines, plots, report
 from multirealism.evaluation.bdrate import METHODS
-from multirealism.evaluation.inputs import list_images
-from multirealism.evaluation.metrics import EVAL_PERCEPTUAL, LPIPSMetric
-from multirealism.evaluation.realism import EXTRACTORS, RealismMeter, RealismUnavailable, build_extractor
-from multirealism.evaluation.sweep import load_models, run_sweep
-from multirealism.evaluation.viewer import write_viewer
-from multirealism.training.perceptual import PerceptualWeightsError
+from multirealism.evaluation.classical_codecs import CODECS, DEFAULT_QUALITIES
+from multirealism.evaluation.extractor_names import EXTRACTORS
+from multirealism.perceptual_names import EVAL_PERCEPTUAL
+
+if TYPE_CHECKING:
+    from multirealism.evaluation.metrics import LPIPSMetric
+    from multirealism.evaluation.realism import RealismMeter
 
 DEFAULT_BETAS = (0.0, 1.28, 2.56, 5.12)
 
@@ -35,9 +37,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.add_argument("--data", required=True, help="image folder, 'samples' or 'samples:NAME,NAME'")
     parser.add_argument("--betas", nargs="+", type=float, default=list(DEFAULT_BETAS), help="realism weights")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--baselines", nargs="*", default=[], choices=sorted(baselines.CODECS),
+    parser.add_argument("--baselines", nargs="*", default=[], choices=sorted(CODECS),
                         help="classical codecs to run through the same metrics")
-    parser.add_argument("--qualities", nargs="+", type=int, default=list(baselines.DEFAULT_QUALITIES),
+    parser.add_argument("--qualities", nargs="+", type=int, default=list(DEFAULT_QUALITIES),
                         help="quality settings (0-100) for every classical codec")
     parser.add_argument("--model-qualities", nargs="+", type=float, default=None,
                         help="rate levels of a rate-controlled checkpoint (default: every trained level): "
@@ -66,6 +68,8 @@ def _say(message: str) -> None:
 
 
 def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
+    from multirealism.evaluation.realism import RealismMeter, RealismUnavailable, build_extractor
+
     if args.fid_extractor == "none":
         return None
     try:
@@ -78,6 +82,9 @@ def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
 
 
 def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
+    from multirealism.evaluation.metrics import LPIPSMetric
+    from multirealism.training.perceptual import PerceptualWeightsError
+
     if args.perceptual != "lpips-alex":
         return LPIPSMetric(network=args.perceptual)  # chosen explicitly: a missing package is an error
     try:
@@ -90,6 +97,14 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from multirealism.evaluation import baselines, plots, report
+    from multirealism.evaluation.inputs import list_images
+    from multirealism.evaluation.realism import RealismUnavailable
+    from multirealism.evaluation.sweep import load_models, run_sweep
+    from multirealism.evaluation.viewer import write_viewer
+
     if not args.ckpt and not args.baselines:
         _say("error: nothing to evaluate; give --ckpt and/or --baselines")
         return 2
