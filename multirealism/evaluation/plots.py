@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from multirealism.evaluation.report import curves
 from multirealism.evaluation.sweep import LEARNED, Row, Strip
@@ -75,6 +76,37 @@ def beta_strip(strip: Strip, path: str) -> str:
         ax.set_axis_off()
     fig.suptitle(f"{strip.image} ({strip.model})", fontsize="small")
     return _save(fig, path)
+
+
+CROP_LABEL_PX = 24
+GRID_DPI = 100
+
+
+def crop_grid(rows: Sequence[Sequence[Tuple[str, Tensor]]], path: str) -> str:
+    """A grid of equal-size image crops, each shown pixel for pixel under its label.
+
+    ``rows`` holds one list of ``(label, (3, S, S) image)`` per row, all rows the same length. The
+    PNG is exactly ``columns · S`` wide and ``rows · (S + CROP_LABEL_PX)`` high: no resampling, so a
+    crop in the figure is the 8-bit image that was measured.
+    """
+    sizes = {tuple(image.shape) for row in rows for _, image in row}
+    if len(sizes) != 1 or len({len(row) for row in rows}) != 1:
+        raise ValueError(f"crop_grid needs rows of equal length and crops of one size, got sizes {sorted(sizes)}")
+    (_, height, width), = sizes
+    cell_h = height + CROP_LABEL_PX
+    fig_w, fig_h = len(rows[0]) * width, len(rows) * cell_h
+    fig = Figure(figsize=(fig_w / GRID_DPI, fig_h / GRID_DPI), dpi=GRID_DPI)
+    for r, row in enumerate(rows):
+        for c, (label, image) in enumerate(row):
+            bottom = fig_h - (r + 1) * cell_h
+            ax = fig.add_axes((c * width / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
+            ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_axis_off()
+            fig.text((c + 0.5) * width / fig_w, (bottom + height + CROP_LABEL_PX / 2) / fig_h, label,
+                     ha="center", va="center", fontsize=8)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=GRID_DPI)
+    return path
 
 
 def write_figures(summary: Sequence[Row], strip: Optional[Strip], out_dir: str,
