@@ -6,9 +6,10 @@ Attributes are imported on first use (PEP 562), so ``import multirealism`` and t
 
 from __future__ import annotations
 
-import importlib
 import warnings
-from typing import Any, Dict, List
+from typing import Dict
+
+from multirealism.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,16 +41,4 @@ _EXPORTS: Dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'multirealism' has no attribute {name!r}")
-    value = importlib.import_module(module)
-    if name != module.rsplit(".", 1)[-1]:
-        value = getattr(value, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

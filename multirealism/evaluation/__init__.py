@@ -7,8 +7,9 @@ Attributes are imported on first use (PEP 562), so ``multirealism evaluate --hel
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Dict, List
+from typing import Dict
+
+from multirealism.lazy_exports import lazy_exports
 
 _EXPORTS: Dict[str, str] = {
     "LPIPSMetric": "multirealism.evaluation.metrics",
@@ -25,14 +26,4 @@ _EXPORTS: Dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'multirealism.evaluation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
