@@ -71,6 +71,31 @@ def test_config_rebuilds_same_codec() -> None:
     assert sorted(rebuilt.state_dict()) == sorted(codec.state_dict())
 
 
+def test_saved_file_loads_behind_the_shape_check(tmp_path) -> None:
+    """from_checkpoint first builds the config on the meta device; compressai's own GDN cannot be built there."""
+    codec = small_codec().eval()
+    codec.save(tmp_path / "small.safetensors")
+    loaded = MultiRealismCodec.from_checkpoint(tmp_path / "small.safetensors")
+    x = torch.rand(1, 3, 48, 48)
+    assert loaded.fingerprint == codec.fingerprint
+    assert torch.equal(loaded.decompress(codec.compress(x), beta=5.12), codec.decompress(codec.compress(x), beta=5.12))
+
+
+def test_meta_safe_gdn_matches_compressai() -> None:
+    from compressai.layers import GDN
+
+    from multirealism.components.gdn import MetaSafeGDN
+
+    for inverse in (False, True):
+        ours, theirs = MetaSafeGDN(6, inverse=inverse), GDN(6, inverse=inverse)
+        assert ours.state_dict().keys() == theirs.state_dict().keys()
+        assert all(torch.equal(ours.state_dict()[k], v) for k, v in theirs.state_dict().items())
+        x = torch.randn(2, 6, 5, 5)
+        assert torch.equal(ours(x), theirs(x))
+    with torch.device("meta"):
+        assert all(t.is_meta for t in MetaSafeGDN(6).state_dict().values())
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="conditioner"):
         ResidualConditionalGenerator(conditioner="nope")

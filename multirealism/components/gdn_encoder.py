@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from compressai.layers import GDN
 from compressai.models.utils import conv
 from torch import Tensor, nn
 
 from multirealism.components.base import Encoder
+from multirealism.components.gdn import MetaSafeGDN
 from multirealism.registry import encoders
 
 
@@ -26,11 +26,11 @@ class GdnEncoder(Encoder):
         self.latent_channels = latent_channels
         self.transform = nn.Sequential(
             conv(3, channels, kernel_size=5, stride=2),
-            GDN(channels),
+            MetaSafeGDN(channels),
             conv(channels, channels, kernel_size=5, stride=2),
-            GDN(channels),
+            MetaSafeGDN(channels),
             conv(channels, channels, kernel_size=5, stride=2),
-            GDN(channels),
+            MetaSafeGDN(channels),
             conv(channels, latent_channels, kernel_size=5, stride=2),
         )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from compressai.layers import GDN
 from compressai.models.utils import deconv
 from torch import Tensor, nn
 
 from multirealism.components.base import ConditionalGenerator
 from multirealism.components.conditioning import beta_as_map, build_conditioner
+from multirealism.components.gdn import MetaSafeGDN
 from multirealism.components.generator import ConditionedBottleneck
 from multirealism.registry import generators
 
@@ -44,7 +44,7 @@ class ResidualConditionalGenerator(ConditionalGenerator):
         self.beta_max = self.conditioner.beta_max
 
         def up(cin: int) -> nn.Sequential:
-            return nn.Sequential(deconv(cin, channels, kernel_size=5, stride=2), GDN(channels, inverse=True))
+            return nn.Sequential(deconv(cin, channels, kernel_size=5, stride=2), MetaSafeGDN(channels, inverse=True))
 
         # conditioned stages at 1/8 and 1/4 resolution
         self.pre = nn.ModuleList([up(latent_channels), up(channels)])
