@@ -35,6 +35,7 @@ _EXPORTS: Dict[str, str] = {
     "container": "multirealism.container",
     "create_codec": "multirealism.presets",
     "list_codecs": "multirealism.presets",
+    "list_pretrained": "multirealism.pretrained",
     "register_codec": "multirealism.presets",
 }
 

@@ -162,6 +162,15 @@ class MultiRealismCodec(CompressionModel):
         :func:`multirealism.checkpoint.load_codec`. The architecture comes from the file, or from ``config``."""
         return load_codec(cls, path, config, map_location)
 
+    @classmethod
+    def pretrained(cls, name: Optional[str] = None, map_location: "str | torch.device" = "cpu") -> "MultiRealismCodec":
+        """A model shipped inside the package, by name (default ``"small-v1"``; see
+        :func:`multirealism.list_pretrained`). Its file is checked against a stored SHA-256 and its
+        fingerprint against the registered one, so a damaged install fails here, not mid-decode."""
+        from multirealism.pretrained import DEFAULT_MODEL, load_pretrained
+
+        return load_pretrained(name or DEFAULT_MODEL, map_location, cls=cls)
+
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True):
         """CompressAI's ``load_state_dict`` (coder tables resized first); a mismatch is a CheckpointError."""
         try:

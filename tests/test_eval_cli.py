@@ -44,7 +44,8 @@ def test_evaluate_refuses_betas_outside_the_trained_range(setup, capsys):
     assert main(["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "9", "--out", str(out),
                  "--fid-extractor", "none", "--no-progress"]) == 2
     assert "outside [0, 5.12]" in capsys.readouterr().err
-    assert main(["evaluate", "--data", str(folder), "--out", str(out)]) == 2
+    assert main(["evaluate", "--data", str(folder), "--out", str(out), "--model", "none"]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
 
 
 def test_evaluate_reports_an_unreadable_folder(tmp_path, capsys):

@@ -100,7 +100,8 @@ def test_evaluate_names_the_column_st_lpips(tmp_path, capsys):
     folder.mkdir()
     to_pil(natural_image("astronaut", 64)).save(folder / "a.png")
     out = tmp_path / "results"
-    argv = ["evaluate", "--data", str(folder), "--out", str(out), "--baselines", "jpeg", "--qualities", "20", "90",
+    argv = ["evaluate", "--data", str(folder), "--out", str(out), "--model", "none", "--baselines", "jpeg",
+            "--qualities", "20", "90",
             "--fid-extractor", "none", "--no-progress", "--perceptual", "stlpips-alex"]
     assert main(argv) == 0
     printed = capsys.readouterr().out

@@ -12,10 +12,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from multirealism import container
-from multirealism.errors import BitstreamError, ImageInputError, MultiRealismError, OutputPathError
+from multirealism.errors import BitstreamError, ImageInputError, ModelMismatchError, MultiRealismError, OutputPathError
 
 #: most image files one decompress call may write (images in the bitstream x β values)
 MAX_OUTPUT_FILES = 256
@@ -25,10 +25,23 @@ class OutputCountError(MultiRealismError):
     """A decode would write more files than :data:`MAX_OUTPUT_FILES`."""
 
 
-def _load_codec(path: str):
+def _load_codec(args: argparse.Namespace, fingerprint: Optional[bytes] = None):
+    """The codec ``--ckpt`` or ``--model`` names; with neither, the shipped model that wrote a bitstream
+    of ``fingerprint`` (decoding), else the default shipped model (encoding)."""
     from multirealism.codec import MultiRealismCodec  # torch is loaded only for commands that need it
+    from multirealism.pretrained import DEFAULT_MODEL, find_pretrained
 
-    return MultiRealismCodec.from_checkpoint(path)
+    if args.ckpt is not None:
+        return MultiRealismCodec.from_checkpoint(args.ckpt)
+    name = args.model
+    if name is None and fingerprint is not None:
+        name = find_pretrained(fingerprint)
+        if name is None:
+            raise ModelMismatchError(
+                f"{args.input!r} was written by model {fingerprint.hex()}, which is not a shipped model; "
+                "pass --ckpt with the checkpoint that wrote it"
+            )
+    return MultiRealismCodec.pretrained(name or DEFAULT_MODEL)
 
 
 def read_bitstream(path: str, max_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES) -> bytes:
@@ -85,7 +98,7 @@ def run_compress(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_destination(out, args.force)  # before loading anything: a missing folder is found at once
     _refuse_same_file(args.input, out)
-    codec = _load_codec(args.ckpt)
+    codec = _load_codec(args)
     top = codec.num_levels - 1
     quality = float(top) if args.quality is None else args.quality
     if not 0.0 <= quality <= top:  # also refuses NaN; before the image is read or anything encoded
@@ -114,12 +127,13 @@ def run_decompress(args: argparse.Namespace) -> int:
     output_format(args.output)  # refuse an extension we cannot write before any work
     if not Path(args.output).parent.is_dir():
         raise OutputPathError(f"cannot write {args.output!r}: folder {str(Path(args.output).parent)!r} does not exist")
-    codec = _load_codec(args.ckpt)
+    data = read_bitstream(args.input)  # the model's own, maybe lower, limit is checked by read_header
+    fingerprint = container.unpack(data).fingerprint if args.ckpt is None and args.model is None else None
+    codec = _load_codec(args, fingerprint)
     outside = [b for b in betas if not 0.0 <= b <= codec.beta_max]
     if outside:
         print(f"multirealism decompress: error: --beta {outside} outside [0, {codec.beta_max:g}]", file=sys.stderr)
         return 2
-    data = read_bitstream(args.input, codec.max_bitstream_bytes)
     header = codec.read_header(data)
     names = output_names(args.output, betas, header.num_images)
     for path in (p for row in names for p in row):  # every target checked before decoding
@@ -147,9 +161,13 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"bpp:            {8 * len(data) / pixels:.4f}")
     sizes = ", ".join(str(sum(len(s) for s in per_image)) for per_image in stream.strings)
     print(f"streams:        {len(stream.strings)} ({sizes} bytes)")
-    if args.ckpt is None:
+    if args.ckpt is None and args.model is None:
+        from multirealism.pretrained import find_pretrained
+
+        shipped = find_pretrained(stream.fingerprint)
+        print(f"shipped model:  {shipped or 'none (pass --ckpt to check a checkpoint)'}")
         return 0
-    codec = _load_codec(args.ckpt)
+    codec = _load_codec(args)
     if stream.fingerprint != codec.fingerprint:
         print(f"checkpoint:     does NOT match (checkpoint model is {codec.fingerprint.hex()})")
         return 1
@@ -174,12 +192,21 @@ def _beta(text: str) -> float:
         raise argparse.ArgumentTypeError(f"beta must be a number, got {text!r}") from None
 
 
+def _add_model_options(parser: argparse.ArgumentParser, ckpt_help: str, model_help: str) -> None:
+    from multirealism.pretrained import DEFAULT_MODEL, list_pretrained
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--ckpt", help=ckpt_help)
+    group.add_argument("--model", choices=list_pretrained(), help=model_help.format(default=DEFAULT_MODEL))
+
+
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     """Register ``compress``, ``decompress`` and ``info``."""
     p = subparsers.add_parser("compress", help="image file -> .mrc bitstream")
     p.add_argument("input", help="image file (PNG, JPEG, ... read with Pillow)")
     p.add_argument("output", help="bitstream to write (.mrc)")
-    p.add_argument("--ckpt", required=True, help="codec checkpoint (.ckpt, .pt or .safetensors)")
+    _add_model_options(p, "codec checkpoint (.ckpt, .pt or .safetensors)",
+                       "shipped model to use (default: {default}; see `multirealism models`)")
     p.add_argument("--alpha", choices=("drop", "error"), default="drop",
                    help="images with transparency: drop alpha with a warning, or refuse")
     p.add_argument("--quality", type=float, default=None,
@@ -192,7 +219,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("input", help="bitstream (.mrc)")
     p.add_argument("output", help="image to write, format by extension (.png, .webp lossless, .jpg); "
                    "with several --beta, OUT_beta<b>.EXT per β")
-    p.add_argument("--ckpt", required=True, help="the checkpoint that wrote the bitstream")
+    _add_model_options(p, "the checkpoint that wrote the bitstream",
+                       "shipped model that wrote it (default: the shipped model whose fingerprint it carries)")
     p.add_argument("--beta", type=_beta, action="append",
                    help="realism weight in [0, beta_max]; repeat for several outputs (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -200,5 +228,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
 
     p = subparsers.add_parser("info", help="describe a .mrc bitstream")
     p.add_argument("input", help="bitstream (.mrc)")
-    p.add_argument("--ckpt", help="also check that this checkpoint can decode it")
+    _add_model_options(p, "also check that this checkpoint can decode it",
+                       "also check that this shipped model can decode it (default: name the shipped model "
+                       "that wrote it, if any)")
     p.set_defaults(func=run_info)

@@ -31,6 +31,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "info": ("multirealism.cli.codec_commands", "describe a .mrc bitstream"),
     "evaluate": ("multirealism.evaluation.cli", "rate, distortion and realism of codecs over a β sweep"),
     "data": ("multirealism.data.cli", "prepare training data"),
+    "models": ("multirealism.cli.model_commands", "list the models shipped in the package"),
+    "export": ("multirealism.cli.model_commands", "training checkpoint -> inference .safetensors"),
 }
 
 

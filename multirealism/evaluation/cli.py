@@ -16,6 +16,7 @@ from multirealism.evaluation.bdrate import METHODS
 from multirealism.evaluation.classical_codecs import CODECS, DEFAULT_QUALITIES
 from multirealism.evaluation.extractor_names import EXTRACTORS
 from multirealism.perceptual_names import EVAL_PERCEPTUAL
+from multirealism.pretrained import DEFAULT_MODEL, list_pretrained
 
 if TYPE_CHECKING:
     from multirealism.evaluation.metrics import LPIPSMetric
@@ -34,6 +35,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "images, self-contained) to --out.",
     )
     parser.add_argument("--ckpt", nargs="+", default=[], help="checkpoint(s); several give a rate curve per β")
+    parser.add_argument("--model", nargs="+", default=None, choices=[*list_pretrained(), "none"],
+                        help=f"shipped model(s) to evaluate (default: {DEFAULT_MODEL} when no --ckpt is given; "
+                        "'none' for classical codecs only)")
     parser.add_argument("--data", required=True, help="image folder, 'samples' or 'samples:NAME,NAME'")
     parser.add_argument("--betas", nargs="+", type=float, default=list(DEFAULT_BETAS), help="realism weights")
     parser.add_argument("--out", required=True, help="output folder")
@@ -96,6 +100,13 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
         return None
 
 
+def _shipped_models(args: argparse.Namespace) -> List[str]:
+    """Shipped models to evaluate: ``--model`` (``none``: none), else the default one unless ``--ckpt`` is given."""
+    if args.model is None:
+        return [] if args.ckpt else [DEFAULT_MODEL]
+    return [name for name in args.model if name != "none"]
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -105,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
     from multirealism.evaluation.sweep import load_models, run_sweep
     from multirealism.evaluation.viewer import write_viewer
 
-    if not args.ckpt and not args.baselines:
-        _say("error: nothing to evaluate; give --ckpt and/or --baselines")
+    if args.model and "none" in args.model and len(args.model) > 1:
+        _say("error: --model none cannot be combined with model names")
+        return 2
+    shipped = _shipped_models(args)
+    if not args.ckpt and not shipped and not args.baselines:
+        _say("error: nothing to evaluate; give --ckpt, --model and/or --baselines")
         return 2
     if args.lpips_weights is not None and args.perceptual != "lpips-alex":
         _say(f"error: --lpips-weights is for --perceptual lpips-alex, not {args.perceptual}")
@@ -115,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     for name, reason in skipped.items():
         _say(f"baseline {name} skipped: {reason}")
     images = list_images(args.data)
-    models = load_models(args.ckpt, args.device)
+    models = load_models(args.ckpt, args.device, shipped)
     for label, codec in models:
         bad = [b for b in args.betas if not 0 <= b <= codec.beta_max]
         if bad:
@@ -145,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         "arguments": {k: v for k, v in vars(args).items() if k != "func"},
         "data": args.data,
         "images": [image.name for image in images],
-        "checkpoints": {label: path for (label, _), path in zip(models, args.ckpt)},
+        "checkpoints": {label: path for (label, _), path in zip(models, [*args.ckpt, *shipped])},
         "betas": args.betas,
         "baselines": codecs,
         "baselines_skipped": skipped,

@@ -192,12 +192,18 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
     )
 
 
-def load_models(paths: Sequence[str], device: str = "cpu") -> List[Tuple[str, MultiRealismCodec]]:
-    """``(label, codec)`` per checkpoint; the label is the file name without its suffix (made unique)."""
+def load_models(
+    paths: Sequence[str], device: str = "cpu", pretrained: Sequence[str] = ()
+) -> List[Tuple[str, MultiRealismCodec]]:
+    """``(label, codec)`` per checkpoint, then per shipped model; a checkpoint's label is its file name
+    without the suffix (made unique), a shipped model's its name."""
     models: List[Tuple[str, MultiRealismCodec]] = []
     for path in paths:
         label = Path(path).stem
         if any(label == existing for existing, _ in models):
             label = str(path)
         models.append((label, MultiRealismCodec.from_checkpoint(path, map_location=device)))
+    for name in pretrained:
+        label = name if all(name != existing for existing, _ in models) else f"shipped:{name}"
+        models.append((label, MultiRealismCodec.pretrained(name, map_location=device)))
     return models

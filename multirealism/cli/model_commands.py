@@ -1,0 +1,55 @@
+"""``multirealism models | export``: the shipped models, and turning a training checkpoint into a
+weights file like theirs.
+
+``export`` is CompressAI's ``update_model`` for this library: it loads a Lightning checkpoint behind
+the usual guards, drops everything training-only (optimizer, discriminator), builds the entropy-coder
+tables and writes a ``.safetensors`` file with the config in its metadata. It prints the file's
+SHA-256 and the model fingerprint, the two values an entry of :mod:`multirealism.pretrained` holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+from multirealism.errors import OutputPathError
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from multirealism.pretrained import DEFAULT_MODEL, list_pretrained, pretrained_info
+
+    for name in list_pretrained():
+        marker = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{marker}: {pretrained_info(name).summary}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from multirealism.checkpoint import save_weights
+    from multirealism.codec import MultiRealismCodec
+    from multirealism.imageio import check_destination
+
+    out = Path(args.output)
+    if out.suffix != ".safetensors":
+        raise OutputPathError(f"cannot write {str(out)!r}: export writes .safetensors files")
+    check_destination(out, args.force)
+    codec = MultiRealismCodec.from_checkpoint(args.ckpt)
+    save_weights(out, codec.config(), codec.state_dict())
+    data = out.read_bytes()
+    print(f"{args.ckpt} -> {out}: {len(data) / 2**20:.2f} MiB")
+    print(f"sha256:      {hashlib.sha256(data).hexdigest()}")
+    print(f"fingerprint: {codec.fingerprint.hex()}")
+    return 0
+
+
+def add_parser(subparsers: "argparse._SubParsersAction") -> None:
+    """Register ``models`` and ``export``."""
+    p = subparsers.add_parser("models", help="list the models shipped in the package")
+    p.set_defaults(func=run_models)
+
+    p = subparsers.add_parser("export", help="training checkpoint -> inference .safetensors (config in metadata)")
+    p.add_argument("ckpt", help="Lightning checkpoint (.ckpt) or any weights file the codec reads")
+    p.add_argument("output", help="file to write (.safetensors)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=run_export)

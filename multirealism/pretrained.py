@@ -1,0 +1,107 @@
+"""Models shipped inside the package: names, files, checksums, and loading them.
+
+Each entry names a ``.safetensors`` file in ``multirealism/weights/`` (config in its metadata), its
+SHA-256 (a damaged or replaced file is refused, not decoded with) and the fingerprint its bitstreams
+carry, so a bitstream can be matched to the shipped model that wrote it without loading torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional, Type
+
+from multirealism.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+    from multirealism.codec import MultiRealismCodec
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One shipped model: ``name`` is ``family-vN``; a new training run gets a new version, never the
+    same name, so bitstreams written with an older release stay decodable by name."""
+
+    name: str
+    filename: str
+    sha256: str
+    fingerprint: str  #: hex of the 8 bytes every bitstream of this model carries
+    summary: str
+
+
+_MODELS: Dict[str, PretrainedModel] = {}
+
+#: the model the command line and :meth:`MultiRealismCodec.pretrained` use when none is named
+DEFAULT_MODEL = "small-v1"
+
+
+def _register(model: PretrainedModel) -> None:
+    _MODELS[model.name] = model
+
+
+_register(
+    PretrainedModel(
+        name="small-v1",
+        filename="small-v1.safetensors",
+        sha256="0a309f392a9a5fffd784cd8328b4cf0a71e5fefe76f05b71ad0d2302d42e2fd9",
+        fingerprint="f955cda18327f062",
+        summary="the `small` preset (1.5 M parameters): 6 rate levels, about 0.1-1 bpp, beta in [0, 5.12]; "
+        "trained on CPU from 35 openly licensed photographs (configs/small_warmup.yaml, configs/small.yaml)",
+    )
+)
+
+
+def list_pretrained() -> List[str]:
+    """Names of the shipped models, for :meth:`MultiRealismCodec.pretrained` and ``--model``."""
+    return sorted(_MODELS)
+
+
+def pretrained_info(name: str) -> PretrainedModel:
+    """The entry of shipped model ``name``; an unknown name is a :class:`CheckpointError` listing the known ones."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise CheckpointError(f"no shipped model named {name!r}; shipped: {', '.join(list_pretrained())}") from None
+
+
+def find_pretrained(fingerprint: bytes) -> Optional[str]:
+    """Name of the shipped model whose bitstreams carry ``fingerprint``, or None."""
+    return next((m.name for m in _MODELS.values() if m.fingerprint == fingerprint.hex()), None)
+
+
+def weights_path(name: str) -> Path:
+    """The installed weight file of ``name``, checked against its SHA-256."""
+    model = pretrained_info(name)
+    path = Path(str(resources.files("multirealism") / "weights" / model.filename))
+    if not path.is_file():
+        raise CheckpointError(f"shipped model {name!r}: weight file {str(path)!r} is not installed; reinstall multirealism")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != model.sha256:
+        raise CheckpointError(
+            f"shipped model {name!r}: {str(path)!r} is damaged or replaced (sha256 {digest[:16]}..., "
+            f"expected {model.sha256[:16]}...); reinstall multirealism"
+        )
+    return path
+
+
+def load_pretrained(
+    name: str = DEFAULT_MODEL,
+    map_location: "str | torch.device" = "cpu",
+    cls: "Optional[Type[MultiRealismCodec]]" = None,
+) -> "MultiRealismCodec":
+    """The shipped model ``name`` built as ``cls`` (default :class:`MultiRealismCodec`), ready to code;
+    the body of :meth:`MultiRealismCodec.pretrained`."""
+    if cls is None:
+        from multirealism.codec import MultiRealismCodec as cls
+
+    codec = cls.from_checkpoint(weights_path(name), map_location=map_location)
+    if codec.fingerprint.hex() != pretrained_info(name).fingerprint:
+        raise CheckpointError(
+            f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "
+            f"{pretrained_info(name).fingerprint}: its bitstreams would not match; reinstall multirealism"
+        )
+    return codec
