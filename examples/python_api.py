@@ -1,9 +1,9 @@
 """The Python API in one page: compress a natural image once, decode it at several realism weights.
 
-    .venv/bin/python examples/python_api.py [--ckpt runs/tiny/checkpoints/last.ckpt]
+    .venv/bin/python examples/python_api.py [--ckpt runs/tiny/checkpoints/last.ckpt] [--quality 2]
 
-Without ``--ckpt`` a seeded, untrained tiny codec is used, so the pictures are meaningless but
-every call is real: bytes from the rANS coder, one entropy decode for all β, a spatial β map.
+Without ``--ckpt`` the model shipped in the package (``small-v1``) is used: bytes from the rANS
+coder, one entropy decode for all β, a spatial β map.
 """
 
 from __future__ import annotations
@@ -16,23 +16,19 @@ from PIL import Image
 from skimage import data
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import tiny_config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", help="checkpoint to load (default: an untrained tiny codec)")
+    parser.add_argument("--ckpt", help="checkpoint to load (default: the shipped model small-v1)")
+    parser.add_argument("--quality", type=float, default=None, help="rate level (default: the highest)")
     parser.add_argument("--out", default="beta_strip.png", help="where to write the decoded strip")
     args = parser.parse_args()
 
-    if args.ckpt:
-        codec = MultiRealismCodec.from_checkpoint(args.ckpt)
-    else:
-        torch.manual_seed(0)
-        codec = MultiRealismCodec.from_config(tiny_config("charm")).eval()
+    codec = MultiRealismCodec.from_checkpoint(args.ckpt) if args.ckpt else MultiRealismCodec.pretrained()
 
     image = torch.from_numpy(data.coffee()).permute(2, 0, 1).float() / 255  # (3, 400, 600)
-    bitstream = codec.compress(image)
+    bitstream = codec.compress(image, quality=args.quality)
     height, width = image.shape[-2:]
     print(f"{len(bitstream)} bytes, {8 * len(bitstream) / (height * width):.4f} bpp (counted from bytes)")
 

@@ -1,4 +1,4 @@
-"""The Python API example runs as documented (offline, untrained tiny codec)."""
+"""The Python API example runs as documented (offline, the shipped model)."""
 
 from __future__ import annotations
 
