@@ -1,6 +1,6 @@
 """Regenerate the README figures of a rate-controlled model: crops at one rate, and its rate–PSNR curve.
 
-    python examples/readme_figures.py --ckpt MODEL [--data samples] [--out docs/figures] [--crop 256]
+    python examples/readme_figures.py [--ckpt MODEL] [--data samples] [--out docs/figures] [--crop 256]
         [--quality Q] [--betas 0 5.12] [--baselines jpeg webp avif]
 
 Writes into ``--out``:
@@ -28,6 +28,7 @@ from torch import Tensor
 from multirealism import MultiRealismCodec
 from multirealism.data.transforms import center_crop, to_tensor
 from multirealism.errors import ImageInputError, MultiRealismError
+from multirealism.pretrained import DEFAULT_MODEL
 from multirealism.evaluation import baselines, plots
 from multirealism.evaluation.inputs import EvalImage, list_images
 from multirealism.evaluation.report import curves, summarize, write_csv
@@ -39,7 +40,7 @@ CURVE_FIELDS = ("series", "codec", "beta", "quality", "bpp", "psnr", "ms_ssim")
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, help="the model's checkpoint (.ckpt or .safetensors)")
+    parser.add_argument("--ckpt", help="the model's checkpoint (.ckpt or .safetensors; default: the shipped small-v1)")
     parser.add_argument("--data", default="samples", help="image folder, or 'samples' (scikit-image photographs)")
     parser.add_argument("--out", default="docs/figures", help="folder the figures and numbers go to")
     parser.add_argument("--crop", type=int, default=256, help="side of the centre crop shown, in pixels")
@@ -77,7 +78,7 @@ def crop_rows(codec: MultiRealismCodec, model: str, images: Sequence[EvalImage],
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    ((model, codec),) = load_models([args.ckpt])
+    ((model, codec),) = load_models([args.ckpt]) if args.ckpt else load_models([], pretrained=[DEFAULT_MODEL])
     betas = args.betas if args.betas else [0.0, codec.beta_max]
     quality = args.quality if args.quality is not None else float(codec.num_levels // 2)
     if args.crop < 1:

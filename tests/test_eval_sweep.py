@@ -37,6 +37,13 @@ def test_every_row_has_bpp_from_the_real_bytes(codec):
             assert (row["width"], row["height"]) == (image.shape[-1], image.shape[-2])
             assert math.isfinite(row["psnr"]) and 0 < row["ms_ssim"] <= 1
             assert math.isnan(row["lpips"])  # no LPIPS network given
+            # the likelihoods' promise for the same latent: the real bytes add the header and rANS overhead
+            assert 0 < row["bpp_estimate"] < row["bpp"] < row["bpp_estimate"] + 8 * 64 / pixels
+
+
+def test_classical_codecs_have_no_estimate(sweep):
+    jpeg = [r for r in sweep.rows if r["codec"] == "jpeg"]
+    assert jpeg and all(math.isnan(r["bpp_estimate"]) for r in jpeg)
 
 
 def _images():

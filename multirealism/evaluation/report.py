@@ -23,7 +23,7 @@ import numpy as np
 from multirealism.evaluation.bdrate import bd_rate
 from multirealism.evaluation.sweep import LEARNED, ROW_FIELDS, Row, SettingKey, SweepResult, setting_key
 
-MEAN_FIELDS = ("bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s")
+MEAN_FIELDS = ("bpp", "bpp_estimate", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s")
 SUMMARY_FIELDS = ("codec", "model", "beta", "quality", "images", *MEAN_FIELDS,
                   "fid", "kid", "kid_std", "fid_patches", "fid_features")
 
@@ -107,7 +107,7 @@ def _fmt(value: object, digits: int = 3) -> str:
 
 def format_table(summary: Sequence[Row], perceptual_column: str = "lpips") -> str:
     """Aligned plain-text table of the per-setting means (the perceptual column headed ``perceptual_column``)."""
-    columns = [("codec", 0), ("model", 0), ("beta", 2), ("quality", 0), ("images", 0), ("bpp", 4), ("psnr", 2),
+    columns = [("codec", 0), ("model", 0), ("beta", 2), ("quality", 0), ("images", 0), ("bpp", 4), ("bpp_estimate", 4), ("psnr", 2),
                ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("encode_s", 3), ("decode_s", 3)]
     cells = [_perceptual_fields([name for name, _ in columns], perceptual_column)]
     cells += [[_fmt(row[name], digits) for name, digits in columns] for row in summary]

@@ -4,6 +4,9 @@ One row per image and setting (a setting is a learned model at one β, or a clas
 quality) with the fields in :data:`ROW_FIELDS`:
 
 * ``bytes``/``bpp`` come from the real bitstream: ``bpp = 8 · len(bytes) / (H · W)``.
+  ``bpp_estimate`` (learned codecs) is what the entropy model's likelihoods of the same rounded
+  latent promise, header excluded; ``bpp`` far above it means an unconverged coder (e.g. the entropy
+  bottleneck's quantiles). ``nan`` for classical codecs.
 * ``psnr``, ``ms_ssim``, ``lpips``: :mod:`multirealism.evaluation.metrics` (8-bit rounded images);
   ``lpips`` is ``nan`` when no LPIPS network is given.
 * ``encode_s``: one ``codec.compress`` call per image (the learned codec encodes once for all β).
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -38,7 +42,7 @@ from multirealism.imageio import to_pil
 
 ROW_FIELDS = (
     "codec", "model", "beta", "quality", "image", "width", "height",
-    "bytes", "bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s",
+    "bytes", "bpp", "bpp_estimate", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s",
 )
 LEARNED = "multirealism"
 STRIP_CROP = 256
@@ -54,7 +58,7 @@ def setting_key(row: Row) -> SettingKey:
 
 def _row(codec: str, model: str, beta: Optional[float], quality: Optional[int], name: str, image: Tensor,
          decoded: Tensor, num_bytes: int, encode_s: float, decode_s: float,
-         lpips: Optional[LPIPSMetric]) -> Row:
+         lpips: Optional[LPIPSMetric], bpp_estimate: float = math.nan) -> Row:
     height, width = image.shape[-2:]
     return {
         "codec": codec,
@@ -66,6 +70,7 @@ def _row(codec: str, model: str, beta: Optional[float], quality: Optional[int], 
         "height": int(height),
         "bytes": int(num_bytes),
         "bpp": 8.0 * num_bytes / (height * width),
+        "bpp_estimate": bpp_estimate,
         "psnr": psnr(decoded, image),
         "ms_ssim": ms_ssim(decoded, image),
         "lpips": lpips(decoded, image) if lpips is not None else math.nan,
@@ -82,6 +87,18 @@ def rate_levels(codec: MultiRealismCodec, requested: Optional[Sequence[float]] =
     return [float(q) for q in (requested if requested else range(codec.num_levels))]
 
 
+@torch.no_grad()
+def estimated_bpp(codec: MultiRealismCodec, image: Tensor, quality: Optional[float] = None) -> float:
+    """Bits per pixel the entropy model's likelihoods give the rounded latent of ``image`` (eval forward)."""
+    was_training = codec.training
+    codec.eval()
+    try:
+        device = next(codec.parameters()).device
+        return float(codec(image[None].to(device), 0.0, quality).bpp.sum())
+    finally:
+        codec.train(was_training)
+
+
 def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequence[float], model: str = LEARNED,
                  lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None,
                  quality: Optional[float] = None) -> Tuple[List[Row], List[Tensor]]:
@@ -92,9 +109,11 @@ def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequ
     start = time.perf_counter()
     decoded = [d[0].float().cpu() for d in codec.decompress(data, beta=[float(b) for b in betas])]
     decode_s = (time.perf_counter() - start) / len(betas)
+    estimate = estimated_bpp(codec, image, quality)
     rows = []
     for beta, out in zip(betas, decoded):
-        rows.append(_row(LEARNED, model, float(beta), quality, name, image, out, len(data), encode_s, decode_s, lpips))
+        rows.append(_row(LEARNED, model, float(beta), quality, name, image, out, len(data), encode_s, decode_s, lpips,
+                         estimate))
         if realism is not None:
             realism.add(setting_key(rows[-1]), extract_patches(out))
     return rows, decoded
