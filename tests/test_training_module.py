@@ -100,6 +100,22 @@ def test_beta_is_drawn_per_image():
     assert all(b.shape == (4,) and b.unique().numel() == 4 for b in seen)
 
 
+def test_without_a_beta_weighted_term_training_runs_at_beta_zero():
+    """Rate-distortion warm-up: a random β the loss ignores would teach the generator to ignore β."""
+    module = tiny_module(gan=False)
+    assert not module.beta_in_loss and tiny_module(gan=True).beta_in_loss
+    seen = []
+    forward = module.codec.forward
+
+    def recording_forward(x, beta=0.0):
+        seen.append(beta)
+        return forward(x, beta)
+
+    module.codec.forward = recording_forward
+    trainer(2).fit(module, DataLoader(images(), batch_size=4))
+    assert seen and all(b.shape == (4,) and not b.any() for b in seen)
+
+
 def test_non_finite_loss_skips_the_update():
     module = tiny_module()
     terms = module.generator_terms

@@ -82,7 +82,10 @@ class MultiRealismModule(L.LightningModule):
         gan: False gives the rate-distortion(-perceptual) warm-up stage: no discriminator step.
         rate_weight: λ as a function of the batch bpp; default HiFiC's schedule (0.3 bpp target).
         beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max]; its
-            ``beta_max`` defaults to the codec's.
+            ``beta_max`` defaults to the codec's. When no loss term depends on β (``gan=False`` and
+            no perceptual term, the rate-distortion warm-up), the generator is trained at β = 0:
+            a random β that the loss ignores only teaches it to silence its β conditioning (the
+            `small` warm-up shrank the conditioner's output from 0.13 to 0.0014 in 14k steps).
         mse_weight: k_M = 150 for images in [0, 1] (Agustsson et al. 2023; HiFiC's 0.075·2^-5 on [0, 255]).
         lpips_weight: C_P = 1/2.56 (so β = 2.56 weighs LPIPS by 1; Agustsson et al. 2023).
         adversarial_weight: C_adv = 0.001/2.56 (β = 2.56 weighs the GAN by 0.001; Agustsson et al. 2023).
@@ -145,6 +148,8 @@ class MultiRealismModule(L.LightningModule):
             raise ValueError(f"beta_sampler.beta_max {self.beta_sampler.beta_max} exceeds the codec's {codec.beta_max}")
         self.weights = LossWeights(mse_weight, lpips_weight, adversarial_weight)
         self.perceptual = build_perceptual(perceptual, lpips_backbone_path)
+        #: whether any loss term is weighted by β; without one, training runs at β = 0 (see beta_sampler)
+        self.beta_in_loss = self.gan or self.perceptual is not None
         self.lr, self.discriminator_lr, self.aux_lr = lr, discriminator_lr, aux_lr
         self.lr_milestones, self.lr_gamma = list(lr_milestones), lr_gamma
         self.gradient_clip_val = gradient_clip_val
@@ -265,6 +270,8 @@ class MultiRealismModule(L.LightningModule):
         opt_g, opt_aux = optimizers[0], optimizers[-1]
         generator = self.beta_generator(x.device)
         beta = self.beta_sampler(x.shape[0], x.shape[-2], x.shape[-1], device=x.device, generator=generator)
+        if not self.beta_in_loss:  # drawn all the same, so the rate levels below come from the same stream
+            beta = torch.zeros_like(beta)
         # a quality level per image when the codec has a rate control (no extra argument otherwise),
         # drawn after β from the same per-rank stream
         rate = {} if self.rate_ladder is None else {"quality": self.rate_ladder.sample(x.shape[0], x.device, generator)}
