@@ -47,8 +47,8 @@ _register(
     PretrainedModel(
         name="small-v1",
         filename="small-v1.safetensors",
-        sha256="0a309f392a9a5fffd784cd8328b4cf0a71e5fefe76f05b71ad0d2302d42e2fd9",
-        fingerprint="f955cda18327f062",
+        sha256="6c678cc5805a42738d72a81dd2a175be7a2672491d8de95737b82a0dc1d64992",
+        fingerprint="e7d77491412d5b5b",
         summary="the `small` preset (1.5 M parameters): 6 rate levels, about 0.1-1 bpp, beta in [0, 5.12]; "
         "trained on CPU from 35 openly licensed photographs (configs/small_warmup.yaml, configs/small.yaml)",
     )

@@ -1,0 +1,122 @@
+"""The model shipped in the package: it loads, codes a real photograph as well as when it was released,
+and the command line uses it when no checkpoint is named."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from multirealism import MultiRealismCodec, list_pretrained
+from multirealism.cli.main import main
+from multirealism.errors import CheckpointError
+from multirealism.pretrained import DEFAULT_MODEL, find_pretrained, pretrained_info, weights_path
+from tests.helpers import make_tiny_codec, natural_image
+
+#: (quality, β) -> (bytes, PSNR dB) of small-v1 on the 128x128 centre crop of scikit-image's coffee,
+#: measured when the weights were committed. A broken weight file or a silent change to the
+#: architecture or the coder moves these.
+REFERENCE = {
+    (0.0, 0.0): (515, 28.356),
+    (0.0, 5.12): (515, 28.323),
+    (5.0, 0.0): (1359, 30.098),
+    (5.0, 5.12): (1359, 30.067),
+}
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a * 255).round() - (b * 255).round()).pow(2).mean().item() / 255**2
+    return 10 * math.log10(1 / mse)
+
+
+@pytest.fixture(scope="module")
+def codec() -> MultiRealismCodec:
+    return MultiRealismCodec.pretrained()
+
+
+def test_the_default_model_is_listed_and_matches_its_entry(codec) -> None:
+    assert DEFAULT_MODEL in list_pretrained()
+    assert codec.fingerprint.hex() == pretrained_info(DEFAULT_MODEL).fingerprint
+    assert find_pretrained(codec.fingerprint) == DEFAULT_MODEL
+    assert codec.num_levels == 6 and codec.beta_max == 5.12
+    assert weights_path(DEFAULT_MODEL).stat().st_size <= 20 * 2**20
+
+
+def test_round_trip_matches_the_committed_reference(codec) -> None:
+    x = natural_image("coffee", 128).unsqueeze(0)
+    for quality in (0.0, 5.0):
+        data = codec.compress(x, quality=quality)
+        images = codec.decompress(data, beta=[0.0, 5.12])
+        for beta, image in zip((0.0, 5.12), images):
+            size, reference = REFERENCE[(quality, beta)]
+            assert len(data) == pytest.approx(size, rel=0.01), (quality, beta)
+            assert psnr(image, x) == pytest.approx(reference, abs=0.02), (quality, beta)
+
+
+def test_unknown_and_damaged_models_are_refused(codec, tmp_path, monkeypatch) -> None:
+    with pytest.raises(CheckpointError, match=f"no shipped model named 'nope'; shipped: {DEFAULT_MODEL}"):
+        MultiRealismCodec.pretrained("nope")
+    damaged = tmp_path / "weights" / pretrained_info(DEFAULT_MODEL).filename
+    damaged.parent.mkdir()
+    shutil.copy(weights_path(DEFAULT_MODEL), damaged)
+    with open(damaged, "r+b") as handle:
+        handle.seek(-100, 2)
+        handle.write(b"\x00" * 4)
+    monkeypatch.setattr("multirealism.pretrained.resources.files", lambda package: tmp_path)
+    with pytest.raises(CheckpointError, match="is damaged or replaced"):
+        MultiRealismCodec.pretrained()
+    damaged.unlink()
+    with pytest.raises(CheckpointError, match="is not installed"):
+        MultiRealismCodec.pretrained()
+
+
+def test_the_command_line_uses_the_shipped_model_without_ckpt(tmp_path, capsys) -> None:
+    image = tmp_path / "coffee.png"
+    Image.fromarray((natural_image("coffee", 64) * 255).round().byte().permute(1, 2, 0).numpy()).save(image)
+    bitstream = tmp_path / "coffee.mrc"
+    assert main(["compress", str(image), str(bitstream), "--quality", "1"]) == 0
+    assert main(["info", str(bitstream)]) == 0
+    assert f"shipped model:  {DEFAULT_MODEL}" in capsys.readouterr().out
+    assert main(["decompress", str(bitstream), str(tmp_path / "out.png"), "--beta", "5.12"]) == 0
+    assert Image.open(tmp_path / "out.png").size == (64, 64)
+    assert main(["models"]) == 0
+    assert f"{DEFAULT_MODEL} (default)" in capsys.readouterr().out
+
+
+def test_a_bitstream_of_another_model_asks_for_its_checkpoint(tmp_path, capsys) -> None:
+    other = make_tiny_codec().eval()
+    bitstream = tmp_path / "other.mrc"
+    bitstream.write_bytes(other.compress(natural_image("coffee", 32).unsqueeze(0)))
+    assert main(["info", str(bitstream)]) == 0
+    assert "shipped model:  none (pass --ckpt" in capsys.readouterr().out
+    assert main(["decompress", str(bitstream), str(tmp_path / "out.png")]) == 2
+    err = capsys.readouterr().err
+    assert "which is not a shipped model; pass --ckpt" in err and "\n" not in err.strip()
+
+
+def test_export_writes_the_inference_weights_of_a_checkpoint(codec, tmp_path, capsys) -> None:
+    source = tmp_path / "source.pt"
+    codec.save(source)
+    out = tmp_path / "exported.safetensors"
+    assert main(["export", str(source), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"fingerprint: {codec.fingerprint.hex()}" in printed
+    assert MultiRealismCodec.from_checkpoint(out).fingerprint == codec.fingerprint
+    assert main(["export", str(source), str(out)]) == 2  # no overwrite without --force
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_evaluate_measures_the_shipped_model_without_ckpt(tmp_path, capsys) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray((natural_image("astronaut", 64) * 255).round().byte().permute(1, 2, 0).numpy()).save(folder / "a.png")
+    argv = ["evaluate", "--data", str(folder), "--out", str(tmp_path / "out"), "--betas", "0", "5.12",
+            "--model-qualities", "0", "5", "--perceptual", "stlpips-vgg", "--fid-extractor", "none",
+            "--no-progress", "--no-viewer"]
+    assert main(argv) == 0
+    assert DEFAULT_MODEL in capsys.readouterr().out
+    summary = (tmp_path / "out" / "summary.csv").read_text()
+    assert summary.count(DEFAULT_MODEL) == 4  # 2 qualities x 2 β
