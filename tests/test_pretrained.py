@@ -3,18 +3,18 @@ and the command line uses it when no checkpoint is named."""
 
 from __future__ import annotations
 
-import math
 import shutil
 
 import pytest
-import torch
+from helpers import make_tiny_codec, natural_image
 from PIL import Image
 
 from multirealism import MultiRealismCodec, list_pretrained
 from multirealism.cli.main import main
 from multirealism.errors import CheckpointError
+from multirealism.evaluation.metrics import psnr
+from multirealism.imageio import to_pil
 from multirealism.pretrained import DEFAULT_MODEL, find_pretrained, pretrained_info, weights_path
-from tests.helpers import make_tiny_codec, natural_image
 
 #: (quality, β) -> (bytes, PSNR dB) of small-v1 on the 128x128 centre crop of scikit-image's coffee,
 #: measured when the weights were committed. A broken weight file or a silent change to the
@@ -25,11 +25,6 @@ REFERENCE = {
     (5.0, 0.0): (1359, 30.098),
     (5.0, 5.12): (1359, 30.067),
 }
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a * 255).round() - (b * 255).round()).pow(2).mean().item() / 255**2
-    return 10 * math.log10(1 / mse)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +70,7 @@ def test_unknown_and_damaged_models_are_refused(codec, tmp_path, monkeypatch) ->
 
 def test_the_command_line_uses_the_shipped_model_without_ckpt(tmp_path, capsys) -> None:
     image = tmp_path / "coffee.png"
-    Image.fromarray((natural_image("coffee", 64) * 255).round().byte().permute(1, 2, 0).numpy()).save(image)
+    to_pil(natural_image("coffee", 64)).save(image)
     bitstream = tmp_path / "coffee.mrc"
     assert main(["compress", str(image), str(bitstream), "--quality", "1"]) == 0
     assert main(["info", str(bitstream)]) == 0
@@ -112,7 +107,7 @@ def test_export_writes_the_inference_weights_of_a_checkpoint(codec, tmp_path, ca
 def test_evaluate_measures_the_shipped_model_without_ckpt(tmp_path, capsys) -> None:
     folder = tmp_path / "images"
     folder.mkdir()
-    Image.fromarray((natural_image("astronaut", 64) * 255).round().byte().permute(1, 2, 0).numpy()).save(folder / "a.png")
+    to_pil(natural_image("astronaut", 64)).save(folder / "a.png")
     argv = ["evaluate", "--data", str(folder), "--out", str(tmp_path / "out"), "--betas", "0", "5.12",
             "--model-qualities", "0", "5", "--perceptual", "stlpips-vgg", "--fid-extractor", "none",
             "--no-progress", "--no-viewer"]

@@ -86,9 +86,9 @@ def test_discriminator_gets_no_gradient_from_the_generator_step():
     assert aux_step == {"generator": False, "discriminator": False}
 
 
-def test_beta_is_drawn_per_image():
-    module = tiny_module()
-    seen = []
+def betas_seen_in_training(module: MultiRealismModule, steps: int = 2) -> List[torch.Tensor]:
+    """The β the codec's forward received in ``steps`` training steps on batches of 4."""
+    seen: List[torch.Tensor] = []
     forward = module.codec.forward
 
     def recording_forward(x, beta=0.0):
@@ -96,7 +96,12 @@ def test_beta_is_drawn_per_image():
         return forward(x, beta)
 
     module.codec.forward = recording_forward
-    trainer(2).fit(module, DataLoader(images(), batch_size=4))
+    trainer(steps).fit(module, DataLoader(images(), batch_size=4))
+    return seen
+
+
+def test_beta_is_drawn_per_image():
+    seen = betas_seen_in_training(tiny_module())
     assert all(b.shape == (4,) and b.unique().numel() == 4 for b in seen)
 
 
@@ -104,15 +109,7 @@ def test_without_a_beta_weighted_term_training_runs_at_beta_zero():
     """Rate-distortion warm-up: a random β the loss ignores would teach the generator to ignore β."""
     module = tiny_module(gan=False)
     assert not module.beta_in_loss and tiny_module(gan=True).beta_in_loss
-    seen = []
-    forward = module.codec.forward
-
-    def recording_forward(x, beta=0.0):
-        seen.append(beta)
-        return forward(x, beta)
-
-    module.codec.forward = recording_forward
-    trainer(2).fit(module, DataLoader(images(), batch_size=4))
+    seen = betas_seen_in_training(module)
     assert seen and all(b.shape == (4,) and not b.any() for b in seen)
 
 
