@@ -21,7 +21,7 @@ from torch import Tensor, nn
 import multirealism.components  # noqa: F401  (registers the built-in components)
 from multirealism import bitstream_guards, container
 from multirealism.checkpoint import load_codec, save_weights
-from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel
+from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel, EntropyOutput
 from multirealism.components.conditioning import beta_as_map, check_beta_range
 from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
@@ -42,6 +42,11 @@ class CodecOutput:
     y_hat: Tensor
     likelihoods: Dict[str, Tensor]
     bpp: Tensor
+
+
+def _bits(likelihoods: Mapping[str, Tensor]) -> Tensor:
+    """Per-image information content, in bits, of all the likelihood tensors."""
+    return sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in likelihoods.values())
 
 
 def _build(registry: Registry, arg: ComponentArg) -> nn.Module:
@@ -264,14 +269,25 @@ class MultiRealismCodec(CompressionModel):
         (noise/STE in training, rounding in eval) and decode at ``beta``."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
-        padded = F.pad(x, self._padding(height, width), mode="replicate")
         beta_map = self._pad_beta(beta, batch, height, width, x.device)
         quality = resolve_quality(self.rate_control, quality)
-        entropy = self.entropy_model(scale_latent(self.rate_control, self.encoder(padded), quality))
+        entropy = self._entropy_forward(x, quality)
         y_hat = unscale_latent(self.rate_control, entropy.y_hat, quality)
         x_hat = self.generator(y_hat, beta_map)[..., :height, :width]
-        bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
-        return CodecOutput(x_hat, y_hat, entropy.likelihoods, bits / (height * width))
+        return CodecOutput(x_hat, y_hat, entropy.likelihoods, _bits(entropy.likelihoods) / (height * width))
+
+    @torch.no_grad()
+    def estimate_bpp(self, x: Tensor, quality: "float | Tensor | None" = None) -> Tensor:
+        """Per-image bits per pixel the likelihoods give the latent of ``x`` (rounded in eval mode):
+        the estimate a real bitstream is compared with, without running the generator."""
+        x = self._check_images(x)
+        entropy = self._entropy_forward(x, resolve_quality(self.rate_control, quality))
+        return _bits(entropy.likelihoods) / (x.shape[-2] * x.shape[-1])
+
+    def _entropy_forward(self, x: Tensor, quality: "float | Tensor") -> EntropyOutput:
+        """The entropy model's output for the rate-scaled latent of the padded images ``x``."""
+        padded = F.pad(x, self._padding(x.shape[-2], x.shape[-1]), mode="replicate")
+        return self.entropy_model(scale_latent(self.rate_control, self.encoder(padded), quality))
 
     # ------------------------------------------------------------------ real compression
     @torch.no_grad()

@@ -45,6 +45,8 @@ def test_beta_changes_reconstruction_not_bytes() -> None:
     assert (low - high).abs().max() > 1e-4
     # the rate is a property of the latent, not of β
     torch.testing.assert_close(codec(x, 0.0).bpp, codec(x, codec.beta_max).bpp)
+    # ... and estimate_bpp gives it without running the generator
+    torch.testing.assert_close(codec.estimate_bpp(x), codec(x, 0.0).bpp)
 
 
 def test_constant_beta_map_equals_scalar_and_per_image_beta() -> None:

@@ -94,7 +94,7 @@ def estimated_bpp(codec: MultiRealismCodec, image: Tensor, quality: Optional[flo
     codec.eval()
     try:
         device = next(codec.parameters()).device
-        return float(codec(image[None].to(device), 0.0, quality).bpp.sum())
+        return float(codec.estimate_bpp(image[None].to(device), quality).sum())
     finally:
         codec.train(was_training)
 
