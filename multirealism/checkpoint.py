@@ -88,16 +88,19 @@ def _link_new(tmp: str, path: Path) -> None:
 
 def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_dict: Dict[str, Tensor]) -> None:
     """Save a plain weights file (``.safetensors`` by suffix, else a torch file), atomically."""
-    path = Path(path)
+    atomic_write_bytes(Path(path), weights_bytes(config, state_dict, safetensors=Path(path).suffix == ".safetensors"))
+
+
+def weights_bytes(config: Dict[str, Any], state_dict: Dict[str, Tensor], safetensors: bool = True) -> bytes:
+    """The bytes of a plain weights file: safetensors with the config in its metadata, or a torch file."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    if path.suffix == ".safetensors":
+    if safetensors:
         from safetensors.torch import save
 
-        atomic_write_bytes(path, save(tensors, metadata={CONFIG_KEY: json.dumps(config)}))
-        return
+        return save(tensors, metadata={CONFIG_KEY: json.dumps(config)})
     buffer = io.BytesIO()
     torch.save({CONFIG_KEY: {"config": config}, "state_dict": tensors}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:

@@ -26,17 +26,17 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from multirealism.checkpoint import save_weights
+    from multirealism.checkpoint import weights_bytes
     from multirealism.codec import MultiRealismCodec
-    from multirealism.imageio import check_destination
+    from multirealism.imageio import check_destination, write_new_file
 
     out = Path(args.output)
     if out.suffix != ".safetensors":
         raise OutputPathError(f"cannot write {str(out)!r}: export writes .safetensors files")
-    check_destination(out, args.force)
+    check_destination(out, args.force)  # before the (slower) checkpoint load
     codec = MultiRealismCodec.from_checkpoint(args.ckpt)
-    save_weights(out, codec.config(), codec.state_dict())
-    data = out.read_bytes()
+    data = weights_bytes(codec.config(), codec.state_dict())
+    write_new_file(out, data, force=args.force)  # also refuses a file created meanwhile
     print(f"{args.ckpt} -> {out}: {len(data) / 2**20:.2f} MiB")
     print(f"sha256:      {hashlib.sha256(data).hexdigest()}")
     print(f"fingerprint: {codec.fingerprint.hex()}")
