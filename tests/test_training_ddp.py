@@ -1,5 +1,6 @@
-"""DDP on two CPU processes (gloo): both ranks end at the same step with identical weights, draw
-different β (issue 14 item 4) and run validation, whose synced logs must live on the module's device."""
+"""DDP on two CPU processes (gloo): both ranks end at the same step with identical weights (gain units
+included), draw different β and rate levels (issue 14 item 4) and run validation, whose synced logs
+(per-level PSNR included) must live on the module's device."""
 
 import os
 import subprocess
@@ -18,7 +19,7 @@ SCRIPT = textwrap.dedent(
     from torch.utils.data import DataLoader
     from multirealism import MultiRealismCodec
     from multirealism.presets import tiny_config
-    from multirealism.training import BetaSampler, MultiRealismModule
+    from multirealism.training import BetaSampler, MultiRealismModule, RateLadder
 
     class RecordingSampler(BetaSampler):
         def __init__(self):
@@ -30,6 +31,16 @@ SCRIPT = textwrap.dedent(
             self.drawn.append(beta.clone())
             return beta
 
+    class RecordingLadder(RateLadder):
+        def __init__(self):
+            super().__init__(lambdas=[1.0, 0.1, 0.01])
+            self.drawn = []
+
+        def sample(self, *args, **kwargs):
+            levels = super().sample(*args, **kwargs)
+            self.drawn.append(levels.clone())
+            return levels
+
     class CountValidation(L.Callback):
         batches = 0
 
@@ -38,9 +49,10 @@ SCRIPT = textwrap.dedent(
 
     L.seed_everything(0)
     discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
-    sampler, counter = RecordingSampler(), CountValidation()
-    module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator, perceptual="none", lr=1e-3,
-                                beta_sampler=sampler, val_real_bpp_batches=1)
+    sampler, ladder, counter = RecordingSampler(), RecordingLadder(), CountValidation()
+    config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": 3}}}
+    module = MultiRealismModule(MultiRealismCodec.from_config(config), discriminator=discriminator, perceptual="none",
+                                lr=1e-3, beta_sampler=sampler, rate_ladder=ladder, val_real_bpp_batches=1)
     data = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_steps=3,
@@ -49,7 +61,8 @@ SCRIPT = textwrap.dedent(
     )
     trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data[:3], batch_size=1))
     torch.save({"step": trainer.global_step, "state": module.codec.state_dict(),
-                "betas": torch.cat(sampler.drawn), "val_batches": counter.batches},
+                "betas": torch.cat(sampler.drawn), "levels": torch.cat(ladder.drawn), "val_batches": counter.batches,
+                "val_psnr_q2": float(trainer.callback_metrics["val/psnr_q2"])},
                f"{sys.argv[1]}/rank{trainer.global_rank}.pt")
     """
 )
@@ -69,13 +82,16 @@ def run_two_ranks(script: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas(tmp_path):
+def test_ddp_two_cpu_processes_agree_on_weights_and_draw_their_own_betas_and_levels(tmp_path):
     run_two_ranks(SCRIPT, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["step"] == ranks[1]["step"] == 3
     assert ranks[0]["val_batches"] > 0 and ranks[1]["val_batches"] > 0
     assert ranks[0]["betas"].shape == ranks[1]["betas"].shape == (12,)
     assert not torch.allclose(ranks[0]["betas"], ranks[1]["betas"])
+    assert ranks[0]["levels"].shape == ranks[1]["levels"].shape == (12,)
+    assert not torch.equal(ranks[0]["levels"], ranks[1]["levels"])
+    assert ranks[0]["val_psnr_q2"] == ranks[1]["val_psnr_q2"]  # synced across ranks
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), key
 
