@@ -30,6 +30,7 @@ def test_evaluate_end_to_end(setup, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "multirealism" in printed and "BD-rate (PSNR, pchip) against jpeg" in printed
+    assert "Realism trade-off" in printed and "β 0.00 -> 5.12" in printed
     with open(out / "rows.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * (2 + 2)

@@ -82,7 +82,25 @@ def test_summary_bd_rate_and_outputs(sweep, tmp_path):
     paths = report.write_outputs(str(tmp_path), sweep, summary, list(bd.values()), {"test": True})
     document = json.loads(open(paths["json"]).read(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert len(document["rows"]) == len(sweep.rows) == 3 * (len(BETAS) + 3)
+    assert [e["beta"] for e in document["realism_tradeoff"]] == BETAS[1:]
+    assert all(e["beta_from"] == 0.0 and "lpips_change_pct" in e for e in document["realism_tradeoff"])
     assert open(paths["rows_csv"]).read().count("\n") == len(sweep.rows) + 1
+
+
+def test_realism_tradeoff_is_each_betas_change_from_the_lowest_beta():
+    def row(beta, psnr, lpips, kid, quality=0.0, codec="multirealism"):
+        return {"codec": codec, "model": "m", "beta": beta, "quality": quality, "psnr": psnr, "lpips": lpips,
+                "kid": kid}
+
+    summary = [row(5.12, 27.0, 0.15, 0.02), row(0.0, 28.5, 0.20, 0.05), row(2.56, 28.0, 0.18, 0.04),
+               row(0.0, 30.0, 0.10, 0.01, quality=1.0), row(None, 30.0, 0.3, 0.1, quality=50, codec="jpeg")]
+    table = report.realism_tradeoff(summary)
+    assert [(e["quality"], e["beta_from"], e["beta"]) for e in table] == [(0.0, 0.0, 2.56), (0.0, 0.0, 5.12)]
+    assert table[1]["psnr_change_db"] == pytest.approx(-1.5)
+    assert table[1]["lpips_change_pct"] == pytest.approx(-25.0)
+    assert (table[1]["kid_from"], table[1]["kid"]) == (0.05, 0.02)
+    text = report.format_tradeoff_table(table, "st_lpips_vgg")
+    assert "β 0.00 -> 5.12" in text and "PSNR -1.50 dB" in text and "st_lpips_vgg -25.0 %" in text
 
 
 def test_figures_are_written(sweep, tmp_path):

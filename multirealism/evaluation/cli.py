@@ -188,5 +188,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  * {note}")
     if bd_table:
         print(report.format_bd_table(bd_table, args.bd_method))
+    tradeoff = report.realism_tradeoff(summary)
+    if tradeoff:
+        print(report.format_tradeoff_table(tradeoff, column))
     print("wrote " + ", ".join(sorted(paths.values())))
     return 0

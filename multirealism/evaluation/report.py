@@ -88,6 +88,40 @@ def bd_rates(summary: Sequence[Row], anchor: str, method: str = "pchip") -> List
     return table
 
 
+def realism_tradeoff(summary: Sequence[Row]) -> List[Dict[str, object]]:
+    """What one bitstream trades as β rises: for every learned model and rate, each β's change from the
+    lowest β evaluated — PSNR in dB, the perceptual distance in % (negative: closer), and both KIDs."""
+    groups: Dict[tuple, List[Row]] = defaultdict(list)
+    for row in summary:
+        if row["codec"] == LEARNED:
+            groups[(row["model"], row["quality"])].append(row)
+    table = []
+    for (model, quality), rows in groups.items():
+        base, *others = sorted(rows, key=lambda r: float(r["beta"]))  # type: ignore[arg-type]
+        base_lpips = float(base["lpips"])  # type: ignore[arg-type]
+        for row in others:
+            lpips = float(row["lpips"])  # type: ignore[arg-type]
+            table.append({
+                "model": model, "quality": quality, "beta_from": base["beta"], "beta": row["beta"],
+                "psnr_change_db": float(row["psnr"]) - float(base["psnr"]),  # type: ignore[arg-type]
+                "lpips_change_pct": 100.0 * (lpips / base_lpips - 1.0) if base_lpips > 0 else math.nan,
+                "kid_from": base["kid"], "kid": row["kid"],
+            })
+    return table
+
+
+def format_tradeoff_table(table: Sequence[Dict[str, object]], perceptual_column: str = "lpips") -> str:
+    """Aligned plain-text view of :func:`realism_tradeoff`."""
+    lines = ["Realism trade-off (one bitstream; change from the lowest β):"]
+    for e in table:
+        change = e["lpips_change_pct"]
+        perceptual = f"{change:+.1f} %" if isinstance(change, float) and math.isfinite(change) else "n/a"
+        lines.append(f"  {e['model']:<12} q={_fmt(e['quality'], 2):<5} β {_fmt(e['beta_from'], 2)} -> "
+                     f"{_fmt(e['beta'], 2):<5}  PSNR {e['psnr_change_db']:+.2f} dB  {perceptual_column} {perceptual}"
+                     f"  KID {_fmt(e['kid_from'], 4)} -> {_fmt(e['kid'], 4)}")
+    return "\n".join(lines)
+
+
 def with_perceptual_column(rows: Sequence[Row], column: str) -> List[Row]:
     """``rows`` with the ``lpips`` key renamed to ``column`` (the perceptual metric's true name)."""
     return [{(column if key == "lpips" else key): value for key, value in row.items()} for row in rows]
@@ -151,14 +185,16 @@ def _json_safe(value: object) -> object:
 
 def write_outputs(out_dir: str, result: SweepResult, summary: Sequence[Row], bd_table: Sequence[Dict[str, object]],
                   metadata: Dict[str, object], perceptual_column: str = "lpips") -> Dict[str, str]:
-    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything) into ``out_dir``,
-    the perceptual distance under ``perceptual_column``."""
+    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything, the realism trade-off
+    included) into ``out_dir``, the perceptual distance under ``perceptual_column``."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {
         "rows_csv": os.path.join(out_dir, "rows.csv"),
         "summary_csv": os.path.join(out_dir, "summary.csv"),
         "json": os.path.join(out_dir, "results.json"),
     }
+    tradeoff = [{(f"{perceptual_column}_change_pct" if k == "lpips_change_pct" else k): v for k, v in entry.items()}
+                for entry in realism_tradeoff(summary)]
     rows = with_perceptual_column(result.rows, perceptual_column)
     summary = with_perceptual_column(summary, perceptual_column)
     write_csv(rows, paths["rows_csv"], _perceptual_fields(ROW_FIELDS, perceptual_column))
@@ -168,6 +204,7 @@ def write_outputs(out_dir: str, result: SweepResult, summary: Sequence[Row], bd_
         "rows": rows,
         "summary": summary,
         "bd_rate": list(bd_table),
+        "realism_tradeoff": tradeoff,
     }
     with open(paths["json"], "w") as handle:
         json.dump(_json_safe(document), handle, indent=2, allow_nan=False)
