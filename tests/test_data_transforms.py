@@ -52,6 +52,25 @@ def test_small_images_are_resized_or_skipped_by_rule():
         RandomCropFlip(64, "pad")
 
 
+def test_scaled_crops_are_downscaled_regions_and_scale_one_keeps_the_old_crops():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    plain = [RandomCropFlip(64)(image, np.random.default_rng(s)) for s in range(4)]
+    assert all(torch.equal(a, RandomCropFlip(64, min_scale=1.0)(image, np.random.default_rng(s)))
+               for s, a in enumerate(plain))
+    scaled = RandomCropFlip(64, min_scale=0.25)
+    crops = [scaled(image, np.random.default_rng(s)) for s in range(8)]
+    assert all(c.shape == (3, 64, 64) for c in crops)
+    # averaging many noise pixels per output pixel lowers the contrast of downscaled crops
+    stds = sorted(float(c.std()) for c in crops)
+    assert stds[0] < 0.8 * float(plain[0].std())
+    # a region larger than the image is capped at its shorter side
+    small = gradient_image(80, 70)
+    capped = RandomCropFlip(64, min_scale=0.1)(small, np.random.default_rng(3))
+    assert capped.shape == (3, 64, 64)
+    with pytest.raises(ValueError, match="min_scale"):
+        RandomCropFlip(64, min_scale=0.0)
+
+
 def test_center_crop_and_rotation():
     image = gradient_image(300, 200)
     assert center_crop(image, 128).size == (128, 128)

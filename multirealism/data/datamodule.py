@@ -48,7 +48,8 @@ class MultiRealismDataModule(pl.LightningDataModule):
     Training batches are float tensors (B, 3, crop_size, crop_size) in [0, 1]: ``crops_per_image``
     random crops, each randomly flipped horizontally, per decoded image, decoded and cropped in the
     DataLoader workers (several crops per decode: a 1280-px PNG takes far longer to decode than to crop).
-    ``cache_images`` keeps the decoded training images of a folder in each worker's memory. Images whose
+    ``cache_images`` keeps the decoded training images of a folder in each worker's memory.
+    ``crop_min_scale < 1`` takes each crop at a random scale down to that factor (see ``RandomCropFlip``). Images whose
     shorter side is below ``crop_size`` follow ``small_image_rule``: ``"resize"`` upsamples the shorter side to
     ``crop_size`` (bicubic, aspect kept), ``"skip"`` leaves them out. Units (images or shards) are split
     across DDP ranks and loader workers into disjoint parts covering the whole source, in a new order each
@@ -87,6 +88,7 @@ class MultiRealismDataModule(pl.LightningDataModule):
         storage_options: Optional[Dict[str, Any]] = None,
         crops_per_image: int = 1,
         cache_images: bool = False,
+        crop_min_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if small_image_rule not in SMALL_IMAGE_RULES:
@@ -107,6 +109,8 @@ class MultiRealismDataModule(pl.LightningDataModule):
         self.small_image_rule, self.epoch_length, self.seed = small_image_rule, epoch_length, seed
         self.storage_options = dict(storage_options or {})
         self.crops_per_image, self.cache_images = crops_per_image, cache_images
+        self.crop_min_scale = crop_min_scale
+        RandomCropFlip(crop_size, small_image_rule, crop_min_scale)  # a bad scale fails here, not in a worker
         self.sources: Dict[str, ImageSource] = {}
 
     def build_source(self, spec: str, training: bool) -> ImageSource:
@@ -153,7 +157,7 @@ class MultiRealismDataModule(pl.LightningDataModule):
                 f"streaming shards over {world_size} ranks needs epoch_length: shards hold unknown numbers of "
                 "images, so ranks would run different numbers of steps and DDP would stall"
             )
-        transform = RandomCropFlip(self.crop_size, self.small_image_rule)
+        transform = RandomCropFlip(self.crop_size, self.small_image_rule, self.crop_min_scale)
         return TrainCrops(source, transform, self.seed, epoch_length, rank, world_size, self.batch_size,
                           self.crops_per_image)
 

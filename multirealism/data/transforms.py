@@ -7,6 +7,7 @@ conversion, so only crop-sized arrays become tensors.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Optional, Union
 
@@ -44,17 +45,23 @@ class RandomCropFlip:
 
     Images whose shorter side is below ``crop_size`` follow ``small_image_rule``: ``"resize"`` scales the
     image (bicubic, aspect kept) so its shorter side equals ``crop_size``; ``"skip"`` drops it (the call
-    returns None and the caller counts it). Randomness comes only from the ``rng`` passed in, so a seed
-    fixes the crops.
+    returns None and the caller counts it). With ``min_scale < 1`` each crop is taken at a random scale
+    ``s`` (log-uniform in ``[min_scale, 1]``, as far as the image allows): a ``crop_size / s`` square,
+    downscaled (bicubic, antialiased). Downscaled crops are denser in detail, so a few large, smooth
+    photographs yield crops closer to textured natural images. Randomness comes only from the ``rng``
+    passed in, so a seed fixes the crops; ``min_scale = 1`` draws exactly the crops it always did.
     """
 
-    def __init__(self, crop_size: int = 256, small_image_rule: str = "resize") -> None:
+    def __init__(self, crop_size: int = 256, small_image_rule: str = "resize", min_scale: float = 1.0) -> None:
         if crop_size < 1:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
         if small_image_rule not in SMALL_IMAGE_RULES:
             raise ValueError(f"small_image_rule must be one of {SMALL_IMAGE_RULES}, got {small_image_rule!r}")
+        if not 0 < min_scale <= 1:
+            raise ValueError(f"min_scale must lie in (0, 1], got {min_scale}")
         self.crop_size = crop_size
         self.small_image_rule = small_image_rule
+        self.min_scale = float(min_scale)
 
     def __call__(self, image: Image.Image, rng: np.random.Generator) -> Optional[torch.Tensor]:
         size = self.crop_size
@@ -65,9 +72,15 @@ class RandomCropFlip:
             scale = size / min(width, height)
             width, height = max(size, round(width * scale)), max(size, round(height * scale))
             image = image.resize((width, height), Image.Resampling.BICUBIC)
-        left = int(rng.integers(0, width - size + 1))
-        top = int(rng.integers(0, height - size + 1))
-        crop = image.crop((left, top, left + size, top + size))
+        region = size
+        if self.min_scale < 1:
+            scale = math.exp(rng.uniform(math.log(self.min_scale), 0.0))
+            region = min(round(size / scale), width, height)
+        left = int(rng.integers(0, width - region + 1))
+        top = int(rng.integers(0, height - region + 1))
+        crop = image.crop((left, top, left + region, top + region))
+        if region != size:
+            crop = crop.resize((size, size), Image.Resampling.BICUBIC)
         if rng.random() < 0.5:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_tensor(crop)
