@@ -27,6 +27,9 @@ from multirealism.components.rate_control import RateControl, resolve_quality, s
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
+#: entropy-coder buffers whose length depends on the trained distributions (built by ``update``)
+CODER_TABLES = frozenset({"_quantized_cdf", "_offset", "_cdf_length", "scale_table"})
+
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
 
 
@@ -177,7 +180,17 @@ class MultiRealismCodec(CompressionModel):
         return load_pretrained(name or DEFAULT_MODEL, map_location, cls=cls)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True):
-        """CompressAI's ``load_state_dict`` (coder tables resized first); a mismatch is a CheckpointError."""
+        """Load weights, the entropy coders' tables resized to the stored ones first; a mismatch is a
+        CheckpointError.
+
+        CompressAI resizes a table only while it is empty, so a codec whose tables were already built
+        (``init_from`` a warm-up, then ``fit --ckpt_path`` a run whose validation rebuilt them with
+        another length) could not load its own checkpoint.
+        """
+        for name, buffer in self.named_buffers():
+            stored = state_dict.get(name)
+            if name.rsplit(".", 1)[-1] in CODER_TABLES and stored is not None and stored.shape != buffer.shape:
+                buffer.resize_(stored.shape)
         try:
             result = super().load_state_dict(dict(state_dict), strict=strict)
         except RuntimeError as err:

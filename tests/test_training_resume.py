@@ -98,3 +98,32 @@ def test_checkpoint_in_the_old_layout_with_the_discriminator_inside_the_codec_re
     again.load_state_dict(checkpoint["state_dict"])
     for key, value in first.discriminator.state_dict().items():
         assert torch.equal(again.discriminator.state_dict()[key], value), key
+
+
+def test_checkpoint_with_longer_coder_tables_loads_into_a_codec_whose_tables_are_built():
+    """``init_from`` a warm-up builds the coder tables; a later ``fit --ckpt_path`` must still load a
+    checkpoint whose validation rebuilt them with another length (CompressAI resizes empty ones only)."""
+    from multirealism import MultiRealismCodec
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
+
+    def module(seed: int, widen: float) -> MultiRealismModule:
+        torch.manual_seed(seed)
+        codec = MultiRealismCodec.from_config(tiny_config())
+        for name, param in codec.named_parameters():
+            if name.endswith("entropy_bottleneck.quantiles"):
+                param.data[..., 0] -= widen
+                param.data[..., 2] += widen
+        codec.update(force=True)
+        return MultiRealismModule(codec, perceptual="none", gan=False)
+
+    target, stored = module(0, widen=0.0), module(1, widen=6.0)
+    key = next(k for k in stored.state_dict() if k.endswith("entropy_bottleneck._quantized_cdf"))
+    assert stored.state_dict()[key].shape[1] > target.state_dict()[key].shape[1]
+
+    target.load_state_dict(stored.state_dict())
+    for name, value in stored.state_dict().items():
+        assert torch.equal(target.state_dict()[name], value), name
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    target.codec.update(force=True)
+    assert target.codec.compress(image) == stored.codec.compress(image)
