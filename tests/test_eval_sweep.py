@@ -79,11 +79,13 @@ def test_summary_bd_rate_and_outputs(sweep, tmp_path):
     bd = {e["series"]: e for e in report.bd_rates(summary, "jpeg")}
     assert bd["jpeg"]["bd_rate"] == pytest.approx(0.0, abs=1e-9)
     assert bd["multirealism β=0"]["bd_rate"] is None and "one rate point" in bd["multirealism β=0"]["note"]
-    paths = report.write_outputs(str(tmp_path), sweep, summary, list(bd.values()), {"test": True})
+    paths = report.write_outputs(str(tmp_path), sweep, summary, list(bd.values()),
+                                 report.realism_tradeoff(summary), {"test": True}, "st_lpips_vgg")
     document = json.loads(open(paths["json"]).read(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert len(document["rows"]) == len(sweep.rows) == 3 * (len(BETAS) + 3)
     assert [e["beta"] for e in document["realism_tradeoff"]] == BETAS[1:]
-    assert all(e["beta_from"] == 0.0 and "lpips_change_pct" in e for e in document["realism_tradeoff"])
+    assert all(e["beta_from"] == 0.0 and "st_lpips_vgg_change_pct" in e for e in document["realism_tradeoff"])
+    assert "st_lpips_vgg" in document["summary"][0] and "lpips" not in document["summary"][0]
     assert open(paths["rows_csv"]).read().count("\n") == len(sweep.rows) + 1
 
 

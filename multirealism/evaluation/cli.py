@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []
+    tradeoff = report.realism_tradeoff(summary)
     notes: List[str] = [n for n in (report.realism_note(result),) if n]
     notes.append(lpips.label if lpips else "LPIPS: not computed (no AlexNet weights)")
     metadata = {
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    paths = report.write_outputs(args.out, result, summary, bd_table, metadata, column)
+    paths = report.write_outputs(args.out, result, summary, bd_table, tradeoff, metadata, column)
     paths.update(plots.write_figures(summary, result.strip, args.out, result.realism_label))
     if result.viewer:
         paths["viewer"] = write_viewer(result.viewer, os.path.join(args.out, "viewer.html"))
@@ -188,7 +189,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  * {note}")
     if bd_table:
         print(report.format_bd_table(bd_table, args.bd_method))
-    tradeoff = report.realism_tradeoff(summary)
     if tradeoff:
         print(report.format_tradeoff_table(tradeoff, column))
     print("wrote " + ", ".join(sorted(paths.values())))

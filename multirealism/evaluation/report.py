@@ -122,9 +122,9 @@ def format_tradeoff_table(table: Sequence[Dict[str, object]], perceptual_column:
     return "\n".join(lines)
 
 
-def with_perceptual_column(rows: Sequence[Row], column: str) -> List[Row]:
-    """``rows`` with the ``lpips`` key renamed to ``column`` (the perceptual metric's true name)."""
-    return [{(column if key == "lpips" else key): value for key, value in row.items()} for row in rows]
+def with_perceptual_column(rows: Sequence[Row], column: str, key: str = "lpips") -> List[Row]:
+    """``rows`` with their ``key`` renamed to ``column`` (the perceptual metric's true name)."""
+    return [{(column if name == key else name): value for name, value in row.items()} for row in rows]
 
 
 def _perceptual_fields(fields: Sequence[str], column: str) -> List[str]:
@@ -184,17 +184,17 @@ def _json_safe(value: object) -> object:
 
 
 def write_outputs(out_dir: str, result: SweepResult, summary: Sequence[Row], bd_table: Sequence[Dict[str, object]],
-                  metadata: Dict[str, object], perceptual_column: str = "lpips") -> Dict[str, str]:
-    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything, the realism trade-off
-    included) into ``out_dir``, the perceptual distance under ``perceptual_column``."""
+                  tradeoff: Sequence[Dict[str, object]], metadata: Dict[str, object],
+                  perceptual_column: str = "lpips") -> Dict[str, str]:
+    """Write ``rows.csv``, ``summary.csv`` and ``results.json`` (everything, the realism trade-off of
+    :func:`realism_tradeoff` included) into ``out_dir``, the perceptual distance under ``perceptual_column``."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {
         "rows_csv": os.path.join(out_dir, "rows.csv"),
         "summary_csv": os.path.join(out_dir, "summary.csv"),
         "json": os.path.join(out_dir, "results.json"),
     }
-    tradeoff = [{(f"{perceptual_column}_change_pct" if k == "lpips_change_pct" else k): v for k, v in entry.items()}
-                for entry in realism_tradeoff(summary)]
+    tradeoff = with_perceptual_column(tradeoff, f"{perceptual_column}_change_pct", key="lpips_change_pct")
     rows = with_perceptual_column(result.rows, perceptual_column)
     summary = with_perceptual_column(summary, perceptual_column)
     write_csv(rows, paths["rows_csv"], _perceptual_fields(ROW_FIELDS, perceptual_column))
