@@ -105,6 +105,10 @@ class MultiRealismModule(L.LightningModule):
         rate_ladder: λ per quality level, required when the codec has a rate control (then a level
             is drawn per image and ``rate_weight`` is unused); validation then also logs
             ``bpp_q{level}`` and ``psnr_q{level}`` at β = 0.
+        trainable: the codec parts the generator step trains, by attribute name (e.g. ``["generator"]``:
+            a decoder-only multi-realism stage that keeps the warm-up's bitstream, and with it its rate
+            and β = 0 distortion, and runs faster); None trains them all. The entropy bottleneck's
+            quantiles follow the auxiliary loss either way.
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class MultiRealismModule(L.LightningModule):
         val_betas: Sequence[float] = (0.0, 2.56, 5.12),
         val_real_bpp_batches: int = 2,
         rate_ladder: Optional[RateLadder] = None,
+        trainable: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -167,6 +172,8 @@ class MultiRealismModule(L.LightningModule):
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
         if init_from is not None:
             self.load_codec_weights(init_from)
+        if trainable is not None:
+            self.freeze_all_but(trainable)
 
     # ------------------------------------------------------------------ set-up
     def load_codec_weights(self, path: str) -> None:
@@ -188,9 +195,21 @@ class MultiRealismModule(L.LightningModule):
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
+    def freeze_all_but(self, trainable: Sequence[str]) -> None:
+        """Stop gradients to every codec part not named in ``trainable`` (its quantiles excepted)."""
+        parts = dict(self.codec.named_children())
+        unknown = sorted(set(trainable) - set(parts))
+        if unknown or not trainable:
+            raise ValueError(f"trainable must name codec parts among {sorted(parts)}, got {list(trainable)}")
+        for name, part in parts.items():
+            if name not in trainable:
+                part.requires_grad_(False)
+        for quantiles in quantile_parameters(self.codec):
+            quantiles.requires_grad_(True)
+
     def configure_optimizers(self) -> Tuple[List[Optimizer], List[Any]]:
         quantiles = {id(p) for p in quantile_parameters(self.codec)}
-        main = [p for p in self.codec.parameters() if id(p) not in quantiles]
+        main = [p for p in self.codec.parameters() if id(p) not in quantiles and p.requires_grad]
         optimizers: List[Optimizer] = [Adam(main, lr=self.lr)]
         if self.gan:
             optimizers.append(Adam(self.discriminator.parameters(), lr=self.discriminator_lr))
