@@ -20,15 +20,12 @@ from torch import Tensor, nn
 
 import multirealism.components  # noqa: F401  (registers the built-in components)
 from multirealism import bitstream_guards, container
-from multirealism.checkpoint import load_codec, save_weights
+from multirealism.checkpoint import RESIZED_BUFFERS, load_codec, save_weights
 from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel, EntropyOutput
 from multirealism.components.conditioning import beta_as_map, check_beta_range
 from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
 from multirealism.registry import REGISTRIES, Registry, component_spec
-
-#: entropy-coder buffers whose length depends on the trained distributions (built by ``update``)
-CODER_TABLES = frozenset({"_quantized_cdf", "_offset", "_cdf_length", "scale_table"})
 
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
 
@@ -189,7 +186,7 @@ class MultiRealismCodec(CompressionModel):
         """
         for name, buffer in self.named_buffers():
             stored = state_dict.get(name)
-            if name.rsplit(".", 1)[-1] in CODER_TABLES and stored is not None and stored.shape != buffer.shape:
+            if name.endswith(RESIZED_BUFFERS) and stored is not None and stored.shape != buffer.shape:
                 buffer.resize_(stored.shape)
         try:
             result = super().load_state_dict(dict(state_dict), strict=strict)

@@ -109,8 +109,8 @@ class MultiRealismDataModule(pl.LightningDataModule):
         self.small_image_rule, self.epoch_length, self.seed = small_image_rule, epoch_length, seed
         self.storage_options = dict(storage_options or {})
         self.crops_per_image, self.cache_images = crops_per_image, cache_images
-        self.crop_min_scale = crop_min_scale
-        RandomCropFlip(crop_size, small_image_rule, crop_min_scale)  # a bad scale fails here, not in a worker
+        #: built here, so a bad scale fails at construction rather than in a loader worker
+        self.train_transform = RandomCropFlip(crop_size, small_image_rule, crop_min_scale)
         self.sources: Dict[str, ImageSource] = {}
 
     def build_source(self, spec: str, training: bool) -> ImageSource:
@@ -157,8 +157,7 @@ class MultiRealismDataModule(pl.LightningDataModule):
                 f"streaming shards over {world_size} ranks needs epoch_length: shards hold unknown numbers of "
                 "images, so ranks would run different numbers of steps and DDP would stall"
             )
-        transform = RandomCropFlip(self.crop_size, self.small_image_rule, self.crop_min_scale)
-        return TrainCrops(source, transform, self.seed, epoch_length, rank, world_size, self.batch_size,
+        return TrainCrops(source, self.train_transform, self.seed, epoch_length, rank, world_size, self.batch_size,
                           self.crops_per_image)
 
     def _loader_options(self) -> Dict[str, Any]:
