@@ -7,7 +7,7 @@ component from one local value, and the codec checks that the components agree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
@@ -110,11 +110,19 @@ def tiny_charm_config(conditioner: str = "fourier", beta_max: float = 5.12) -> D
 
 
 @register_codec("small")
-def small_config(beta_max: float = 5.12, num_levels: int = 6) -> Dict[str, Any]:
+def small_config(
+    beta_max: float = 5.12, num_levels: int = 6, refiner_channels: int = 0, base_beta: Optional[float] = None
+) -> Dict[str, Any]:
     """CPU-sized (about 1.5 M parameters, 25 kMACs/pixel, like CompressAI's MeanScaleHyperprior(64, 96)):
     a GDN analysis transform, the mean-scale hyperprior, a β-conditioned residual generator and gain
-    units for ``num_levels`` rates (one model from about 0.1 to 1 bpp; ``num_levels=1`` drops them)."""
+    units for ``num_levels`` rates (one model from about 0.1 to 1 bpp; ``num_levels=1`` drops them).
+    ``refiner_channels > 0`` adds the β-gated :class:`~multirealism.components.RealismRefiner` of that width."""
     latent = 96
+    generator_args: Dict[str, Any] = {"latent_channels": latent, "channels": 64, "mid_channels": 32,
+                                      "blocks_per_stage": 2, "cond_channels": 64, "beta_max": beta_max}
+    if refiner_channels > 0:
+        generator_args.update(refiner_channels=refiner_channels, refiner_mid_channels=max(1, refiner_channels // 2),
+                              base_beta=base_beta)
     rate_control = (
         {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
         if num_levels > 1 else {}
@@ -123,9 +131,13 @@ def small_config(beta_max: float = 5.12, num_levels: int = 6) -> Dict[str, Any]:
         **rate_control,
         "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": latent}},
         "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": 64}},
-        "generator": {
-            "name": "residual_cond",
-            "args": {"latent_channels": latent, "channels": 64, "mid_channels": 32, "blocks_per_stage": 2,
-                     "cond_channels": 64, "beta_max": beta_max},
-        },
+        "generator": {"name": "residual_cond_refined" if refiner_channels > 0 else "residual_cond", "args": generator_args},
     }
+
+
+@register_codec("small_realism")
+def small_realism_config(beta_max: float = 5.12, num_levels: int = 6, refiner_channels: int = 32) -> Dict[str, Any]:
+    """``small`` with a β-gated realism head on the generator, whose base layers stay at β = 0
+    (configs/small_realism.yaml trains only the head on top of a ``small`` warm-up, so β = 0 stays the
+    warm-up's reconstruction and β alone drives the head)."""
+    return small_config(beta_max, num_levels, refiner_channels, base_beta=0.0)

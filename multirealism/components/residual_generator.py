@@ -56,10 +56,14 @@ class ResidualConditionalGenerator(ConditionalGenerator):
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
+        return self.out(self.conditioned_features(y_hat, beta_map))
+
+    def conditioned_features(self, y_hat: Tensor, beta_map: Tensor) -> Tensor:
+        """The output of the conditioned stages, at 1/4 of the image size."""
         x = y_hat
         for pre, stage in zip(self.pre, self.stages):
             x = pre(x)
             cond = self.conditioner(beta_map, (x.shape[-2], x.shape[-1]))
             for block in stage:
                 x = block(x, cond)
-        return self.out(x)
+        return x

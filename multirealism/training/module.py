@@ -105,10 +105,14 @@ class MultiRealismModule(L.LightningModule):
         rate_ladder: λ per quality level, required when the codec has a rate control (then a level
             is drawn per image and ``rate_weight`` is unused); validation then also logs
             ``bpp_q{level}`` and ``psnr_q{level}`` at β = 0.
-        trainable: the codec parts the generator step trains, by attribute name (e.g. ``["generator"]``:
+        trainable: the codec parts the generator step trains, by attribute path (e.g. ``["generator"]``:
             a decoder-only multi-realism stage that keeps the warm-up's bitstream, and with it its rate
-            and β = 0 distortion, and runs faster); None trains them all. The entropy bottleneck's
-            quantiles follow the auxiliary loss either way.
+            and β = 0 distortion, and runs faster; ``["generator.refiner"]`` trains only that head);
+            None trains them all. The entropy bottleneck's quantiles follow the auxiliary loss either way.
+        init_new: codec parts, by attribute path, that ``init_from``'s checkpoint does not have (e.g.
+            ``["generator.refiner"]`` when a refined generator starts from a plain one): they keep their
+            initial values; the components holding them skip the config check, and every stored weight
+            must still match by name and shape.
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class MultiRealismModule(L.LightningModule):
         val_real_bpp_batches: int = 2,
         rate_ladder: Optional[RateLadder] = None,
         trainable: Optional[Sequence[str]] = None,
+        init_new: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -171,17 +176,21 @@ class MultiRealismModule(L.LightningModule):
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
         if init_from is not None:
-            self.load_codec_weights(init_from)
+            self.load_codec_weights(init_from, init_new)
         if trainable is not None:
             self.freeze_all_but(trainable)
 
     # ------------------------------------------------------------------ set-up
-    def load_codec_weights(self, path: str) -> None:
-        """Initialise from another run's checkpoint (same encoder/entropy model/generator)."""
+    def load_codec_weights(self, path: str, new_parts: Sequence[str] = ()) -> None:
+        """Initialise from another run's checkpoint (same encoder/entropy model/generator, except for the
+        ``new_parts`` it lacks, which keep their initial values)."""
+        for name in new_parts:
+            self.codec_part(name)
         stored, state = load_weights(path)
         if stored is not None:
             mine = self.codec.config()
-            differ = [k for k in ARCHITECTURE_KEYS if stored.get(k) != mine.get(k)]
+            extended = {name.split(".")[0] for name in new_parts}
+            differ = [k for k in ARCHITECTURE_KEYS if k not in extended and stored.get(k) != mine.get(k)]
             if differ:
                 raise CheckpointError(f"init_from {path!r} has a different {', '.join(differ)} than this codec")
         prefix = "discriminator."
@@ -191,19 +200,27 @@ class MultiRealismModule(L.LightningModule):
             self.discriminator.load_state_dict(disc_state)
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
         # a fixed-rate checkpoint may start a rate-controlled run: its gains keep their initial values
-        missing = [k for k in missing if not k.startswith("rate_control.")]
+        fresh = ("rate_control.", *(f"{name}." for name in new_parts))
+        missing = [k for k in missing if not k.startswith(fresh)]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
+    def codec_part(self, name: str) -> nn.Module:
+        """The codec submodule at attribute path ``name`` (e.g. ``generator.refiner``)."""
+        try:
+            return self.codec.get_submodule(name)
+        except AttributeError:
+            parts = sorted(n for n, _ in self.codec.named_children())
+            raise ValueError(f"{name!r} is not a part of this codec (its parts: {', '.join(parts)})") from None
+
     def freeze_all_but(self, trainable: Sequence[str]) -> None:
         """Stop gradients to every codec part not named in ``trainable`` (its quantiles excepted)."""
-        parts = dict(self.codec.named_children())
-        unknown = sorted(set(trainable) - set(parts))
-        if unknown or not trainable:
-            raise ValueError(f"trainable must name codec parts among {sorted(parts)}, got {list(trainable)}")
-        for name, part in parts.items():
-            if name not in trainable:
-                part.requires_grad_(False)
+        if not trainable:
+            raise ValueError("trainable must name at least one codec part (None trains them all)")
+        parts = [self.codec_part(name) for name in trainable]
+        self.codec.requires_grad_(False)
+        for part in parts:
+            part.requires_grad_(True)
         for quantiles in quantile_parameters(self.codec):
             quantiles.requires_grad_(True)
 

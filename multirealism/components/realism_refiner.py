@@ -1,0 +1,85 @@
+"""A β-gated refinement head on the decoded image, and the residual generator that carries it.
+
+``x̂(β) = x̂₀ + (β / β_max) · r(x̂₀, h, β)``: at β = 0 the output is exactly the base generator's
+(the low-distortion reconstruction), so a head trained on top of a rate-distortion warm-up gives
+β > 0 its own realism path without moving β = 0. The head sees the base image and the generator's
+features at half resolution, and takes the β embedding in a conditioned residual block.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from compressai.models.utils import deconv
+from torch import Tensor, nn
+
+from multirealism.components.conditioning import BetaConditioner, beta_as_map
+from multirealism.components.generator import ConditionedBottleneck
+from multirealism.components.residual_generator import ResidualConditionalGenerator
+from multirealism.registry import generators
+
+
+class RealismRefiner(nn.Module):
+    """Residual ``r(x̂₀, h, β)`` added to the image with weight β / β_max; its last convolution starts at
+    zero, so a fresh head leaves every β at the base image."""
+
+    def __init__(self, feature_channels: int, channels: int = 32, mid_channels: int = 16, cond_channels: int = 64) -> None:
+        super().__init__()
+        if min(feature_channels, channels, mid_channels, cond_channels) < 1:
+            raise ValueError("refiner channel counts must be positive")
+        self.from_features = deconv(feature_channels, channels, kernel_size=3, stride=2)
+        self.from_image = nn.Conv2d(3, channels, 3, padding=1)
+        self.block = ConditionedBottleneck(channels, mid_channels, cond_channels)
+        self.act = nn.ReLU()
+        self.to_image = nn.Conv2d(channels, 3, 3, padding=1)
+        nn.init.zeros_(self.to_image.weight)
+        nn.init.zeros_(self.to_image.bias)
+
+    def forward(self, image: Tensor, features: Tensor, beta_map: Tensor, conditioner: BetaConditioner) -> Tensor:
+        size = (image.shape[-2], image.shape[-1])
+        h = self.act(self.from_image(image) + self.from_features(features))
+        h = self.block(h, conditioner(beta_map, size))
+        gate = beta_map / conditioner.beta_max
+        if gate.shape[-2:] != (1, 1) and gate.shape[-2:] != size:
+            gate = F.interpolate(gate, size=size, mode=conditioner.resize_mode)
+        return image + gate * self.to_image(self.act(h))
+
+
+@generators.register("residual_cond_refined")
+class RefinedResidualGenerator(ResidualConditionalGenerator):
+    """``residual_cond`` with a :class:`RealismRefiner` on its output: the same parameter names plus
+    ``refiner.*``, so a ``residual_cond`` checkpoint initialises it (``init_new: [generator.refiner]``)."""
+
+    def __init__(
+        self,
+        latent_channels: int = 96,
+        channels: int = 64,
+        mid_channels: int = 32,
+        blocks_per_stage: int = 2,
+        conditioner: str = "fourier",
+        cond_channels: int = 64,
+        num_frequencies: int = 10,
+        beta_max: float = 5.12,
+        table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+        refiner_channels: int = 32,
+        refiner_mid_channels: int = 16,
+        base_beta: Optional[float] = None,
+    ) -> None:
+        super().__init__(
+            latent_channels, channels, mid_channels, blocks_per_stage, conditioner, cond_channels,
+            num_frequencies, beta_max, table_betas,
+        )
+        if base_beta is not None and not 0.0 <= base_beta <= self.beta_max:
+            raise ValueError(f"base_beta must lie in [0, {self.beta_max}], got {base_beta}")
+        #: the β the base layers see (None: the decoder's β); 0 keeps them at the reconstruction a
+        #: β = 0 warm-up trained, whose untrained β path would otherwise add error at β > 0
+        self.base_beta = base_beta
+        self.refiner = RealismRefiner(channels, refiner_channels, refiner_mid_channels, cond_channels)
+
+    def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
+        beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
+        base_map = beta_map if self.base_beta is None else torch.full_like(beta_map[..., :1, :1], self.base_beta)
+        features = self.out[0](self.conditioned_features(y_hat, base_map))
+        return self.refiner(self.out[1](features), features, beta_map, self.conditioner)

@@ -1,0 +1,128 @@
+"""The β-gated realism head: β = 0 is the base generator's output exactly, β > 0 gets a path of its own,
+and a head-only stage trained on top of a plain checkpoint leaves the bitstream and β = 0 untouched."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from multirealism import MultiRealismCodec
+from multirealism.checkpoint import save_weights
+from multirealism.components import RefinedResidualGenerator, ResidualConditionalGenerator
+from multirealism.errors import CheckpointError
+from multirealism.presets import codec_config
+from multirealism.training import FixedLambda, MultiRealismModule
+
+BASE_ARGS: Dict[str, Any] = {"latent_channels": 16, "channels": 12, "mid_channels": 8, "blocks_per_stage": 1,
+                             "cond_channels": 8, "num_frequencies": 4}
+
+
+def codec_config_with(generator: str, **extra: Any) -> Dict[str, Any]:
+    return {
+        "encoder": {"name": "gdn", "args": {"channels": 12, "latent_channels": 16}},
+        "entropy_model": {"name": "hyperprior", "args": {"latent_channels": 16, "hyper_channels": 8}},
+        "generator": {"name": generator, "args": {**BASE_ARGS, **extra}},
+    }
+
+
+def refined_with_trained_head(seed: int = 0) -> RefinedResidualGenerator:
+    torch.manual_seed(seed)
+    generator = RefinedResidualGenerator(**BASE_ARGS, refiner_channels=8, refiner_mid_channels=4)
+    torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)  # as if trained: no longer zero
+    return generator
+
+
+def test_beta_zero_is_the_base_generator_exactly_and_beta_max_is_not() -> None:
+    refined = refined_with_trained_head().eval()
+    base = ResidualConditionalGenerator(**BASE_ARGS).eval()
+    missing, unexpected = base.load_state_dict(refined.state_dict(), strict=False)
+    assert not missing and all(k.startswith("refiner.") for k in unexpected) and unexpected
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    with torch.no_grad():
+        assert torch.equal(refined(y_hat, 0.0), base(y_hat, 0.0))
+        assert (refined(y_hat, 5.12) - base(y_hat, 5.12)).abs().max() > 1e-3
+        # a spatial map: the β = 0 half stays close to the base, the β_max half takes the head's residual
+        beta = torch.zeros(2, 1, 64, 64)
+        beta[..., 32:] = 5.12
+        split = refined(y_hat, beta) - base(y_hat, beta)
+    assert split[..., :28].abs().max() < 1e-6 < split[..., 36:].abs().max()
+
+
+def test_a_fresh_head_changes_nothing_and_gets_gradients_only_from_beta_above_zero() -> None:
+    torch.manual_seed(0)
+    generator = RefinedResidualGenerator(**BASE_ARGS, refiner_channels=8, refiner_mid_channels=4)
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    base = ResidualConditionalGenerator(**BASE_ARGS)
+    base.load_state_dict(generator.state_dict(), strict=False)
+    for beta in (0.0, 2.56, 5.12):
+        torch.testing.assert_close(generator(y_hat, beta), base(y_hat, beta), rtol=0, atol=0)
+    head = generator.refiner.to_image.weight
+    generator(y_hat, 0.0).square().mean().backward()
+    assert head.grad is not None and head.grad.abs().sum() == 0
+    generator.zero_grad()
+    generator(y_hat, torch.tensor([0.0, 5.12])).square().mean().backward()
+    assert head.grad.abs().sum() > 0
+
+
+def test_with_base_beta_only_the_head_depends_on_beta() -> None:
+    torch.manual_seed(0)
+    generator = RefinedResidualGenerator(**BASE_ARGS, refiner_channels=8, refiner_mid_channels=4, base_beta=0.0)
+    base = ResidualConditionalGenerator(**BASE_ARGS)
+    base.load_state_dict(generator.state_dict(), strict=False)
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    with torch.no_grad():
+        for beta in (0.0, 2.56, 5.12):  # a fresh head: every β decodes to the base's β = 0 image
+            assert torch.equal(generator(y_hat, beta), base(y_hat, 0.0))
+        torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)
+        assert torch.equal(generator(y_hat, 0.0), base(y_hat, 0.0))
+        assert not torch.equal(generator(y_hat, 5.12), base(y_hat, 0.0))
+    with pytest.raises(ValueError, match="base_beta must lie in"):
+        RefinedResidualGenerator(**BASE_ARGS, base_beta=6.0)
+
+
+def test_small_realism_preset_is_small_plus_the_head() -> None:
+    plain, refined = codec_config("small"), codec_config("small_realism")
+    assert refined["generator"]["name"] == "residual_cond_refined"
+    assert refined["generator"]["args"]["base_beta"] == 0.0
+    extra = ("refiner_channels", "refiner_mid_channels", "base_beta")
+    assert {k: v for k, v in refined["generator"]["args"].items() if k not in extra} == plain["generator"]["args"]
+    assert {k: v for k, v in refined.items() if k != "generator"} == {k: v for k, v in plain.items() if k != "generator"}
+
+
+def test_a_head_only_stage_from_a_plain_checkpoint_keeps_the_bitstream_and_beta_zero(tmp_path) -> None:
+    torch.manual_seed(0)
+    plain = MultiRealismCodec.from_config(codec_config_with("residual_cond"))
+    warmup = tmp_path / "warmup.safetensors"
+    save_weights(warmup, plain.config(), plain.state_dict())
+
+    def refined_module(**kwargs: Any) -> MultiRealismModule:
+        torch.manual_seed(1)
+        codec = MultiRealismCodec.from_config(codec_config_with("residual_cond_refined", refiner_channels=8))
+        return MultiRealismModule(codec, gan=False, perceptual="lpips-random-test-only", rate_weight=FixedLambda(0.01), lr=1e-2,
+                                  init_from=str(warmup), **kwargs)
+
+    with pytest.raises(CheckpointError, match="generator"):
+        refined_module()  # the refined generator differs from the checkpoint's: name what is new
+    with pytest.raises(ValueError, match="is not a part of this codec"):
+        refined_module(init_new=["generator.head"])
+    module = refined_module(init_new=["generator.refiner"], trainable=["generator.refiner"])
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    before = {k: v.clone() for k, v in module.codec.state_dict().items()}
+    L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, limit_val_batches=0).fit(module, DataLoader(x, batch_size=4))
+    moved = {k for k, v in module.codec.state_dict().items() if v.is_floating_point() and not torch.equal(before[k], v)}
+    assert any(k.startswith("generator.refiner.") for k in moved), moved
+    assert all(k.startswith("generator.refiner.") or k.endswith("quantiles") for k in moved), moved
+    for codec in (plain, module.codec):
+        codec.update(force=True)
+        codec.eval()
+    # same symbol count (the quantiles followed the aux loss, so z's offsets may move a little)
+    assert len(module.codec.compress(x[:1])) == len(plain.compress(x[:1]))
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    with torch.no_grad():
+        assert torch.equal(module.codec.generator(y_hat, 0.0), plain.generator(y_hat, 0.0))
+        assert not torch.equal(module.codec.generator(y_hat, 5.12), plain.generator(y_hat, 5.12))
