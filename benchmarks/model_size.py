@@ -4,7 +4,8 @@ MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one i
 ``--size`` pixels, divided by its pixel count; they do not depend on the weights or the machine, so
 they are the noise-free companion of ``codec_speed.py``. CompressAI's ``Elic2022Official`` and
 ``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized ``small``
-codec (GDN encoder, hyperprior, residual β-conditioned generator) next to ``MeanScaleHyperprior(64, 96)``.
+codec (GDN encoder, hyperprior, residual β-conditioned generator) and ``small_realism`` (the same with the
+realism head of the shipped ``small-v2``) next to ``MeanScaleHyperprior(64, 96)``.
 
     python benchmarks/model_size.py                   # paper and tiny scale
     python benchmarks/model_size.py --scales paper --out size.json
@@ -22,7 +23,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ENTROPY_MODELS, SCALES, build_codec, machine, print_table, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    ENTROPY_MODELS, SCALES, build_codec, build_discriminator, machine, print_table, write_json,
+)
 
 BETA = 2.56
 
@@ -46,18 +49,19 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
     pixels = size * size
     shared_done = False
     for entropy_name in ENTROPY_MODELS:
-        codec = build_codec(scale, entropy_name, discriminator=True).eval()
+        codec = build_codec(scale, entropy_name).eval()
         with torch.no_grad():
             y = codec.encoder(x)
             y_hat = codec.entropy_model(y).y_hat
         parts = [("entropy model " + entropy_name, codec.entropy_model, lambda: codec.entropy_model(y))]
         if not shared_done:  # encoder, generator and discriminator do not depend on the entropy model
+            discriminator = build_discriminator(scale).eval()
             parts = [
                 ("encoder", codec.encoder, lambda: codec.encoder(x)),
                 *parts,
                 ("generator", codec.generator, lambda: codec.generator(y_hat, BETA)),
                 ("  of which β conditioner", codec.generator.conditioner, None),
-                ("discriminator hific (training only)", codec.discriminator, lambda: codec.discriminator(x, y_hat, BETA)),
+                ("discriminator hific (training only)", discriminator, lambda: discriminator(x, y_hat, BETA)),
             ]
             shared_done = True
         for name, module, fn in parts:
@@ -81,32 +85,37 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
 
 
 def small_rows(size: int) -> List[Dict[str, Any]]:
-    """The ``small`` codec by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
+    """The ``small`` and ``small_realism`` codecs by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
     from compressai.models import MeanScaleHyperprior
 
     from multirealism import create_codec
 
-    torch.manual_seed(0)
-    codec = create_codec("small").eval()
-    x = torch.rand(1, 3, size, size)
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     pixels = size * size
-    with torch.no_grad():
-        y = codec.encoder(x)
-        y_hat = codec.entropy_model(y).y_hat
-    parts = [
-        ("encoder gdn", codec.encoder, lambda: codec.encoder(x)),
-        ("entropy model hyperprior", codec.entropy_model, lambda: codec.entropy_model(y)),
-        ("generator residual_cond", codec.generator, lambda: codec.generator(y_hat, BETA)),
-        ("  of which β conditioner", codec.generator.conditioner, None),
-    ]
-    rows = [
-        {"model": "ours small", "component": name, "parameters": count_parameters(module),
-         "MACs/pixel": None if fn is None else macs_per_pixel(fn, pixels)}
-        for name, module, fn in parts
-    ]
-    rows.append({"model": "ours small", "component": "total inference",
-                 "parameters": sum(count_parameters(m) for m in (codec.encoder, codec.entropy_model, codec.generator)),
-                 "MACs/pixel": macs_per_pixel(lambda: codec(x, BETA), pixels)})
+    rows = []
+    for preset in ("small", "small_realism"):
+        torch.manual_seed(0)
+        codec = create_codec(preset).eval()
+        with torch.no_grad():
+            y = codec.encoder(x)
+            y_hat = codec.entropy_model(y).y_hat
+        generator = codec.config()["generator"]["name"]
+        parts = [
+            ("encoder gdn", codec.encoder, lambda: codec.encoder(x)),
+            ("entropy model hyperprior", codec.entropy_model, lambda: codec.entropy_model(y)),
+            (f"generator {generator}", codec.generator, lambda: codec.generator(y_hat, BETA)),
+            ("  of which β conditioner", codec.generator.conditioner, None),
+        ]
+        if hasattr(codec.generator, "refiner"):
+            parts.append(("  of which realism head", codec.generator.refiner, None))
+        rows += [
+            {"model": f"ours {preset}", "component": name, "parameters": count_parameters(module),
+             "MACs/pixel": None if fn is None else macs_per_pixel(fn, pixels)}
+            for name, module, fn in parts
+        ]
+        rows.append({"model": f"ours {preset}", "component": "total inference",
+                     "parameters": sum(count_parameters(m) for m in (codec.encoder, codec.entropy_model, codec.generator)),
+                     "MACs/pixel": macs_per_pixel(lambda: codec(x, BETA), pixels)})
     msh = MeanScaleHyperprior(64, 96).eval()
     rows.append({"model": "compressai MeanScaleHyperprior(64,96)", "component": "total",
                  "parameters": count_parameters(msh), "MACs/pixel": macs_per_pixel(lambda: msh(x), pixels)})
@@ -142,7 +151,7 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="side of the square test image (multiple of 64)")
     parser.add_argument("--no-reference", action="store_true", help="skip the CompressAI models")
     parser.add_argument("--no-small", dest="small", action="store_false",
-                        help="skip the small codec and MeanScaleHyperprior(64, 96)")
+                        help="skip the small codecs and MeanScaleHyperprior(64, 96)")
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args(argv)
     if args.size <= 0 or args.size % 64:
