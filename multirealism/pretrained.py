@@ -36,7 +36,7 @@ class PretrainedModel:
 _MODELS: Dict[str, PretrainedModel] = {}
 
 #: the model the command line and :meth:`MultiRealismCodec.pretrained` use when none is named
-DEFAULT_MODEL = "small-v1"
+DEFAULT_MODEL = "small-v2"
 
 
 def _register(model: PretrainedModel) -> None:
@@ -51,6 +51,19 @@ _register(
         fingerprint="e7d77491412d5b5b",
         summary="the `small` preset (1.5 M parameters): 6 rate levels, about 0.1-1 bpp, beta in [0, 5.12]; "
         "trained on CPU from 35 openly licensed photographs (configs/small_warmup.yaml, configs/small.yaml)",
+    )
+)
+
+
+_register(
+    PretrainedModel(
+        name="small-v2",
+        filename="small-v2.safetensors",
+        sha256="bab7a7cd18e3fed98b57dd5fd5f450296cafb6b972386b5ba99e4833bb9a442a",
+        fingerprint="622733c26cfb687d",
+        summary="the `small_realism` preset (1.56 M parameters): 6 rate levels, about 0.25-0.75 bpp, beta in "
+        "[0, 5.12] through a realism head on top of the rate-distortion model; trained on CPU from 35 openly "
+        "licensed photographs (configs/small_warmup.yaml, configs/small_realism.yaml)",
     )
 )
 

@@ -16,14 +16,22 @@ from multirealism.evaluation.metrics import psnr
 from multirealism.imageio import to_pil
 from multirealism.pretrained import DEFAULT_MODEL, find_pretrained, pretrained_info, weights_path
 
-#: (quality, β) -> (bytes, PSNR dB) of small-v1 on the 128x128 centre crop of scikit-image's coffee,
-#: measured when the weights were committed. A broken weight file or a silent change to the
+#: per shipped model, (quality, β) -> (bytes, PSNR dB) on the 128x128 centre crop of scikit-image's
+#: coffee, measured when the weights were committed. A broken weight file or a silent change to the
 #: architecture or the coder moves these.
 REFERENCE = {
-    (0.0, 0.0): (515, 28.356),
-    (0.0, 5.12): (515, 28.323),
-    (5.0, 0.0): (1359, 30.098),
-    (5.0, 5.12): (1359, 30.067),
+    "small-v1": {
+        (0.0, 0.0): (515, 28.356),
+        (0.0, 5.12): (515, 28.323),
+        (5.0, 0.0): (1359, 30.098),
+        (5.0, 5.12): (1359, 30.067),
+    },
+    "small-v2": {
+        (0.0, 0.0): (455, 28.174),
+        (0.0, 5.12): (455, 27.805),
+        (5.0, 0.0): (1287, 30.400),
+        (5.0, 5.12): (1287, 29.682),
+    },
 }
 
 
@@ -38,21 +46,41 @@ def test_the_default_model_is_listed_and_matches_its_entry(codec) -> None:
     assert find_pretrained(codec.fingerprint) == DEFAULT_MODEL
     assert codec.num_levels == 6 and codec.beta_max == 5.12
     assert weights_path(DEFAULT_MODEL).stat().st_size <= 20 * 2**20
+    assert sorted(REFERENCE) == list_pretrained()  # every shipped model has its reference
 
 
-def test_round_trip_matches_the_committed_reference(codec) -> None:
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_round_trip_matches_the_committed_reference(name) -> None:
+    model = MultiRealismCodec.pretrained(name)
     x = natural_image("coffee", 128).unsqueeze(0)
     for quality in (0.0, 5.0):
-        data = codec.compress(x, quality=quality)
-        images = codec.decompress(data, beta=[0.0, 5.12])
+        data = model.compress(x, quality=quality)
+        images = model.decompress(data, beta=[0.0, 5.12])
         for beta, image in zip((0.0, 5.12), images):
-            size, reference = REFERENCE[(quality, beta)]
+            size, reference = REFERENCE[name][(quality, beta)]
             assert len(data) == pytest.approx(size, rel=0.01), (quality, beta)
             assert psnr(image, x) == pytest.approx(reference, abs=0.02), (quality, beta)
 
 
+def test_beta_trades_distortion_for_detail_in_the_default_model(codec) -> None:
+    """One bitstream, two decodings: β = 5.12 moves away from the β = 0 reconstruction (lower PSNR)
+    and adds high-frequency energy (the realism head's detail), at both ends of the rate range."""
+    x = natural_image("coffee", 128).unsqueeze(0)
+
+    def detail(image):  # mean absolute Laplacian-like difference to the 4-neighbour average
+        centre = image[..., 1:-1, 1:-1]
+        around = (image[..., :-2, 1:-1] + image[..., 2:, 1:-1] + image[..., 1:-1, :-2] + image[..., 1:-1, 2:]) / 4
+        return float((centre - around).abs().mean())
+
+    for quality in (0.0, 5.0):
+        low, high = codec.decompress(codec.compress(x, quality=quality), beta=[0.0, 5.12])
+        assert float((low - high).abs().mean()) * 255 > 1.0, quality  # small-v1: 0.49
+        assert psnr(high, x) < psnr(low, x) - 0.1, quality
+        assert detail(high) > 1.2 * detail(low), quality  # small-v1: 1.02
+
+
 def test_unknown_and_damaged_models_are_refused(codec, tmp_path, monkeypatch) -> None:
-    with pytest.raises(CheckpointError, match=f"no shipped model named 'nope'; shipped: {DEFAULT_MODEL}"):
+    with pytest.raises(CheckpointError, match=f"no shipped model named 'nope'; shipped: {', '.join(list_pretrained())}"):
         MultiRealismCodec.pretrained("nope")
     damaged = tmp_path / "weights" / pretrained_info(DEFAULT_MODEL).filename
     damaged.parent.mkdir()
