@@ -91,13 +91,17 @@ def test_samples_source_yields_epoch_length_crops_with_workers():
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))  # fixed order and crops
 
 
-def test_crop_min_scale_reaches_the_training_crops_and_is_checked_up_front():
+def test_crop_settings_reach_the_training_crops_and_are_checked_up_front():
     dm = MultiRealismDataModule(crop_size=64, batch_size=2, num_workers=0, epoch_length=4, crop_min_scale=0.5)
     dm.setup("fit")
     assert dm.train_dataset().transform.min_scale == 0.5
     assert all(b.shape == (2, 3, 64, 64) for b in dm.train_dataloader())
     with pytest.raises(ValueError, match="min_scale"):
         MultiRealismDataModule(crop_min_scale=1.5)
+    with pytest.raises(ValueError, match="crop_size must be positive, got 0"):
+        MultiRealismDataModule(crop_size=0)
+    with pytest.raises(ValueError, match="small_image_rule must be one of"):
+        MultiRealismDataModule(small_image_rule="pad")
 
 
 def test_train_crops_are_reproducible_per_seed_and_change_per_epoch():

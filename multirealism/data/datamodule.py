@@ -15,7 +15,7 @@ from multirealism.data.folder import FolderSource, scan_folder
 from multirealism.data.samples import SampleSource, available_samples, load_sample
 from multirealism.data.sharding import ImageSource, resolve_rank
 from multirealism.data.streaming import ShardSource, is_shard_spec, resolve_shards
-from multirealism.data.transforms import SMALL_IMAGE_RULES, RandomCropFlip
+from multirealism.data.transforms import RandomCropFlip
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,12 @@ class MultiRealismDataModule(pl.LightningDataModule):
         crop_min_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if small_image_rule not in SMALL_IMAGE_RULES:
-            raise ValueError(f"small_image_rule must be one of {SMALL_IMAGE_RULES}, got {small_image_rule!r}")
+        #: built first, so a bad crop size, small-image rule or scale fails at construction (with the
+        #: transform's own messages) rather than in a loader worker
+        self.train_transform = RandomCropFlip(crop_size, small_image_rule, crop_min_scale)
         if val_crop is None and val_batch_size != 1:
             raise ValueError("full-resolution evaluation (val_crop=None) needs val_batch_size=1")
-        for name, value in (("crop_size", crop_size), ("batch_size", batch_size), ("val_batch_size", val_batch_size),
+        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size),
                             ("crops_per_image", crops_per_image)):
             if value < 1:
                 raise ValueError(f"{name} must be positive, got {value}")
@@ -109,8 +110,6 @@ class MultiRealismDataModule(pl.LightningDataModule):
         self.small_image_rule, self.epoch_length, self.seed = small_image_rule, epoch_length, seed
         self.storage_options = dict(storage_options or {})
         self.crops_per_image, self.cache_images = crops_per_image, cache_images
-        #: built here, so a bad scale fails at construction rather than in a loader worker
-        self.train_transform = RandomCropFlip(crop_size, small_image_rule, crop_min_scale)
         self.sources: Dict[str, ImageSource] = {}
 
     def build_source(self, spec: str, training: bool) -> ImageSource:
