@@ -51,10 +51,14 @@ class BetaConditioner(nn.Module):
     def embed(self, beta_map: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, beta_map: Tensor, size: Tuple[int, int]) -> Tensor:
+    def resize(self, beta_map: Tensor, size: Tuple[int, int]) -> Tensor:
+        """``beta_map`` at ``size`` in :attr:`resize_mode`; a constant ``(B, 1, 1, 1)`` map is left to broadcast."""
         if beta_map.shape[-2:] != (1, 1) and beta_map.shape[-2:] != size:
             beta_map = F.interpolate(beta_map, size=size, mode=self.resize_mode)
-        return self.embed(beta_map)
+        return beta_map
+
+    def forward(self, beta_map: Tensor, size: Tuple[int, int]) -> Tensor:
+        return self.embed(self.resize(beta_map, size))
 
 
 class FourierConditioner(BetaConditioner):

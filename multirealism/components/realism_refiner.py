@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from compressai.models.utils import deconv
 from torch import Tensor, nn
 
@@ -41,9 +40,7 @@ class RealismRefiner(nn.Module):
         size = (image.shape[-2], image.shape[-1])
         h = self.act(self.from_image(image) + self.from_features(features))
         h = self.block(h, conditioner(beta_map, size))
-        gate = beta_map / conditioner.beta_max
-        if gate.shape[-2:] != (1, 1) and gate.shape[-2:] != size:
-            gate = F.interpolate(gate, size=size, mode=conditioner.resize_mode)
+        gate = conditioner.resize(beta_map / conditioner.beta_max, size)
         return image + gate * self.to_image(self.act(h))
 
 
