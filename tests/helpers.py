@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from typing import Any, Dict
+
 from multirealism import MultiRealismCodec
 from multirealism.presets import create_codec
+
+SMALL_GENERATOR_ARGS: Dict[str, Any] = {"latent_channels": 16, "channels": 12, "mid_channels": 8,
+                                        "blocks_per_stage": 1, "cond_channels": 8, "num_frequencies": 4}
 
 
 def make_tiny_codec(entropy_model: str = "hyperprior", seed: int = 0, **kwargs) -> MultiRealismCodec:
@@ -16,6 +21,16 @@ def make_tiny_codec(entropy_model: str = "hyperprior", seed: int = 0, **kwargs) 
     codec = create_codec("tiny", entropy_model=entropy_model, **kwargs).eval()
     codec.update()
     return codec
+
+
+def small_codec_config(generator: str = "residual_cond", **generator_args: Any) -> Dict[str, Any]:
+    """A codec config of the ``small`` architecture at test width (a few thousand parameters):
+    GDN encoder, hyperprior, and ``generator`` (a residual_cond variant) with ``generator_args`` added."""
+    return {
+        "encoder": {"name": "gdn", "args": {"channels": 12, "latent_channels": 16}},
+        "entropy_model": {"name": "hyperprior", "args": {"latent_channels": 16, "hyper_channels": 8}},
+        "generator": {"name": generator, "args": {**SMALL_GENERATOR_ARGS, **generator_args}},
+    }
 
 
 def natural_image(name: str = "astronaut", size: int = 256) -> torch.Tensor:

@@ -3,7 +3,7 @@ and a head-only stage trained on top of a plain checkpoint leaves the bitstream 
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import lightning as L
 import pytest
@@ -17,28 +17,18 @@ from multirealism.errors import CheckpointError
 from multirealism.presets import codec_config
 from multirealism.training import FixedLambda, MultiRealismModule
 
-BASE_ARGS: Dict[str, Any] = {"latent_channels": 16, "channels": 12, "mid_channels": 8, "blocks_per_stage": 1,
-                             "cond_channels": 8, "num_frequencies": 4}
-
-
-def codec_config_with(generator: str, **extra: Any) -> Dict[str, Any]:
-    return {
-        "encoder": {"name": "gdn", "args": {"channels": 12, "latent_channels": 16}},
-        "entropy_model": {"name": "hyperprior", "args": {"latent_channels": 16, "hyper_channels": 8}},
-        "generator": {"name": generator, "args": {**BASE_ARGS, **extra}},
-    }
-
+from helpers import SMALL_GENERATOR_ARGS, small_codec_config
 
 def refined_with_trained_head(seed: int = 0) -> RefinedResidualGenerator:
     torch.manual_seed(seed)
-    generator = RefinedResidualGenerator(**BASE_ARGS, refiner_channels=8, refiner_mid_channels=4)
+    generator = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, refiner_channels=8, refiner_mid_channels=4)
     torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)  # as if trained: no longer zero
     return generator
 
 
 def test_beta_zero_is_the_base_generator_exactly_and_beta_max_is_not() -> None:
     refined = refined_with_trained_head().eval()
-    base = ResidualConditionalGenerator(**BASE_ARGS).eval()
+    base = ResidualConditionalGenerator(**SMALL_GENERATOR_ARGS).eval()
     missing, unexpected = base.load_state_dict(refined.state_dict(), strict=False)
     assert not missing and all(k.startswith("refiner.") for k in unexpected) and unexpected
     y_hat = torch.randn(2, 16, 4, 4).round()
@@ -54,9 +44,9 @@ def test_beta_zero_is_the_base_generator_exactly_and_beta_max_is_not() -> None:
 
 def test_a_fresh_head_changes_nothing_and_gets_gradients_only_from_beta_above_zero() -> None:
     torch.manual_seed(0)
-    generator = RefinedResidualGenerator(**BASE_ARGS, refiner_channels=8, refiner_mid_channels=4)
+    generator = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, refiner_channels=8, refiner_mid_channels=4)
     y_hat = torch.randn(2, 16, 4, 4).round()
-    base = ResidualConditionalGenerator(**BASE_ARGS)
+    base = ResidualConditionalGenerator(**SMALL_GENERATOR_ARGS)
     base.load_state_dict(generator.state_dict(), strict=False)
     for beta in (0.0, 2.56, 5.12):
         torch.testing.assert_close(generator(y_hat, beta), base(y_hat, beta), rtol=0, atol=0)
@@ -70,8 +60,8 @@ def test_a_fresh_head_changes_nothing_and_gets_gradients_only_from_beta_above_ze
 
 def test_with_base_beta_only_the_head_depends_on_beta() -> None:
     torch.manual_seed(0)
-    generator = RefinedResidualGenerator(**BASE_ARGS, refiner_channels=8, refiner_mid_channels=4, base_beta=0.0)
-    base = ResidualConditionalGenerator(**BASE_ARGS)
+    generator = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, refiner_channels=8, refiner_mid_channels=4, base_beta=0.0)
+    base = ResidualConditionalGenerator(**SMALL_GENERATOR_ARGS)
     base.load_state_dict(generator.state_dict(), strict=False)
     y_hat = torch.randn(2, 16, 4, 4).round()
     with torch.no_grad():
@@ -81,7 +71,7 @@ def test_with_base_beta_only_the_head_depends_on_beta() -> None:
         assert torch.equal(generator(y_hat, 0.0), base(y_hat, 0.0))
         assert not torch.equal(generator(y_hat, 5.12), base(y_hat, 0.0))
     with pytest.raises(ValueError, match="base_beta must lie in"):
-        RefinedResidualGenerator(**BASE_ARGS, base_beta=6.0)
+        RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, base_beta=6.0)
 
 
 def test_small_realism_preset_is_small_plus_the_head() -> None:
@@ -95,13 +85,13 @@ def test_small_realism_preset_is_small_plus_the_head() -> None:
 
 def test_a_head_only_stage_from_a_plain_checkpoint_keeps_the_bitstream_and_beta_zero(tmp_path) -> None:
     torch.manual_seed(0)
-    plain = MultiRealismCodec.from_config(codec_config_with("residual_cond"))
+    plain = MultiRealismCodec.from_config(small_codec_config("residual_cond"))
     warmup = tmp_path / "warmup.safetensors"
     save_weights(warmup, plain.config(), plain.state_dict())
 
     def refined_module(**kwargs: Any) -> MultiRealismModule:
         torch.manual_seed(1)
-        codec = MultiRealismCodec.from_config(codec_config_with("residual_cond_refined", refiner_channels=8))
+        codec = MultiRealismCodec.from_config(small_codec_config("residual_cond_refined", refiner_channels=8))
         return MultiRealismModule(codec, gan=False, perceptual="lpips-random-test-only", rate_weight=FixedLambda(0.01), lr=1e-2,
                                   init_from=str(warmup), **kwargs)
 

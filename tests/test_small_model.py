@@ -8,18 +8,12 @@ import torch
 from multirealism import MultiRealismCodec
 from multirealism.components import GdnEncoder, ResidualConditionalGenerator
 
+from helpers import small_codec_config
+
 
 def small_codec(conditioner: str = "fourier") -> MultiRealismCodec:
     torch.manual_seed(0)
-    return MultiRealismCodec(
-        encoder={"name": "gdn", "args": {"channels": 12, "latent_channels": 16}},
-        entropy_model={"name": "hyperprior", "args": {"latent_channels": 16, "hyper_channels": 8}},
-        generator={
-            "name": "residual_cond",
-            "args": {"latent_channels": 16, "channels": 12, "mid_channels": 8, "blocks_per_stage": 1,
-                     "conditioner": conditioner, "cond_channels": 8, "num_frequencies": 4},
-        },
-    )
+    return MultiRealismCodec.from_config(small_codec_config(conditioner=conditioner))
 
 
 @pytest.mark.parametrize("size", [(37, 70), (17, 129), (64, 64)])
