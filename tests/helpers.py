@@ -1,11 +1,12 @@
-"""Helpers the tests import (``from helpers import ...``): seeded tiny codecs and natural test images."""
+"""Helpers the tests import (``from helpers import ...``): seeded tiny codecs, the ``small``
+architecture's config at test width, and natural test images."""
 
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import numpy as np
 import torch
-
-from typing import Any, Dict
 
 from multirealism import MultiRealismCodec
 from multirealism.presets import create_codec

@@ -19,6 +19,7 @@ from multirealism.training import FixedLambda, MultiRealismModule
 
 from helpers import SMALL_GENERATOR_ARGS, small_codec_config
 
+
 def refined_with_trained_head(seed: int = 0) -> RefinedResidualGenerator:
     torch.manual_seed(seed)
     generator = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, refiner_channels=8, refiner_mid_channels=4)
