@@ -41,7 +41,7 @@ def test_fit_tiny_config_for_two_steps(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "tiny" / "version_0" / "metrics.csv").is_file()
 
 
-@pytest.mark.parametrize("name", ["small_warmup", "small", "small_realism"])
+@pytest.mark.parametrize("name", ["small_warmup", "small_warmup_long", "small_warmup_decay", "small", "small_realism"])
 def test_default_model_recipe_configs_parse(name, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_lightning_cli(["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
