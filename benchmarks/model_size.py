@@ -5,7 +5,7 @@ MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one i
 they are the noise-free companion of ``codec_speed.py``. CompressAI's ``Elic2022Official`` and
 ``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized ``small``
 codec (GDN encoder, hyperprior, residual β-conditioned generator) and ``small_realism`` (the same with the
-realism head of the shipped ``small-v2``) next to ``MeanScaleHyperprior(64, 96)``.
+realism head of the shipped ``small-v2`` and ``small-v3``) next to ``MeanScaleHyperprior(64, 96)``.
 
     python benchmarks/model_size.py                   # paper and tiny scale
     python benchmarks/model_size.py --scales paper --out size.json
