@@ -4,7 +4,7 @@ Entropy coding needs the decoder to rebuild the encoder's scales exactly enough 
 every symbol; a GPU's convolutions round differently from a CPU's, so a stream written on one and read on
 the other is the case that can break. For each quality this codes a held-out photograph (scikit-image's
 astronaut) on both devices, decodes all four (stream, decoder) pairs at each β and prints bytes and PSNR,
-then times encode and decode of a 768x512 image on each device (median of ``--repeats`` after a warm-up).
+then times encode and decode of a 768x512 uniform-noise image on each device (median of ``--repeats`` after a warm-up).
 
     python benchmarks/cross_device.py                    # CPU against CUDA (needs a GPU)
     python benchmarks/cross_device.py --device cpu      # the same code path on the CPU alone (a self-check)
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -22,7 +21,7 @@ import torch
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median, print_table, synchronize, write_json  # noqa: E402
+from _common import machine, median, print_table, time_call, write_json  # noqa: E402
 
 from multirealism import MultiRealismCodec  # noqa: E402
 from multirealism.evaluation.metrics import psnr  # noqa: E402
@@ -48,19 +47,13 @@ def cross_decode(cpu: MultiRealismCodec, other: MultiRealismCodec, image: torch.
 
 
 def coding_times(codec: MultiRealismCodec, image: torch.Tensor, repeats: int) -> Dict[str, float]:
-    """Median encode and decode (β = 2.56) seconds at quality 2 on the codec's device."""
+    """Median encode and decode (β = 2.56) seconds at quality 2 on the codec's device (``image``: uniform noise
+    in ``main``, as the figures in benchmarks/README.md were taken)."""
     device = next(codec.parameters()).device
-    codec.decompress(codec.compress(image, quality=2))  # warm-up
-    encode, decode = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        stream = codec.compress(image, quality=2)
-        synchronize(device)
-        middle = time.perf_counter()
-        codec.decompress(stream, beta=2.56)
-        synchronize(device)
-        encode.append(middle - start)
-        decode.append(time.perf_counter() - middle)
+    stream = codec.compress(image, quality=2)
+    codec.decompress(stream)  # warm-up of both directions
+    encode = [time_call(lambda: codec.compress(image, quality=2), device) for _ in range(repeats)]
+    decode = [time_call(lambda: codec.decompress(stream, beta=2.56), device) for _ in range(repeats)]
     return {"device": str(device), "encode_s": round(median(encode), 4), "decode_s": round(median(decode), 4)}
 
 
