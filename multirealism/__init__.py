@@ -21,6 +21,9 @@ warnings.filterwarnings(
 
 _EXPORTS: Dict[str, str] = {
     "CodecOutput": "multirealism.codec",
+    "EncodedLatent": "multirealism.codec",
+    "LatentRefinement": "multirealism.latent_refinement",
+    "RateDistortionObjective": "multirealism.latent_refinement",
     "MultiRealismCodec": "multirealism.codec",
     "BitstreamError": "multirealism.errors",
     "CheckpointError": "multirealism.errors",

@@ -25,9 +25,21 @@ from multirealism.components.base import ConditionalGenerator, Encoder, EntropyM
 from multirealism.components.conditioning import beta_as_map, check_beta_range
 from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
+from multirealism.latent_refinement import LatentRefinement, RateDistortionObjective, refine_latent
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
+
+
+@dataclass
+class EncodedLatent:
+    """A latent ready to entropy-code: ``y`` is the rate-scaled latent of the padded images, coded
+    at header ``quality``; ``height`` and ``width`` are the images' unpadded size."""
+
+    y: Tensor
+    height: int
+    width: int
+    quality: float
 
 
 @dataclass
@@ -105,6 +117,9 @@ class MultiRealismCodec(CompressionModel):
             raise ValueError(f"latent channel counts disagree: {widths}")
         self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
         self._fingerprint: Optional[bytes] = None
+        #: the rate-distortion objective the weights were trained for, which latent refinement
+        #: optimises (shipped models set it; not part of the weights or the fingerprint)
+        self.objective: Optional[RateDistortionObjective] = None
 
     # ------------------------------------------------------------------ properties and config
     @property
@@ -301,32 +316,70 @@ class MultiRealismCodec(CompressionModel):
 
     # ------------------------------------------------------------------ real compression
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: Optional[float] = None) -> bytes:
+    def compress(
+        self, x: Tensor, quality: Optional[float] = None, refine: Optional[LatentRefinement] = None
+    ) -> bytes:
         """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream at ``quality``
-        (None: the highest trained level); the quality is stored in the header."""
+        (None: the highest trained level); the quality is stored in the header. ``refine`` optimises
+        each image's latent before coding (slower encoding, same decoder: see :meth:`encode`)."""
+        return self.compress_latent(self.encode(x, quality, refine))
+
+    @torch.no_grad()
+    def encode(
+        self, x: Tensor, quality: Optional[float] = None, refine: Optional[LatentRefinement] = None
+    ) -> EncodedLatent:
+        """The latent :meth:`compress` codes for ``x`` at ``quality``: the analysis transform's, or with
+        ``refine`` that latent optimised per image for the training objective (:attr:`objective`) by
+        :func:`multirealism.latent_refinement.refine_latent`."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
             raise ImageInputError(container.pixel_limit_message("input", batch * height * width, self.max_pixels))
         if batch > self.max_images:
             raise ImageInputError(f"input has {batch} images, over the limit of max_images={self.max_images}")
-        fingerprint = self.fingerprint  # builds the coder tables on first use
+        if refine is not None and refine.steps > 0 and self.objective is None:
+            raise ValueError(
+                "latent refinement needs the codec's training objective: set codec.objective = "
+                "RateDistortionObjective(lambdas=..., mse_weight=...) (shipped models carry theirs)"
+            )
+        self.fingerprint  # builds the coder tables on first use
         x = x.to(next(self.parameters()).device, torch.float32)
         padded = F.pad(x, self._padding(height, width), mode="replicate")
         # Analysis runs channels-last (about 1.4x faster on CPU); the entropy model gets y back in the
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
         quality = container.as_header_quality(resolve_quality(self.rate_control, quality))
-        # The latent the rANS encoder codes is the rate-scaled one, so that is the one checked.
+        # The latent the rANS encoder codes is the rate-scaled one, so that is the one refined and checked.
         y = scale_latent(self.rate_control, y, quality)
-        bitstream_guards.check_latent(y)
+        if refine is not None and self.objective is not None:
+            y = refine_latent(self, x, y, quality, self.objective, refine)
+        return EncodedLatent(y, height, width, quality)
+
+    @torch.no_grad()
+    def compress_latent(self, latent: EncodedLatent) -> bytes:
+        """Entropy-code a latent from :meth:`encode` to a bitstream."""
+        fingerprint = self.fingerprint
+        bitstream_guards.check_latent(latent.y)
         # The entropy model's weights turn y into scales and means: checked on every call (they are small)
         # so weights changed in place after update() still cannot send NaN into the rANS encoder.
         bitstream_guards.check_weights(self.entropy_model, "entropy model")
-        strings, latent_shape = self.entropy_model.compress(y)
+        strings, latent_shape = self.entropy_model.compress(latent.y)
+        batch, height, width = latent.y.shape[0], latent.height, latent.width
         return container.pack(
-            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=quality)
+            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=latent.quality)
         )
+
+    @torch.no_grad()
+    def latent_bpp(self, latent: EncodedLatent) -> Tensor:
+        """Per-image bits per pixel the likelihoods give a latent from :meth:`encode`, rounded as the
+        coder rounds it: the estimate its bitstream is compared with."""
+        was_training = self.entropy_model.training
+        self.entropy_model.eval()  # eval rounds y and z; training would add noise
+        try:
+            likelihoods = self.entropy_model(latent.y).likelihoods
+        finally:
+            self.entropy_model.train(was_training)
+        return _bits(likelihoods) / (latent.height * latent.width)
 
     def read_header(self, data: bytes) -> container.Bitstream:
         """Parse and check a bitstream against this model without entropy-decoding it."""

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Type
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Type
 
 from multirealism.errors import CheckpointError
 
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     import torch
 
     from multirealism.codec import MultiRealismCodec
+
+
+#: the rate ladder of every `small` recipe config (configs/small_warmup.yaml and the stages after it)
+SMALL_LADDER = (1.28, 0.64, 0.32, 0.16, 0.08, 0.04)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class PretrainedModel:
     sha256: str
     fingerprint: str  #: hex of the 8 bytes every bitstream of this model carries
     summary: str
+    #: λ per rate level of its training objective λ·bpp + 150·MSE (what latent refinement optimises)
+    rate_lambdas: Tuple[float, ...] = SMALL_LADDER
 
 
 _MODELS: Dict[str, PretrainedModel] = {}
@@ -131,4 +137,7 @@ def load_pretrained(
             f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "
             f"{pretrained_info(name).fingerprint}: its bitstreams would not match; reinstall multirealism"
         )
+    from multirealism.latent_refinement import RateDistortionObjective
+
+    codec.objective = RateDistortionObjective(pretrained_info(name).rate_lambdas, mse_weight=150.0)
     return codec

@@ -49,6 +49,11 @@ class EntropyModel(nn.Module):
         """Auxiliary loss of the learned factorised prior (CompressAI convention)."""
         return torch.zeros(())
 
+    def rounded_likelihoods(self, y: Tensor) -> EntropyOutput:
+        """ŷ and likelihoods of ``y`` rounded exactly as :meth:`compress` rounds it, with
+        straight-through gradients: the objective of encoder-side latent refinement."""
+        raise NotImplementedError(f"{type(self).__name__} does not support latent refinement")
+
     @property
     def num_streams(self) -> int:
         """How many string lists ``compress`` returns."""

@@ -39,6 +39,7 @@ from multirealism.evaluation.patches import extract_patches
 from multirealism.evaluation.realism import RealismMeter
 from multirealism.evaluation.viewer import ViewerImage, viewer_image
 from multirealism.imageio import to_pil
+from multirealism.latent_refinement import LatentRefinement
 
 ROW_FIELDS = (
     "codec", "model", "beta", "quality", "image", "width", "height",
@@ -87,29 +88,20 @@ def rate_levels(codec: MultiRealismCodec, requested: Optional[Sequence[float]] =
     return [float(q) for q in (requested if requested else range(codec.num_levels))]
 
 
-@torch.no_grad()
-def estimated_bpp(codec: MultiRealismCodec, image: Tensor, quality: Optional[float] = None) -> float:
-    """Bits per pixel the entropy model's likelihoods give the rounded latent of ``image`` (eval forward)."""
-    was_training = codec.training
-    codec.eval()
-    try:
-        device = next(codec.parameters()).device
-        return float(codec.estimate_bpp(image[None].to(device), quality).sum())
-    finally:
-        codec.train(was_training)
-
-
 def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequence[float], model: str = LEARNED,
                  lpips: Optional[LPIPSMetric] = None, realism: Optional[RealismMeter] = None,
-                 quality: Optional[float] = None) -> Tuple[List[Row], List[Tensor]]:
-    """Compress ``image`` once (at ``quality``), decode it at every β; rows and the decoded images (one per β)."""
+                 quality: Optional[float] = None,
+                 refine: Optional[LatentRefinement] = None) -> Tuple[List[Row], List[Tensor]]:
+    """Compress ``image`` once (at ``quality``, its latent refined with ``refine``), decode it at every β;
+    rows and the decoded images (one per β). The estimate is the likelihoods' bpp of the coded latent."""
     start = time.perf_counter()
-    data = codec.compress(image, quality=quality)
+    latent = codec.encode(image, quality, refine)
+    data = codec.compress_latent(latent)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     decoded = [d[0].float().cpu() for d in codec.decompress(data, beta=[float(b) for b in betas])]
     decode_s = (time.perf_counter() - start) / len(betas)
-    estimate = estimated_bpp(codec, image, quality)
+    estimate = float(codec.latent_bpp(latent).sum())
     rows = []
     for beta, out in zip(betas, decoded):
         rows.append(_row(LEARNED, model, float(beta), quality, name, image, out, len(data), encode_s, decode_s, lpips,
@@ -168,7 +160,8 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
               betas: Sequence[float], baseline_codecs: Sequence[str] = (),
               qualities: Sequence[int] = baselines.DEFAULT_QUALITIES, lpips: Optional[LPIPSMetric] = None,
               realism: Optional[RealismMeter] = None, progress: bool = True, viewer: bool = False,
-              model_qualities: Optional[Sequence[float]] = None) -> SweepResult:
+              model_qualities: Optional[Sequence[float]] = None,
+              refine: Optional[LatentRefinement] = None) -> SweepResult:
     """Evaluate every model at every β (a rate-controlled one at every quality of
     :func:`rate_levels`) and every baseline at every quality on every image.
 
@@ -188,7 +181,7 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
             realism.add_reference(patches)
         for index, (model, codec) in enumerate(models):
             for quality in rate_levels(codec, model_qualities):
-                new_rows, decoded = learned_rows(codec, item.name, image, betas, model, lpips, realism, quality)
+                new_rows, decoded = learned_rows(codec, item.name, image, betas, model, lpips, realism, quality, refine)
                 rows.extend(new_rows)
                 if viewer:
                     label = model if quality is None else f"{model} q{quality:g}"

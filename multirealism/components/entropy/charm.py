@@ -112,6 +112,20 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
             y_hat = torch.cat(decoded, dim=1)
         return EntropyOutput(y_hat, {"y": torch.cat(likelihoods, dim=1), **hyper_out["likelihoods"]})
 
+    def rounded_likelihoods(self, y: Tensor) -> EntropyOutput:
+        with float32_region(y):
+            y = y.float()
+            params, z_likelihoods = self.rounded_hyper_likelihoods(y)
+            hyper_scales, hyper_means = self.split_params(params)
+            decoded: List[Tensor] = []
+            likelihoods: List[Tensor] = []
+            for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
+                mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
+                y_hat_slice, slice_likelihoods = self.rounded_gaussian(y_slice, sigma, mu)
+                likelihoods.append(slice_likelihoods)
+                decoded.append(self._refine(i, support, y_hat_slice))
+        return EntropyOutput(torch.cat(decoded, dim=1), {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods})
+
     def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
         hyper_out = self.hyper.compress(y)
         hyper_scales, hyper_means = self.split_params(hyper_out["params"])

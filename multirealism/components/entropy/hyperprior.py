@@ -61,6 +61,13 @@ class MeanScaleHyperprior(HyperpriorEntropyModel):
             out = self.latent_codec(y.float())
         return EntropyOutput(out["y_hat"], out["likelihoods"])
 
+    def rounded_likelihoods(self, y: Tensor) -> EntropyOutput:
+        with float32_region(y):
+            params, z_likelihoods = self.rounded_hyper_likelihoods(y.float())
+            scales, means = self.split_params(params)
+            y_hat, y_likelihoods = self.rounded_gaussian(y.float(), scales, means)
+        return EntropyOutput(y_hat, {"y": y_likelihoods, "z": z_likelihoods})
+
     def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
         hyper_out = self.hyper.compress(y)
         scales, means = self.split_params(hyper_out["params"])

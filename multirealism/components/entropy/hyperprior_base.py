@@ -185,3 +185,23 @@ class HyperpriorEntropyModel(EntropyModel):
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()
+
+    def rounded_hyper_likelihoods(self, y: Tensor) -> Tuple[Tensor, Tensor]:
+        """ẑ of ``y`` rounded around z's medians as the coder rounds it, with a straight-through
+        gradient, and ẑ's likelihoods (lower-bounded as in training): ``(params, z_likelihoods)``."""
+        eb = self.entropy_bottleneck
+        z = self.hyper.h_a(y)
+        medians = eb._get_medians().reshape(1, -1, 1, 1)
+        z_hat = quantize_ste(z - medians) + medians
+        values = z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1)
+        likelihood, _, _ = eb._likelihood(values)
+        likelihood = eb.likelihood_lower_bound(likelihood).reshape(z_hat.shape[1], z_hat.shape[0], *z_hat.shape[2:])
+        return self.hyper.h_s(z_hat), likelihood.permute(1, 0, 2, 3)
+
+    def rounded_gaussian(self, y: Tensor, scales: Tensor, means: Tensor) -> Tuple[Tensor, Tensor]:
+        """``y`` rounded around ``means`` as the coder rounds it (straight-through gradient) and its
+        likelihoods under the Gaussian (lower-bounded as in training)."""
+        gc = self.gaussian_conditional
+        y_hat = quantize_ste(y - means) + means
+        likelihood = gc._likelihood(y_hat, scales, means)
+        return y_hat, gc.likelihood_lower_bound(likelihood) if gc.use_likelihood_bound else likelihood
