@@ -223,7 +223,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
                         "(default: the highest; 0 for a fixed-rate model)")
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="optimise the latent for this image with STEPS steps before coding: smaller files or "
-                        "higher PSNR, about 1 s per step per megapixel on 2 CPU cores; any decoder reads the "
+                        "higher PSNR, about 2 s per step per megapixel on 2 CPU cores; any decoder reads the "
                         "result (default 0: the plain encoder; 30 is a good setting)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=run_compress)
