@@ -97,34 +97,36 @@ class ChannelAutoregressive(HyperpriorEntropyModel):
         lrp = self.lrp_transforms[i](torch.cat([mean_support, y_hat_slice], dim=1))
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
+    def _code_slices(self, y: Tensor, params: Tensor, code_slice) -> Tuple[Tensor, Tensor]:
+        """ŷ and y's likelihoods, slice by slice: ``code_slice(y_slice, sigma, mu)`` gives a slice's
+        quantised values (before LRP) and likelihoods."""
+        hyper_scales, hyper_means = self.split_params(params)
+        decoded: List[Tensor] = []
+        likelihoods: List[Tensor] = []
+        for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
+            mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
+            y_hat_slice, slice_likelihoods = code_slice(y_slice, sigma, mu)
+            likelihoods.append(slice_likelihoods)
+            decoded.append(self._refine(i, support, y_hat_slice))
+        return torch.cat(decoded, dim=1), torch.cat(likelihoods, dim=1)
+
+    def _train_slice(self, y_slice: Tensor, sigma: Tensor, mu: Tensor) -> Tuple[Tensor, Tensor]:
+        _, slice_likelihoods = self.gaussian_conditional(y_slice, sigma, mu)  # before the draw of a noise ŷ
+        return self.quantize_for_decoder(y_slice, mu), slice_likelihoods
+
     def forward(self, y: Tensor) -> EntropyOutput:
         with float32_region(y):
             y = y.float()
             hyper_out = self.hyper(y)
-            hyper_scales, hyper_means = self.split_params(hyper_out["params"])
-            decoded: List[Tensor] = []
-            likelihoods: List[Tensor] = []
-            for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
-                mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
-                _, slice_likelihoods = self.gaussian_conditional(y_slice, sigma, mu)
-                likelihoods.append(slice_likelihoods)
-                decoded.append(self._refine(i, support, self.quantize_for_decoder(y_slice, mu)))
-            y_hat = torch.cat(decoded, dim=1)
-        return EntropyOutput(y_hat, {"y": torch.cat(likelihoods, dim=1), **hyper_out["likelihoods"]})
+            y_hat, y_likelihoods = self._code_slices(y, hyper_out["params"], self._train_slice)
+        return EntropyOutput(y_hat, {"y": y_likelihoods, **hyper_out["likelihoods"]})
 
     def rounded_likelihoods(self, y: Tensor) -> EntropyOutput:
         with float32_region(y):
             y = y.float()
             params, z_likelihoods = self.rounded_hyper_likelihoods(y)
-            hyper_scales, hyper_means = self.split_params(params)
-            decoded: List[Tensor] = []
-            likelihoods: List[Tensor] = []
-            for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
-                mu, sigma, support = self._slice_params(i, hyper_scales, hyper_means, decoded)
-                y_hat_slice, slice_likelihoods = self.rounded_gaussian(y_slice, sigma, mu)
-                likelihoods.append(slice_likelihoods)
-                decoded.append(self._refine(i, support, y_hat_slice))
-        return EntropyOutput(torch.cat(decoded, dim=1), {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods})
+            y_hat, y_likelihoods = self._code_slices(y, params, self.rounded_gaussian)
+        return EntropyOutput(y_hat, {"y": y_likelihoods, "z": z_likelihoods})
 
     def compress(self, y: Tensor) -> Tuple[List[List[bytes]], Tuple[int, int]]:
         hyper_out = self.hyper.compress(y)
