@@ -419,8 +419,8 @@ class MultiRealismCodec(CompressionModel):
         maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
         y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # synthesis ~1.5x faster on CPU
         images = []
-        for beta_map in maps:
-            image = self.generator(y_hat, beta_map)[..., :height, :width].contiguous()
+        for image in self.generator.forward_betas(y_hat, maps):  # β-independent synthesis done once
+            image = image[..., :height, :width].contiguous()
             bitstream_guards.check_finite(image, "decoded image")
             images.append(image.clamp_(0, 1))
         return images if isinstance(beta, (list, tuple)) else images[0]

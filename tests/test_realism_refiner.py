@@ -75,6 +75,26 @@ def test_with_base_beta_only_the_head_depends_on_beta() -> None:
         RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, base_beta=6.0)
 
 
+@pytest.mark.parametrize("base_beta", [None, 0.0])
+def test_forward_betas_is_one_forward_per_beta(base_beta) -> None:
+    """Decoding several β at once (the base synthesised once when it ignores β) gives each β's image exactly."""
+    torch.manual_seed(0)
+    generator = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, refiner_channels=8, refiner_mid_channels=4,
+                                         base_beta=base_beta)
+    torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    with torch.no_grad():
+        size = generator(y_hat, 0.0).shape[-2:]
+        spatial = torch.linspace(0, 5.12, size[-1]).expand(2, 1, *size)
+        betas = [0.0, 5.12, torch.tensor([1.0, 4.0]), spatial]
+        together = generator.forward_betas(y_hat, betas)
+        assert len(together) == len(betas)
+        for beta, image in zip(betas, together):
+            assert torch.equal(image, generator(y_hat, beta))
+        assert not torch.equal(together[0], together[1])
+        assert generator.forward_betas(y_hat, []) == []
+
+
 def test_small_realism_preset_is_small_plus_the_head() -> None:
     plain, refined = codec_config("small"), codec_config("small_realism")
     assert refined["generator"]["name"] == "residual_cond_refined"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +77,11 @@ class ConditionalGenerator(nn.Module):
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def forward_betas(self, y_hat: Tensor, betas: Sequence["float | Tensor"]) -> List[Tensor]:
+        """One image per β in ``betas`` from the same ``y_hat`` (what a receiver's β sweep decodes);
+        generators whose work is partly β-independent override it to do that part once."""
+        return [self(y_hat, beta) for beta in betas]
 
 
 class Discriminator(nn.Module):

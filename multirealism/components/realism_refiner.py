@@ -8,7 +8,7 @@ features at half resolution, and takes the β embedding in a conditioned residua
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from compressai.models.utils import deconv
@@ -77,6 +77,19 @@ class RefinedResidualGenerator(ResidualConditionalGenerator):
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
+        image, features = self._base(y_hat, beta_map)
+        return self.refiner(image, features, beta_map, self.conditioner)
+
+    def forward_betas(self, y_hat: Tensor, betas: Sequence["float | Tensor"]) -> List[Tensor]:
+        """With ``base_beta`` set the base image does not depend on β: synthesised once, refined per β."""
+        if self.base_beta is None or not betas:
+            return super().forward_betas(y_hat, betas)
+        maps = [beta_as_map(beta, y_hat.shape[0], y_hat.device) for beta in betas]
+        image, features = self._base(y_hat, maps[0])
+        return [self.refiner(image, features, beta_map, self.conditioner) for beta_map in maps]
+
+    def _base(self, y_hat: Tensor, beta_map: Tensor) -> "tuple[Tensor, Tensor]":
+        """The base layers' image and the features the head reads."""
         base_map = beta_map if self.base_beta is None else torch.full_like(beta_map[..., :1, :1], self.base_beta)
         features = self.out[0](self.conditioned_features(y_hat, base_map))
-        return self.refiner(self.out[1](features), features, beta_map, self.conditioner)
+        return self.out[1](features), features
