@@ -3,10 +3,13 @@
 For each quality and step count this codes held-out photographs (scikit-image's, never trained on) with
 ``compress(..., refine=LatentRefinement(steps))`` and prints the encode time per megapixel, the bytes and
 the β = 0 PSNR next to the plain encoder's (0 steps), and the coded objective λ(q)·bpp + 150·MSE that
-refinement lowers. Decoding is unchanged (the same decoder reads every stream), so it is not timed here.
+refinement lowers. ``--realism W`` refines for both ends of β instead (``LatentRefinement(realism=W)``:
+an ST-LPIPS-alex pass at β_max per step, so slower); the objective column stays the β = 0 one.
+Decoding is unchanged (the same decoder reads every stream), so it is not timed here.
 
     python benchmarks/refine_speed.py                       # astronaut and coffee, qualities 0 2 5, 0/10/30/50 steps
     python benchmarks/refine_speed.py --images coffee --steps 0 30 --threads 2 --out refine.json
+    python benchmarks/refine_speed.py --steps 0 10 --realism 0.5 --threads 2
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from multirealism.data.transforms import to_tensor  # noqa: E402
 from multirealism.evaluation.metrics import psnr  # noqa: E402
 
 
-def measure(codec: MultiRealismCodec, name: str, x: torch.Tensor, quality: float, steps: int) -> Dict[str, Any]:
+def measure(codec: MultiRealismCodec, name: str, x: torch.Tensor, quality: float, steps: int,
+            realism: float = 0.0) -> Dict[str, Any]:
     """One coding of ``x`` at ``quality`` with ``steps`` refinement steps: time, bytes, PSNR, objective."""
     pixels = x.shape[-2] * x.shape[-1]
     start = time.perf_counter()
-    data = codec.compress(x, quality, LatentRefinement(steps) if steps else None)
+    data = codec.compress(x, quality, LatentRefinement(steps, realism=realism) if steps else None)
     seconds = time.perf_counter() - start
     decoded = codec.decompress(data, 0.0)
     bpp = 8 * len(data) / pixels
@@ -40,7 +44,8 @@ def measure(codec: MultiRealismCodec, name: str, x: torch.Tensor, quality: float
     mse = float((decoded - x).pow(2).mean())
     weight = float(codec.objective.rate_weight(torch.tensor([quality])))
     return {
-        "image": name, "quality": quality, "steps": steps, "encode_s_per_mp": seconds / (pixels / 1e6),
+        "image": name, "quality": quality, "steps": steps, "realism": realism if steps else 0.0,
+        "encode_s_per_mp": seconds / (pixels / 1e6),
         "bytes": len(data), "bpp": bpp, "psnr": psnr(decoded, x),
         "objective": weight * bpp + codec.objective.mse_weight * mse,
     }
@@ -52,6 +57,8 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--images", nargs="+", default=["astronaut", "coffee"], help="scikit-image sample names")
     parser.add_argument("--qualities", nargs="+", type=float, default=[0.0, 2.0, 5.0])
     parser.add_argument("--steps", nargs="+", type=int, default=[0, 10, 30, 50])
+    parser.add_argument("--realism", type=float, default=0.0,
+                        help="share of the refinement objective at the highest β (LatentRefinement.realism)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", help="write all figures as JSON here")
     args = parser.parse_args(argv)
@@ -65,7 +72,7 @@ def main(argv: "List[str] | None" = None) -> int:
         for quality in args.qualities:
             base = None
             for steps in sorted(set(args.steps) | {0}):
-                row = measure(codec, name, x, quality, steps)
+                row = measure(codec, name, x, quality, steps, args.realism)
                 base = base or row
                 row["bytes_vs_plain_pct"] = 100 * (row["bytes"] / base["bytes"] - 1)
                 row["psnr_vs_plain_db"] = row["psnr"] - base["psnr"]
@@ -73,7 +80,7 @@ def main(argv: "List[str] | None" = None) -> int:
                 print(f"{name} q{quality:g} {steps} steps: {row['bytes']} B ({row['bytes_vs_plain_pct']:+.1f} %), "
                       f"{row['psnr']:.2f} dB ({row['psnr_vs_plain_db']:+.2f}), {row['encode_s_per_mp']:.1f} s/MP",
                       file=sys.stderr, flush=True)
-    columns = ["image", "quality", "steps", "encode_s_per_mp", "bytes", "bytes_vs_plain_pct", "psnr",
+    columns = ["image", "quality", "steps", "realism", "encode_s_per_mp", "bytes", "bytes_vs_plain_pct", "psnr",
                "psnr_vs_plain_db", "objective"]
     print_table(rows, columns)
     write_json(args.out, {"machine": machine(), "threads": torch.get_num_threads(), "rows": rows})

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.modules.module import register_module_module_registration_hook
 
 from multirealism.errors import CheckpointError
+from multirealism.latent_refinement import objective_from_hparams
 
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
@@ -105,6 +106,14 @@ def weights_bytes(config: Dict[str, Any], state_dict: Dict[str, Tensor], safeten
 
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
     """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
+    config, state, _ = _read_checkpoint(path)
+    return config, state
+
+
+def _read_checkpoint(
+    path: "str | os.PathLike[str]",
+) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor], Optional[Dict[str, Any]]]:
+    """``(config or None, codec state_dict, Lightning hyperparameters or None)`` of any supported file."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {str(path)!r} is a directory, not a file")
@@ -113,7 +122,7 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {str(path)!r} is an empty file")
     if path.suffix == ".safetensors":
-        return _load_safetensors(path)
+        return (*_load_safetensors(path), None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's pickle-protocol warnings say nothing to our users
@@ -140,7 +149,8 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
         raise CheckpointError(f"{str(path)!r} has no tensor state_dict")
     if any(k.startswith(LIGHTNING_PREFIX) for k in state):
         state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
-    return config, state
+    hparams = obj.get("hyper_parameters")
+    return config, state, (hparams if isinstance(hparams, dict) else None)
 
 
 def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
@@ -227,7 +237,7 @@ def load_codec(
 ) -> "MultiRealismCodec":
     """Build ``cls`` from a checkpoint file (the body of ``MultiRealismCodec.from_checkpoint``)."""
     source = os.fspath(path)
-    stored, state = load_weights(path)
+    stored, state, hparams = _read_checkpoint(path)
     config = config or stored
     if config is None:
         raise CheckpointError(f"{source!r} holds no multirealism config; pass config=")
@@ -253,4 +263,5 @@ def load_codec(
     codec.load_state_dict(state)
     codec.to(map_location).eval()
     codec.update()
+    codec.objective = objective_from_hparams(hparams)  # a Lightning checkpoint says what it trained for
     return codec

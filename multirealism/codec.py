@@ -25,7 +25,12 @@ from multirealism.components.base import ConditionalGenerator, Encoder, EntropyM
 from multirealism.components.conditioning import beta_as_map, check_beta_range
 from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
-from multirealism.latent_refinement import LatentRefinement, RateDistortionObjective, refine_latent
+from multirealism.latent_refinement import (
+    LatentRefinement,
+    RateDistortionObjective,
+    refine_latent,
+    refinement_problem,
+)
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
@@ -118,7 +123,8 @@ class MultiRealismCodec(CompressionModel):
         self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
         self._fingerprint: Optional[bytes] = None
         #: the rate-distortion objective the weights were trained for, which latent refinement
-        #: optimises (shipped models set it; not part of the weights or the fingerprint)
+        #: optimises (shipped models and Lightning checkpoints of a fixed λ ladder set it; not part of
+        #: the weights or the fingerprint)
         self.objective: Optional[RateDistortionObjective] = None
 
     # ------------------------------------------------------------------ properties and config
@@ -337,11 +343,9 @@ class MultiRealismCodec(CompressionModel):
             raise ImageInputError(container.pixel_limit_message("input", batch * height * width, self.max_pixels))
         if batch > self.max_images:
             raise ImageInputError(f"input has {batch} images, over the limit of max_images={self.max_images}")
-        if refine is not None and refine.steps > 0 and self.objective is None:
-            raise ValueError(
-                "latent refinement needs the codec's training objective: set codec.objective = "
-                "RateDistortionObjective(lambdas=..., mse_weight=...) (shipped models carry theirs)"
-            )
+        problem = None if refine is None else refinement_problem(self.objective, refine)
+        if problem is not None:
+            raise ValueError(problem)
         self.fingerprint  # builds the coder tables on first use
         x = x.to(next(self.parameters()).device, torch.float32)
         padded = F.pad(x, self._padding(height, width), mode="replicate")

@@ -7,27 +7,33 @@ Adam steps on the latent itself, through the frozen hyper transforms and synthes
 λ(q)·bpp + k_M·MSE for *this* image. Only the encoder changes: the bitstream format and the decoder
 are the same, so a refined stream decodes with any copy of the model, at every β.
 
-The objective is the β = 0 (distortion) one, with rates of the latent rounded exactly as the coder
-rounds it (straight-through gradients), so each step's loss is the coded one; the best step is kept,
-so refinement never returns a latent that scores worse than the encoder's.
+The objective is the training one, with rates of the latent rounded exactly as the coder rounds it
+(straight-through gradients), so each step's loss is the coded one; the best step is kept, so
+refinement never returns a latent that scores worse than the encoder's. The sender does not know the
+β its receiver will pick: ``LatentRefinement.realism`` weighs the distortion at β = 0 against the
+training distortion at β_max (MSE plus β_max·C_P·perceptual), so one latent serves both ends.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
+    from multirealism.training.perceptual import Perceptual
 
 
 @dataclass(frozen=True)
 class RateDistortionObjective:
-    """The training objective λ(q)·bpp + ``mse_weight``·MSE (images in [0, 1]), λ per rate level.
+    """The training objective λ(q)·bpp + d_β, with d_β = ``mse_weight``·MSE + β·``perceptual_weight``·P
+    (images in [0, 1]; P the ``perceptual`` distance the realism stage trained with, if any), λ per
+    rate level.
 
     ``lambdas[level]`` is the rate weight of quality ``level`` (level 0 = lowest rate); fractional
     qualities interpolate it log-linearly, as the rate control interpolates its gains.
@@ -35,6 +41,8 @@ class RateDistortionObjective:
 
     lambdas: Tuple[float, ...]
     mse_weight: float = 150.0
+    perceptual: Optional[str] = None
+    perceptual_weight: float = 0.0
 
     def __post_init__(self) -> None:
         values = tuple(float(v) for v in self.lambdas)
@@ -42,6 +50,10 @@ class RateDistortionObjective:
             raise ValueError(f"lambdas must be positive finite numbers, got {self.lambdas!r}")
         if not (math.isfinite(self.mse_weight) and self.mse_weight > 0):
             raise ValueError(f"mse_weight must be a positive finite number, got {self.mse_weight!r}")
+        if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
+            raise ValueError(f"perceptual_weight must be a finite number >= 0, got {self.perceptual_weight!r}")
+        if (self.perceptual is None) != (self.perceptual_weight == 0):
+            raise ValueError("perceptual and perceptual_weight go together: name the distance and give it a weight > 0")
         object.__setattr__(self, "lambdas", values)
 
     def rate_weight(self, quality: Tensor) -> Tensor:
@@ -55,19 +67,88 @@ class RateDistortionObjective:
         return ((1 - frac) * logs[low] + frac * logs[low + 1]).exp().to(torch.float32).to(quality.device)
 
 
+def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[RateDistortionObjective]:
+    """The objective a training module's hyperparameters (a Lightning checkpoint's) name: its rate
+    ladder's λs, ``mse_weight`` and, unless ``"none"``, ``perceptual`` with ``lpips_weight``. None when
+    they name no fixed λ per level (a fixed-rate run, or λs adapted to target rates) or are unusable."""
+    if not hparams:
+        return None
+    ladder = hparams.get("rate_ladder")
+    lambdas = ladder.get("init_args", {}).get("lambdas") if isinstance(ladder, Mapping) else None
+    if not lambdas:
+        return None
+    perceptual = hparams.get("perceptual")
+    perceptual = None if perceptual in (None, "none") else str(perceptual)
+    try:
+        return RateDistortionObjective(
+            tuple(lambdas), mse_weight=float(hparams.get("mse_weight", 150.0)), perceptual=perceptual,
+            perceptual_weight=float(hparams.get("lpips_weight", 1 / 2.56)) if perceptual else 0.0,
+        )
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class LatentRefinement:
     """How hard to refine: ``steps`` Adam steps at learning rate ``lr`` (cosine-annealed to 0), in
-    units of the quantisation bin. 0 steps is the plain encoder."""
+    units of the quantisation bin. 0 steps is the plain encoder.
+
+    ``realism`` is the share of the distortion taken at β_max: the loss is
+    λ·bpp + (1 − realism)·d_0 + realism·d_β_max. 0 refines for the β = 0 reconstruction alone;
+    above 0 it needs the objective's perceptual distance (and the ``stlpips`` extra for ST-LPIPS).
+    """
 
     steps: int = 30
     lr: float = 0.02
+    realism: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"refinement steps must be a non-negative integer, got {self.steps!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"refinement lr must be a positive finite number, got {self.lr!r}")
+        if not (math.isfinite(self.realism) and 0 <= self.realism <= 1):
+            raise ValueError(f"refinement realism must lie in [0, 1], got {self.realism!r}")
+
+
+def refinement_problem(objective: Optional[RateDistortionObjective], refinement: LatentRefinement) -> Optional[str]:
+    """Why ``refinement`` cannot run with ``objective`` (a sentence naming the fix), or None if it can."""
+    if refinement.steps == 0:
+        return None
+    if objective is None:
+        return ("latent refinement needs the codec's training objective: set codec.objective = "
+                "RateDistortionObjective(lambdas=..., mse_weight=...) (shipped models carry theirs, and so do "
+                "Lightning checkpoints of a run with a rate ladder of fixed λs)")
+    if refinement.realism > 0 and objective.perceptual is None:
+        return ("refinement with realism > 0 needs the perceptual distance the model trained with: "
+                "give its objective perceptual=... and perceptual_weight=...")
+    return None
+
+
+def refinement_from_args(steps: int, realism: float) -> "Tuple[Optional[LatentRefinement], Optional[str]]":
+    """The command line's ``--refine STEPS --refine-realism W`` as a refinement (None for 0 steps), or
+    why they are wrong (an error line naming the option)."""
+    if steps < 0:
+        return None, f"--refine {steps}: steps must be 0 or more"
+    if realism != 0 and steps == 0:
+        return None, "--refine-realism needs --refine STEPS (it weighs what the refinement optimises)"
+    try:
+        refinement = LatentRefinement(steps, realism=realism)
+    except ValueError as err:
+        return None, f"--refine-realism: {err}"
+    return (refinement if steps else None), None
+
+
+@functools.lru_cache(maxsize=2)
+def _frozen_perceptual(name: str) -> "Perceptual":
+    """The perceptual network ``name``, built once per process, in eval mode with no trainable weight."""
+    from multirealism.training.perceptual import build_perceptual
+
+    network = build_perceptual(name, allow_download=False)
+    if network is None:
+        raise ValueError(f"perceptual {name!r} is no distance; refinement with realism > 0 needs one")
+    network.eval().requires_grad_(False)
+    return network
 
 
 def refine_latent(
@@ -85,16 +166,18 @@ def refine_latent(
     """
     if refinement.steps == 0:
         return y
-    from multirealism.components.conditioning import beta_as_map
     from multirealism.components.rate_control import unscale_latent
 
+    problem = refinement_problem(objective, refinement)
+    if problem is not None:
+        raise ValueError(problem)
     batch, _, height, width = x.shape
     pixels = height * width
+    ends = _DistortionAtEnds(codec, objective, refinement.realism, y.device)
     with torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone().float()
         q = torch.as_tensor(quality, dtype=torch.float32, device=y.device).expand(batch).clone()
         rate_weight = objective.rate_weight(q).to(y.device)
-        beta = beta_as_map(0.0, batch, y.device)
         latent = y.detach().float().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         best_latent = latent.detach().clone()
         best_loss = torch.full((batch,), math.inf, device=y.device)
@@ -104,9 +187,7 @@ def refine_latent(
             entropy = codec.entropy_model.rounded_likelihoods(latent)
             bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
             y_hat = unscale_latent(codec.rate_control, entropy.y_hat, q)
-            x_hat = codec.generator(y_hat, beta)[..., :height, :width].clamp(0, 1)  # as decompress clamps
-            mse = (x_hat - x).pow(2).flatten(1).mean(dim=1)
-            loss = rate_weight * bits / pixels + objective.mse_weight * mse
+            loss = rate_weight * bits / pixels + ends.distortion(y_hat, x)
             better = loss.detach() < best_loss
             best_loss = torch.where(better, loss.detach(), best_loss)
             best_latent[better] = latent.detach()[better]
@@ -118,3 +199,31 @@ def refine_latent(
             schedule.step()
     return best_latent.to(y.dtype).contiguous()  # the coder computes scales in the default layout
 
+
+class _DistortionAtEnds:
+    """(1 − w)·d_0 + w·d_β_max of the decoded images, per image (w = ``realism``); only the ends
+    with weight are decoded, in one synthesis pass."""
+
+    def __init__(self, codec: "MultiRealismCodec", objective: RateDistortionObjective, realism: float,
+                 device: torch.device) -> None:
+        from multirealism.components.conditioning import beta_as_map
+
+        self.codec, self.objective = codec, objective
+        ends = [(0.0, 1.0 - realism), (float(codec.generator.beta_max), realism)]
+        self.ends = [(beta, weight) for beta, weight in ends if weight > 0]
+        self.maps = [beta_as_map(beta, 1, device) for beta, _ in self.ends]
+        self.perceptual = None
+        if realism > 0 and objective.perceptual is not None:  # refinement_problem ensured the name
+            self.perceptual = _frozen_perceptual(objective.perceptual).to(device)
+
+    def distortion(self, y_hat: Tensor, x: Tensor) -> Tensor:
+        batch, _, height, width = x.shape
+        maps = [beta_map.expand(batch, -1, -1, -1) for beta_map in self.maps]
+        total = torch.zeros(batch, device=x.device)
+        for (beta, weight), image in zip(self.ends, self.codec.generator.forward_betas(y_hat, maps)):
+            x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
+            d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
+            if beta > 0 and self.perceptual is not None:
+                d = d + beta * self.objective.perceptual_weight * self.perceptual(x_hat, x).flatten()
+            total = total + weight * d
+        return total

@@ -35,8 +35,11 @@ class PretrainedModel:
     sha256: str
     fingerprint: str  #: hex of the 8 bytes every bitstream of this model carries
     summary: str
-    #: λ per rate level of its training objective λ·bpp + 150·MSE (what latent refinement optimises)
+    #: λ per rate level of its training objective λ·bpp + 150·MSE + β·C_P·P (what latent refinement optimises)
     rate_lambdas: Tuple[float, ...] = SMALL_LADDER
+    #: P and C_P of that objective: the perceptual distance its realism stage trained with, and its weight
+    perceptual: Optional[str] = "stlpips-alex"
+    perceptual_weight: float = 1.171875  # configs/small_realism.yaml's lpips_weight
 
 
 _MODELS: Dict[str, PretrainedModel] = {}
@@ -57,6 +60,7 @@ _register(
         fingerprint="e7d77491412d5b5b",
         summary="the `small` preset (1.5 M parameters): 6 rate levels, about 0.1-1 bpp, beta in [0, 5.12]; "
         "trained on CPU from 35 openly licensed photographs (configs/small_warmup.yaml, configs/small.yaml)",
+        perceptual_weight=1 / 2.56,  # the default lpips_weight: configs/small.yaml set none when v1 trained
     )
 )
 
@@ -139,5 +143,8 @@ def load_pretrained(
         )
     from multirealism.latent_refinement import RateDistortionObjective
 
-    codec.objective = RateDistortionObjective(pretrained_info(name).rate_lambdas, mse_weight=150.0)
+    info = pretrained_info(name)
+    codec.objective = RateDistortionObjective(
+        info.rate_lambdas, mse_weight=150.0, perceptual=info.perceptual, perceptual_weight=info.perceptual_weight
+    )
     return codec

@@ -6,15 +6,25 @@ from __future__ import annotations
 import csv
 import math
 
+import lightning as L
 import pytest
 import torch
 from helpers import make_tiny_codec, natural_image
+from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
 from multirealism.cli.main import main
 from multirealism.evaluation.metrics import psnr
 from multirealism.imageio import to_pil
-from multirealism.latent_refinement import LatentRefinement, RateDistortionObjective
+from multirealism.latent_refinement import (
+    LatentRefinement,
+    RateDistortionObjective,
+    objective_from_hparams,
+    refinement_problem,
+)
+from multirealism.presets import tiny_config
+from multirealism.training import MultiRealismModule, RateLadder
+from multirealism.training.perceptual import build_perceptual
 
 LADDER = (1.28, 0.64, 0.32, 0.16, 0.08, 0.04)
 
@@ -53,6 +63,14 @@ def test_objective_interpolates_lambda_log_linearly_and_checks_its_values() -> N
         LatentRefinement(steps=-1)
     with pytest.raises(ValueError, match="lr"):
         LatentRefinement(lr=0.0)
+    with pytest.raises(ValueError, match="realism must lie in"):
+        LatentRefinement(realism=1.5)
+    with pytest.raises(ValueError, match="go together"):
+        RateDistortionObjective((1.0,), perceptual="stlpips-alex")
+    with pytest.raises(ValueError, match="go together"):
+        RateDistortionObjective((1.0,), perceptual_weight=0.5)
+    with pytest.raises(ValueError, match="perceptual_weight"):
+        RateDistortionObjective((1.0,), perceptual="stlpips-alex", perceptual_weight=-1.0)
 
 
 @pytest.mark.parametrize("entropy_model", ["hyperprior", "charm"])
@@ -93,6 +111,36 @@ def test_zero_steps_is_the_plain_encoder_and_refinement_needs_the_objective(tiny
         bare.compress(x, 0.0, LatentRefinement(steps=2))
 
 
+def test_realism_refinement_needs_the_perceptual_term(tiny) -> None:
+    x = natural_image("chelsea", 32)
+    with pytest.raises(ValueError, match="perceptual distance the model trained with"):
+        tiny.compress(x, 0.0, LatentRefinement(steps=2, realism=0.5))
+    assert refinement_problem(tiny.objective, LatentRefinement(steps=0, realism=0.5)) is None
+
+
+def test_a_lightning_checkpoint_carries_its_objective(tmp_path) -> None:
+    """A run with a ladder of fixed λs stores them (and k_M, the perceptual term) in its hyperparameters, so
+    its checkpoint refines without setup; a plain weights file and a run of adaptive λs carry none."""
+    torch.manual_seed(0)
+    config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": 2}}}
+    module = MultiRealismModule(MultiRealismCodec.from_config(config), gan=False, perceptual="stlpips-alex",
+                                lpips_weight=0.5, mse_weight=100.0, rate_ladder=RateLadder(lambdas=[0.2, 0.05]))
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(torch.rand(2, 3, 32, 32), batch_size=2))
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    codec = MultiRealismCodec.from_checkpoint(tmp_path / "run.ckpt")
+    assert codec.objective == RateDistortionObjective((0.2, 0.05), 100.0, "stlpips-alex", 0.5)
+    x = natural_image("coffee", 32)
+    assert codec.compress(x, 1.0, LatentRefinement(steps=2, realism=0.5))  # no setup needed
+    codec.save(tmp_path / "plain.safetensors")
+    assert MultiRealismCodec.from_checkpoint(tmp_path / "plain.safetensors").objective is None
+    assert objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": None, "target_bpps": [0.1, 0.3]}}}) is None
+    assert objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": [1.0, -2.0]}}}) is None
+    assert objective_from_hparams({"perceptual": "none", "rate_ladder": {"init_args": {"lambdas": [1.0]}}}) == \
+        RateDistortionObjective((1.0,))
+
+
 def test_refinement_works_inside_inference_mode(tiny) -> None:
     x = natural_image("rocket", 32)
     expected = tiny.compress(x, 0.0, LatentRefinement(steps=3))
@@ -115,6 +163,33 @@ def test_shipped_model_refined_stream_is_smaller_or_sharper_at_two_qualities() -
         assert psnr(images[1], x) < psnr(images[0], x)
 
 
+def two_ended_objective(codec: MultiRealismCodec, x: torch.Tensor, data: bytes, quality: float, alex) -> float:
+    """λ(q)·(real bpp) + ½·d_0 + ½·d_β_max of the bitstream's decodings, d_β = k_M·MSE + β·C_P·ST-LPIPS-alex."""
+    objective = codec.objective
+    bpp = 8 * len(data) / (x.shape[-2] * x.shape[-1])
+    total = float(objective.rate_weight(torch.tensor([quality]))) * bpp
+    for beta, image in zip((0.0, 5.12), codec.decompress(data, [0.0, 5.12])):
+        d = objective.mse_weight * float((image - x).pow(2).mean())
+        if beta > 0:
+            d += beta * objective.perceptual_weight * float(alex(image, x).mean())
+        total += 0.5 * d
+    return total
+
+
+def test_shipped_model_refines_for_both_ends_of_beta() -> None:
+    """With realism 0.5 the shipped model's refined stream scores better on the two-ended training objective,
+    measured on the real bytes and decodings, than the encoder's, at two qualities."""
+    codec = MultiRealismCodec.pretrained()
+    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-alex", 1.171875)
+    assert MultiRealismCodec.pretrained("small-v1").objective.perceptual_weight == pytest.approx(1 / 2.56)
+    alex = build_perceptual("stlpips-alex")
+    x = natural_image("coffee", 96).unsqueeze(0)
+    for quality in (0.0, 5.0):
+        plain = codec.compress(x, quality)
+        refined = codec.compress(x, quality, LatentRefinement(steps=8, realism=0.5))
+        assert two_ended_objective(codec, x, refined, quality, alex) < two_ended_objective(codec, x, plain, quality, alex)
+
+
 def test_command_line_refine(tmp_path, capsys) -> None:
     (tmp_path / "images").mkdir()
     image = tmp_path / "images" / "coffee.png"
@@ -132,6 +207,15 @@ def test_command_line_refine(tmp_path, capsys) -> None:
     assert float(rows[0]["bpp"]) == 8 * len(codec.compress_latent(refined)) / 48**2
     assert main(["compress", str(image), str(tmp_path / "b.mrc"), "--refine", "-1"]) == 2
     assert "steps must be 0 or more" in capsys.readouterr().err
+    assert main(["compress", str(image), str(tmp_path / "b.mrc"), "--refine-realism", "0.5"]) == 2
+    assert "--refine-realism needs --refine" in capsys.readouterr().err
+    assert main(["compress", str(image), str(tmp_path / "b.mrc"), "--refine", "2", "--refine-realism", "2"]) == 2
+    assert "realism must lie in [0, 1]" in capsys.readouterr().err
+    assert main(["compress", str(image), str(tmp_path / "b.mrc"), "--refine", "2", "--refine-realism", "0.5"]) == 0
+    codec.decompress((tmp_path / "b.mrc").read_bytes(), 5.12)  # an ordinary stream
+    assert main(["evaluate", "--data", str(tmp_path / "images"), "--out", str(out), "--refine-realism", "1",
+                 "--fid-extractor", "none", "--no-progress", "--no-viewer"]) == 2
+    assert "--refine-realism needs --refine" in capsys.readouterr().err
     checkpoint = tmp_path / "tiny.pt"
     make_tiny_codec().save(checkpoint)
     assert main(["compress", str(image), str(tmp_path / "c.mrc"), "--ckpt", str(checkpoint), "--refine", "2"]) == 2

@@ -94,6 +94,7 @@ def run_compress(args: argparse.Namespace) -> int:
     import warnings
 
     from multirealism.imageio import TransparencyError, check_destination, load_image, write_new_file
+    from multirealism.latent_refinement import refinement_from_args, refinement_problem
 
     out = Path(args.output)
     check_destination(out, args.force)  # before loading anything: a missing folder is found at once
@@ -104,12 +105,11 @@ def run_compress(args: argparse.Namespace) -> int:
     if not 0.0 <= quality <= top:  # also refuses NaN; before the image is read or anything encoded
         print(f"multirealism compress: error: quality {quality:g} outside [0, {top}] (this model's levels)", file=sys.stderr)
         return 2
-    if args.refine < 0:
-        print(f"multirealism compress: error: --refine {args.refine}: steps must be 0 or more", file=sys.stderr)
-        return 2
-    if args.refine and codec.objective is None:
-        print("multirealism compress: error: --refine needs the model's training objective (its rate λs); "
-              "shipped models carry it, a checkpoint does not (use --model, or refine from Python)", file=sys.stderr)
+    refine, problem = refinement_from_args(args.refine, args.refine_realism)
+    if problem is None and refine is not None:
+        problem = refinement_problem(codec.objective, refine)
+    if problem is not None:
+        print(f"multirealism compress: error: {problem}", file=sys.stderr)
         return 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -119,9 +119,7 @@ def run_compress(args: argparse.Namespace) -> int:
             raise ImageInputError(f"{err.description} (pass --alpha drop to ignore it)") from None
     for warning in caught:  # a plain line, not a Python warning record
         print(f"multirealism compress: warning: {warning.message}", file=sys.stderr)
-    from multirealism.latent_refinement import LatentRefinement
-
-    data = codec.compress(image, quality=quality, refine=LatentRefinement(args.refine) if args.refine else None)
+    data = codec.compress(image, quality=quality, refine=refine)
     write_new_file(out, data, force=args.force)
     height, width = image.shape[-2:]
     print(f"{args.input} -> {out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp, quality {quality:g}")
@@ -225,6 +223,10 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
                    help="optimise the latent for this image with STEPS steps before coding: smaller files or "
                         "higher PSNR, about 2 s per step per megapixel on 2 CPU cores; any decoder reads the "
                         "result (default 0: the plain encoder; 30 is a good setting)")
+    p.add_argument("--refine-realism", type=float, default=0.0, metavar="W",
+                   help="with --refine: share of the objective taken at the highest β (its training distortion, "
+                        "MSE plus the perceptual term) against β = 0's, in [0, 1]; 0.5 serves both ends, "
+                        "needs the stlpips extra (default 0: refine for β = 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=run_compress)
 

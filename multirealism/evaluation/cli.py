@@ -51,6 +51,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="refine each latent with STEPS optimisation steps before coding (slower encoder, "
                         "same decoder; see multirealism.latent_refinement); 0: the plain encoder")
+    parser.add_argument("--refine-realism", type=float, default=0.0, metavar="W",
+                        help="with --refine: share of the refinement objective taken at the highest β (as "
+                        "`compress --refine-realism`)")
     parser.add_argument("--anchor", default=None, help="curve BD-rates are measured against (default: jpeg)")
     parser.add_argument("--bd-method", default="pchip", choices=METHODS, help="Bjøntegaard interpolation")
     parser.add_argument("--fid-extractor", default=None, choices=[*EXTRACTORS, "none"],
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from multirealism.evaluation.realism import RealismUnavailable
     from multirealism.evaluation.sweep import load_models, run_sweep
     from multirealism.evaluation.viewer import write_viewer
-    from multirealism.latent_refinement import LatentRefinement
+    from multirealism.latent_refinement import refinement_from_args, refinement_problem
 
     if args.model and "none" in args.model and len(args.model) > 1:
         _say("error: --model none cannot be combined with model names")
@@ -134,15 +137,19 @@ def run(args: argparse.Namespace) -> int:
     for name, reason in skipped.items():
         _say(f"baseline {name} skipped: {reason}")
     images = list_images(args.data)
+    refine, problem = refinement_from_args(args.refine, args.refine_realism)
+    if problem is not None:
+        _say(f"error: {problem}")
+        return 2
     models = load_models(args.ckpt, args.device, shipped)
     for label, codec in models:
         bad = [b for b in args.betas if not 0 <= b <= codec.beta_max]
         if bad:
             _say(f"error: β {bad} outside [0, {codec.beta_max:g}], the range {label} was trained for")
             return 2
-        if args.refine and codec.objective is None:
-            _say(f"error: --refine needs {label}'s training objective (rate λs); shipped models carry it, "
-                 "a checkpoint does not: evaluate it with --model or set codec.objective in Python")
+        problem = None if refine is None else refinement_problem(codec.objective, refine)
+        if problem is not None:
+            _say(f"error: --refine: {label}: {problem}")
             return 2
         bad = [q for q in args.model_qualities or () if not 0 <= q <= codec.num_levels - 1]
         if bad:
@@ -159,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_sweep(images, models, args.betas, codecs, args.qualities, lpips, realism,
                        progress=not args.no_progress, viewer=not args.no_viewer,
                        model_qualities=args.model_qualities,
-                       refine=LatentRefinement(args.refine) if args.refine else None)
+                       refine=refine)
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []
