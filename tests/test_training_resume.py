@@ -59,6 +59,38 @@ def test_cli_fit_resumes_from_last_checkpoint_after_validation(entropy, tmp_path
     assert cli.trainer.global_step == 6
 
 
+@pytest.mark.parametrize("gan", [False, True])
+def test_a_run_stopped_off_the_checkpoint_interval_leaves_last_at_its_final_step(gan, tmp_path):
+    """ModelCheckpoint(every_n_train_steps=2, save_last=True) alone leaves last.ckpt at step 2 when a run stops
+    at step 3 (max_time, or max_steps off the grid); the module writes it at step 3, and the run resumes there."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from multirealism import MultiRealismCodec
+    from multirealism.presets import tiny_config
+    from multirealism.training import MultiRealismModule
+
+    def fit(max_steps: int, ckpt_path=None) -> L.Trainer:
+        torch.manual_seed(0)
+        discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}} if gan else None
+        module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator,
+                                    gan=gan, perceptual="none", lr=1e-3)
+        checkpoints = ModelCheckpoint(dirpath=tmp_path, filename="step{step}", auto_insert_metric_name=False,
+                                      every_n_train_steps=2, save_last=True)
+        trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, callbacks=[checkpoints],
+                            enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(module, DataLoader(torch.rand(8, 3, 32, 32), batch_size=2), ckpt_path=ckpt_path)
+        return trainer
+
+    trainer = fit(3)
+    last = tmp_path / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == trainer.global_step == 3
+    assert sorted(p.name for p in tmp_path.glob("step*.ckpt")) == ["step2.ckpt"]
+    trainer = fit(4, ckpt_path=str(last))
+    assert trainer.global_step == 4 and torch.load(last, weights_only=True)["global_step"] == 4
+
+
 def test_checkpoint_in_the_old_layout_with_the_discriminator_inside_the_codec_resumes(tmp_path):
     """Runs from before the discriminator moved to the module stored it as ``codec.discriminator.*``."""
     import lightning as L

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
@@ -142,6 +143,7 @@ class MultiRealismModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        self._saved_step: Optional[int] = None  # global step of the last checkpoint written
         self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler", "rate_ladder"])
         self.codec = codec
         self.gan = bool(gan)
@@ -385,6 +387,23 @@ class MultiRealismModule(L.LightningModule):
         """Record the architecture so ``MultiRealismCodec.from_checkpoint(ckpt)`` can rebuild it."""
         checkpoint[CONFIG_KEY] = {"config": self.codec.config()}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
+        self._saved_step = checkpoint.get("global_step")
+
+    def on_train_end(self) -> None:
+        """Write ``last.ckpt`` at the step training stopped on, if no checkpoint holds that step yet.
+
+        Lightning's ``ModelCheckpoint(every_n_train_steps=N, save_last=True)`` writes ``last.ckpt`` only
+        on its interval (or at a validation), so a run stopped by ``max_time`` or a ``max_steps`` off the
+        grid would resume up to N steps back.
+        """
+        trainer = self.trainer
+        if self._saved_step == trainer.global_step:
+            return
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath:
+                path = callback.format_checkpoint_name({}, filename=callback.CHECKPOINT_NAME_LAST)
+                trainer.save_checkpoint(path)
+                callback.last_model_path = path
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load through ``codec.load_state_dict``, which resizes the entropy coders' tables.
