@@ -173,8 +173,9 @@ def refine_latent(
         raise ValueError(problem)
     batch, _, height, width = x.shape
     pixels = height * width
-    ends = _DistortionAtEnds(codec, objective, refinement.realism, y.device)
     with torch.inference_mode(False), torch.enable_grad():
+        # built here: a perceptual network made under inference mode would hold tensors autograd refuses
+        ends = _DistortionAtEnds(codec, objective, refinement.realism, y.device)
         x = x.detach().clone().float()
         q = torch.as_tensor(quality, dtype=torch.float32, device=y.device).expand(batch).clone()
         rate_weight = objective.rate_weight(q).to(y.device)

@@ -19,6 +19,7 @@ from multirealism.imageio import to_pil
 from multirealism.latent_refinement import (
     LatentRefinement,
     RateDistortionObjective,
+    _frozen_perceptual,
     objective_from_hparams,
     refinement_problem,
 )
@@ -146,6 +147,12 @@ def test_refinement_works_inside_inference_mode(tiny) -> None:
     expected = tiny.compress(x, 0.0, LatentRefinement(steps=3))
     with torch.inference_mode():
         assert tiny.compress(x, 0.0, LatentRefinement(steps=3)) == expected
+    realism = make_tiny_codec()
+    realism.objective = RateDistortionObjective((0.05,), perceptual="stlpips-alex", perceptual_weight=0.5)
+    _frozen_perceptual.cache_clear()  # so the perceptual network is first built under inference mode
+    with torch.inference_mode():
+        first = realism.compress(x, 0.0, LatentRefinement(steps=3, realism=0.5))
+    assert realism.compress(x, 0.0, LatentRefinement(steps=3, realism=0.5)) == first
 
 
 def test_shipped_model_refined_stream_is_smaller_or_sharper_at_two_qualities() -> None:
