@@ -156,21 +156,22 @@ def refine_latent(
     x: Tensor,
     y: Tensor,
     quality: "float | Tensor",
-    objective: RateDistortionObjective,
+    objective: Optional[RateDistortionObjective],
     refinement: LatentRefinement,
 ) -> Tensor:
     """The latent, among ``y`` (the encoder's rate-scaled latent of the padded images) and its
     refinement steps, with the lowest coded objective for each image of ``x`` (unpadded, in [0, 1]).
 
-    The codec's weights are not touched (gradients are taken with respect to the latent only).
+    The codec's weights are not touched (gradients are taken with respect to the latent only). An
+    ``objective`` that cannot drive ``refinement`` is a ValueError saying what to set.
     """
-    if refinement.steps == 0:
-        return y
-    from multirealism.components.rate_control import unscale_latent
-
     problem = refinement_problem(objective, refinement)
     if problem is not None:
         raise ValueError(problem)
+    if refinement.steps == 0 or objective is None:  # objective is None only with 0 steps
+        return y
+    from multirealism.components.rate_control import unscale_latent
+
     batch, _, height, width = x.shape
     pixels = height * width
     with torch.inference_mode(False), torch.enable_grad():
