@@ -296,11 +296,29 @@ class MultiRealismCodec(CompressionModel):
         x = self._check_images(x)
         batch, _, height, width = x.shape
         beta_map = self._pad_beta(beta, batch, height, width, x.device)
+        y_hat, likelihoods, bpp = self._latent_forward(x, quality)
+        return CodecOutput(self.generator(y_hat, beta_map)[..., :height, :width], y_hat, likelihoods, bpp)
+
+    def forward_betas(
+        self, x: Tensor, betas: Sequence["float | Tensor"], quality: "float | Tensor | None" = None
+    ) -> List[CodecOutput]:
+        """:meth:`forward` at each β of ``betas`` from one encoding: the analysis transform and the entropy
+        model run once, and the generator's ``forward_betas`` does its β-independent part once."""
+        x = self._check_images(x)
+        batch, _, height, width = x.shape
+        maps = [self._pad_beta(beta, batch, height, width, x.device) for beta in betas]
+        y_hat, likelihoods, bpp = self._latent_forward(x, quality)
+        images = self.generator.forward_betas(y_hat, maps)
+        return [CodecOutput(image[..., :height, :width], y_hat, likelihoods, bpp) for image in images]
+
+    def _latent_forward(
+        self, x: Tensor, quality: "float | Tensor | None"
+    ) -> "tuple[Tensor, Dict[str, Tensor], Tensor]":
+        """The decoder's latent ŷ, its likelihoods and the per-image bpp they give, for checked images ``x``."""
         quality = resolve_quality(self.rate_control, quality)
         entropy = self._entropy_forward(x, quality)
         y_hat = unscale_latent(self.rate_control, entropy.y_hat, quality)
-        x_hat = self.generator(y_hat, beta_map)[..., :height, :width]
-        return CodecOutput(x_hat, y_hat, entropy.likelihoods, _bits(entropy.likelihoods) / (height * width))
+        return y_hat, entropy.likelihoods, _bits(entropy.likelihoods) / (x.shape[-2] * x.shape[-1])
 
     @torch.no_grad()
     def estimate_bpp(self, x: Tensor, quality: "float | Tensor | None" = None) -> Tensor:

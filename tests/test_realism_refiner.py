@@ -17,7 +17,7 @@ from multirealism.errors import CheckpointError
 from multirealism.presets import codec_config
 from multirealism.training import FixedLambda, MultiRealismModule
 
-from helpers import SMALL_GENERATOR_ARGS, small_codec_config
+from helpers import SMALL_GENERATOR_ARGS, natural_image, small_codec_config
 
 
 def refined_with_trained_head(seed: int = 0) -> RefinedResidualGenerator:
@@ -93,6 +93,28 @@ def test_forward_betas_is_one_forward_per_beta(base_beta) -> None:
             assert torch.equal(image, generator(y_hat, beta))
         assert not torch.equal(together[0], together[1])
         assert generator.forward_betas(y_hat, []) == []
+
+
+@pytest.mark.parametrize("base_beta", [None, 0.0])
+def test_codec_forward_betas_encodes_once_and_matches_forward(base_beta) -> None:
+    """Validation's β sweep: one encoding, and at each β the same image, latent and bpp as ``codec(x, β)``."""
+    torch.manual_seed(0)
+    config = small_codec_config("residual_cond_refined", refiner_channels=8, refiner_mid_channels=4, base_beta=base_beta)
+    codec = MultiRealismCodec.from_config(config).eval()
+    torch.nn.init.normal_(codec.generator.refiner.to_image.weight, std=0.2)
+    encodings = []
+    codec.encoder.register_forward_hook(lambda *args: encodings.append(1))
+    x = natural_image(size=40)[None]  # not a multiple of the latent stride: padded, then cropped back
+    betas = [0.0, 2.56, 5.12]
+    with torch.no_grad():
+        together = codec.forward_betas(x, betas)
+        assert len(encodings) == 1 and len(together) == len(betas)
+        for beta, out in zip(betas, together):
+            one = codec(x, beta)
+            assert out.x_hat.shape == x.shape
+            assert torch.equal(out.x_hat, one.x_hat) and torch.equal(out.y_hat, one.y_hat)
+            assert torch.equal(out.bpp, one.bpp)
+        assert not torch.equal(together[0].x_hat, together[2].x_hat)
 
 
 def test_small_realism_preset_is_small_plus_the_head() -> None:
