@@ -40,12 +40,15 @@ class PretrainedModel:
     #: P and C_P of that objective: the perceptual distance its realism stage trained with, and its weight
     perceptual: Optional[str] = "stlpips-alex"
     perceptual_weight: float = 1.171875  # configs/small_realism.yaml's lpips_weight
+    #: a shipped model this one extends: its file then holds only the tensors that differ from that model's
+    #: (``multirealism export --base``), e.g. a retrained realism head, so versions share the bulk of the weights
+    base: Optional[str] = None
 
 
 _MODELS: Dict[str, PretrainedModel] = {}
 
 #: the model the command line and :meth:`MultiRealismCodec.pretrained` use when none is named
-DEFAULT_MODEL = "small-v3"
+DEFAULT_MODEL = "small-v4"
 
 
 def _register(model: PretrainedModel) -> None:
@@ -88,6 +91,21 @@ _register(
         "(27.5 k steps): 6 rate levels, about 0.25-0.75 bpp, beta in [0, 5.12] through a realism head; trained from "
         "35 openly licensed photographs (configs/small_warmup.yaml, small_warmup_long.yaml, small_warmup_decay.yaml, "
         "small_realism.yaml)",
+    )
+)
+
+
+_register(
+    PretrainedModel(
+        name="small-v4",
+        filename="small-v4.safetensors",
+        sha256="a97009544e90092d30ffdeb828da55e30edb4561c8b4a36a36c9e9da14b0852c",
+        fingerprint="e05aa7fb093e0017",
+        summary="small-v3 with its realism head retrained on ST-LPIPS (vgg) for 1000 steps "
+        "(configs/small_realism_vgg.yaml): the same encoder, decoder and rates, a stronger trade-off in beta; "
+        "its file holds only what differs from small-v3's (the head and the hyper-latent coder's tables)",
+        perceptual="stlpips-vgg",
+        base="small-v3",
     )
 )
 
@@ -135,7 +153,12 @@ def load_pretrained(
     if cls is None:
         from multirealism.codec import MultiRealismCodec as cls
 
-    codec = cls.from_checkpoint(weights_path(name), map_location=map_location)
+    info = pretrained_info(name)
+    if info.base is None:
+        codec = cls.from_checkpoint(weights_path(name), map_location=map_location)
+    else:
+        codec = load_pretrained(info.base, map_location, cls)
+        apply_delta(codec, weights_path(name), f"shipped model {name!r}")
     if codec.fingerprint.hex() != pretrained_info(name).fingerprint:
         raise CheckpointError(
             f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "
@@ -143,8 +166,28 @@ def load_pretrained(
         )
     from multirealism.latent_refinement import RateDistortionObjective
 
-    info = pretrained_info(name)
     codec.objective = RateDistortionObjective(
         info.rate_lambdas, mse_weight=150.0, perceptual=info.perceptual, perceptual_weight=info.perceptual_weight
     )
     return codec
+
+
+def apply_delta(codec: "MultiRealismCodec", path: Path, label: str) -> None:
+    """Overwrite ``codec``'s tensors with those of the weights file ``path`` (written by ``export --base``):
+    the file's config must be ``codec``'s and every tensor in it must be one of ``codec``'s, same shape
+    except for the entropy coders' tables, which the codec resizes."""
+    from multirealism.checkpoint import RESIZED_BUFFERS, load_weights
+
+    config, delta = load_weights(path)
+    if config is not None and {k: v for k, v in config.items() if k != "discriminator"} != codec.config():
+        raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
+    state = codec.state_dict()
+    foreign = [
+        k for k, v in delta.items() if k not in state or (v.shape != state[k].shape and not k.endswith(RESIZED_BUFFERS))
+    ]
+    if foreign:
+        raise CheckpointError(f"{label}: {str(path)!r} holds tensors its base model lacks or has in other shapes: "
+                              f"{foreign[:5]}")
+    state.update(delta)
+    codec.load_state_dict(state)
+    codec.update()

@@ -5,6 +5,8 @@ weights file like theirs.
 the usual guards, drops everything training-only (optimizer, discriminator), builds the entropy-coder
 tables and writes a ``.safetensors`` file with the config in its metadata. It prints the file's
 SHA-256 and the model fingerprint, the two values an entry of :mod:`multirealism.pretrained` holds.
+With ``--base MODEL`` it writes only the tensors that differ from the shipped ``MODEL``'s, for an entry
+that extends that model (``base=``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Dict
 
 from multirealism.errors import OutputPathError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from multirealism.codec import MultiRealismCodec
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -35,12 +43,28 @@ def run_export(args: argparse.Namespace) -> int:
         raise OutputPathError(f"cannot write {str(out)!r}: export writes .safetensors files")
     check_destination(out, args.force)  # before the (slower) checkpoint load
     codec = MultiRealismCodec.from_checkpoint(args.ckpt)
-    data = weights_bytes(codec.config(), codec.state_dict())
+    state = codec.state_dict()
+    if args.base is not None:
+        state = _differing_from(state, MultiRealismCodec.pretrained(args.base), args.base)
+    data = weights_bytes(codec.config(), state)
     write_new_file(out, data, force=args.force)  # also refuses a file created meanwhile
     print(f"{args.ckpt} -> {out}: {len(data) / 2**20:.2f} MiB")
     print(f"sha256:      {hashlib.sha256(data).hexdigest()}")
     print(f"fingerprint: {codec.fingerprint.hex()}")
     return 0
+
+
+def _differing_from(state: "Dict[str, Tensor]", base: "MultiRealismCodec", name: str) -> "Dict[str, Tensor]":
+    """The tensors of ``state`` that the shipped model ``base`` does not hold as they are (a retrained head,
+    entropy-coder tables that moved); refused when the architectures differ."""
+    import torch
+
+    from multirealism.errors import CheckpointError
+
+    if set(state) != set(base.state_dict()):
+        raise CheckpointError(f"--base {name}: the checkpoint's architecture is not the base model's")
+    theirs = base.state_dict()
+    return {k: v for k, v in state.items() if v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
@@ -52,4 +76,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("ckpt", help="Lightning checkpoint (.ckpt) or any weights file the codec reads")
     p.add_argument("output", help="file to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--base", default=None, metavar="MODEL",
+                   help="write only the tensors that differ from this shipped model's (for a pretrained entry "
+                   "with base=MODEL, e.g. a retrained realism head)")
     p.set_defaults(func=run_export)
