@@ -49,3 +49,14 @@ def test_default_model_recipe_configs_parse(name, capsys):
     printed = capsys.readouterr().out
     assert "multirealism.presets.create_codec" in printed and "name: small" in printed
     assert "lambdas:" in printed and "val: samples" in printed  # held-out validation, rate ladder
+
+
+def test_vgg_head_config_stacks_on_the_realism_recipe(capsys):
+    """configs/small_realism_vgg.yaml (small-v4) overrides the head stage's perceptual term, steps and run folder."""
+    configs = ["--config", str(CONFIGS / "small_realism.yaml"), "--config", str(CONFIGS / "small_realism_vgg.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", *configs, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "perceptual: stlpips-vgg" in printed and "max_steps: 1000" in printed
+    assert "dirpath: runs/small_realism_vgg/checkpoints" in printed and "trainable:" in printed
