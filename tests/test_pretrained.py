@@ -38,6 +38,12 @@ REFERENCE = {
         (5.0, 0.0): (1235, 30.937),
         (5.0, 5.12): (1235, 30.497),
     },
+    "small-v4": {  # small-v3's encoder and rates: β = 0 as small-v3's, β = 5.12 from its vgg-trained head
+        (0.0, 0.0): (431, 28.543),
+        (0.0, 5.12): (431, 28.207),
+        (5.0, 0.0): (1235, 30.937),
+        (5.0, 5.12): (1235, 30.130),
+    },
 }
 
 
@@ -88,12 +94,17 @@ def test_beta_trades_distortion_for_detail_in_the_default_model(codec) -> None:
 def test_unknown_and_damaged_models_are_refused(codec, tmp_path, monkeypatch) -> None:
     with pytest.raises(CheckpointError, match=f"no shipped model named 'nope'; shipped: {', '.join(list_pretrained())}"):
         MultiRealismCodec.pretrained("nope")
+    (tmp_path / "weights").mkdir()
+    base = pretrained_info(DEFAULT_MODEL).base
+    if base is not None:  # a model shipped as a delta loads its base's file first
+        shutil.copy(weights_path(base), tmp_path / "weights" / pretrained_info(base).filename)
     damaged = tmp_path / "weights" / pretrained_info(DEFAULT_MODEL).filename
-    damaged.parent.mkdir()
     shutil.copy(weights_path(DEFAULT_MODEL), damaged)
     with open(damaged, "r+b") as handle:
         handle.seek(-100, 2)
-        handle.write(b"\x00" * 4)
+        flipped = bytes(b ^ 0xFF for b in handle.read(4))  # the bytes there may already be zeros
+        handle.seek(-100, 2)
+        handle.write(flipped)
     monkeypatch.setattr("multirealism.pretrained.resources.files", lambda package: tmp_path)
     with pytest.raises(CheckpointError, match="is damaged or replaced"):
         MultiRealismCodec.pretrained()
@@ -149,3 +160,32 @@ def test_evaluate_measures_the_shipped_model_without_ckpt(tmp_path, capsys) -> N
     assert DEFAULT_MODEL in capsys.readouterr().out
     summary = (tmp_path / "out" / "summary.csv").read_text()
     assert summary.count(DEFAULT_MODEL) == 4  # 2 qualities x 2 β
+
+
+def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
+    """small-v4's file holds only what differs from small-v3's; ``export --base`` writes such a file from a
+    checkpoint, and the base plus that file is the model (same fingerprint). A delta for another
+    architecture is refused by name."""
+    from multirealism.checkpoint import load_weights
+    from multirealism.pretrained import apply_delta
+
+    v4 = MultiRealismCodec.pretrained("small-v4")
+    shipped = load_weights(weights_path("small-v4"))[1]
+    assert 0 < len(shipped) < len(v4.state_dict()) // 4 and all(k.startswith(("generator.refiner.", "entropy_model."))
+                                                               for k in shipped)
+    assert weights_path("small-v4").stat().st_size < weights_path("small-v3").stat().st_size // 20
+    source = tmp_path / "v4.pt"
+    v4.save(source)
+    out = tmp_path / "delta.safetensors"
+    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
+    assert f"fingerprint: {v4.fingerprint.hex()}" in capsys.readouterr().out
+    assert sorted(load_weights(out)[1]) == sorted(shipped)
+    rebuilt = MultiRealismCodec.pretrained("small-v3")
+    apply_delta(rebuilt, out, "test")
+    assert rebuilt.fingerprint == v4.fingerprint
+    other = tmp_path / "tiny.safetensors"
+    make_tiny_codec().save(other)
+    with pytest.raises(CheckpointError, match="another architecture than its base"):
+        apply_delta(MultiRealismCodec.pretrained("small-v3"), other, "test")
+    assert main(["export", str(other), str(tmp_path / "x.safetensors"), "--base", "small-v3"]) == 2
+    assert "--base small-v3: the checkpoint's architecture is not the base model's" in capsys.readouterr().err
