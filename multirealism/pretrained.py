@@ -159,10 +159,10 @@ def load_pretrained(
     else:
         codec = load_pretrained(info.base, map_location, cls)
         apply_delta(codec, weights_path(name), f"shipped model {name!r}")
-    if codec.fingerprint.hex() != pretrained_info(name).fingerprint:
+    if codec.fingerprint.hex() != info.fingerprint:
         raise CheckpointError(
             f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "
-            f"{pretrained_info(name).fingerprint}: its bitstreams would not match; reinstall multirealism"
+            f"{info.fingerprint}: its bitstreams would not match; reinstall multirealism"
         )
     from multirealism.latent_refinement import RateDistortionObjective
 

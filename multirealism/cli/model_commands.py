@@ -61,9 +61,9 @@ def _differing_from(state: "Dict[str, Tensor]", base: "MultiRealismCodec", name:
 
     from multirealism.errors import CheckpointError
 
-    if set(state) != set(base.state_dict()):
-        raise CheckpointError(f"--base {name}: the checkpoint's architecture is not the base model's")
     theirs = base.state_dict()
+    if set(state) != set(theirs):
+        raise CheckpointError(f"--base {name}: the checkpoint's architecture is not the base model's")
     return {k: v for k, v in state.items() if v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
 
 
