@@ -179,7 +179,7 @@ def apply_delta(codec: "MultiRealismCodec", path: Path, label: str) -> None:
     from multirealism.checkpoint import RESIZED_BUFFERS, load_weights
 
     config, delta = load_weights(path)
-    if config is not None and {k: v for k, v in config.items() if k != "discriminator"} != codec.config():
+    if config is not None and config != codec.config():
         raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
     state = codec.state_dict()
     foreign = [
@@ -188,6 +188,5 @@ def apply_delta(codec: "MultiRealismCodec", path: Path, label: str) -> None:
     if foreign:
         raise CheckpointError(f"{label}: {str(path)!r} holds tensors its base model lacks or has in other shapes: "
                               f"{foreign[:5]}")
-    state.update(delta)
-    codec.load_state_dict(state)
+    codec.load_state_dict(delta, strict=False)  # every key checked above; the rest keep the base's values
     codec.update()

@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict
 
-from multirealism.errors import OutputPathError
+from multirealism.errors import CheckpointError, OutputPathError
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -58,8 +58,6 @@ def _differing_from(state: "Dict[str, Tensor]", base: "MultiRealismCodec", name:
     """The tensors of ``state`` that the shipped model ``base`` does not hold as they are (a retrained head,
     entropy-coder tables that moved); refused when the architectures differ."""
     import torch
-
-    from multirealism.errors import CheckpointError
 
     theirs = base.state_dict()
     if set(state) != set(theirs):
