@@ -52,10 +52,38 @@ def test_sampling_covers_every_level():
     ({"target_bpps": [0.5, 0.1]}, "strictly increase"),
     ({"target_bpps": [0.1, 0.5], "lambda_a": [1.0]}, "lambda_a"),
     ({"lambdas": [1.0]}, "at least 2"),
+    ({"lambdas": [1.0, 0.5], "realism_scales": [1.0]}, "1 realism_scales for 2 rate levels"),
+    ({"lambdas": [1.0, 0.5], "realism_scales": [1.0, 0.0]}, "positive"),
+    ({"lambdas": [1.0, 0.5], "realism_scales": [1.0, float("nan")]}, "positive"),
 ])
 def test_bad_ladders_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RateLadder(**kwargs)
+
+
+def test_realism_scales_multiply_beta_by_each_images_level():
+    ladder = RateLadder(lambdas=[1.0, 0.5, 0.25], realism_scales=[2.0, 1.0, 0.5])
+    beta = torch.tensor([1.0, 2.0, 4.0, 4.0])
+    levels = torch.tensor([0.0, 1.0, 2.0, 0.0])
+    assert torch.equal(ladder.loss_beta(beta, levels), torch.tensor([2.0, 2.0, 2.0, 8.0]))
+    beta_map = beta.view(4, 1, 1, 1).expand(4, 1, 3, 5)  # spatial β: one scale per image
+    assert torch.equal(ladder.loss_beta(beta_map, levels), torch.tensor([2.0, 2.0, 2.0, 8.0]).view(4, 1, 1, 1).expand(4, 1, 3, 5))
+    assert ladder.loss_beta(beta, levels) is not beta and RateLadder(lambdas=[1.0, 0.5]).loss_beta(beta, levels) is beta
+
+
+def test_realism_scales_weigh_the_adversarial_term_but_not_the_codecs_beta():
+    from multirealism.training.losses import generator_adversarial_loss
+
+    module = rate_module(True, RateLadder(lambdas=[0.5, 0.1, 0.02], realism_scales=[3.0, 1.0, 0.5]))
+    torch.manual_seed(2)
+    x = torch.rand(3, 3, 32, 32)
+    beta, levels = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.0, 1.0, 2.0])
+    out = module.codec(x, beta, quality=levels)
+    terms = module.generator_terms(x, out, beta, quality=levels)
+    logits = module.discriminator(out.x_hat, out.y_hat, beta)  # the discriminator sees the drawn β
+    expected = generator_adversarial_loss(logits, torch.tensor([3.0, 2.0, 2.0]))
+    assert terms["adversarial"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["adversarial"].item() != pytest.approx(generator_adversarial_loss(logits, beta).item(), rel=1e-3)
 
 
 def test_ladder_must_match_the_codecs_levels():
@@ -66,11 +94,14 @@ def test_ladder_must_match_the_codecs_levels():
 
 
 def test_ladder_is_stored_in_class_path_form_for_resume():
-    module = rate_module(False, RateLadder(target_bpps=[0.1, 0.2, 0.4], lambda_a=[2.0, 1.0, 0.5]))
+    module = rate_module(False, RateLadder(target_bpps=[0.1, 0.2, 0.4], lambda_a=[2.0, 1.0, 0.5],
+                                           realism_scales=[1.5, 1.0, 0.5]))
     stored = module.hparams["rate_ladder"]
     assert stored["class_path"] == "multirealism.training.quality.RateLadder"
+    assert stored["init_args"]["realism_scales"] == [1.5, 1.0, 0.5]
     rebuilt = RateLadder(**stored["init_args"])
     assert rebuilt.config() == module.rate_ladder.config()
+    assert torch.equal(rebuilt.realism_scales, module.rate_ladder.realism_scales)
 
 
 class Logged(L.Callback):

@@ -60,3 +60,15 @@ def test_vgg_head_config_stacks_on_the_realism_recipe(capsys):
     printed = capsys.readouterr().out
     assert "perceptual: stlpips-vgg" in printed and "max_steps: 1000" in printed
     assert "dirpath: runs/small_realism_vgg/checkpoints" in printed and "trainable:" in printed
+
+
+def test_level_scaled_head_config_stacks_on_the_vgg_head(capsys):
+    """configs/small_realism_levels.yaml adds per-level realism scales to the vgg head stage."""
+    configs = ["--config", str(CONFIGS / "small_realism.yaml"), "--config", str(CONFIGS / "small_realism_vgg.yaml"),
+               "--config", str(CONFIGS / "small_realism_levels.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", *configs, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "perceptual: stlpips-vgg" in printed and "dirpath: runs/small_realism_levels/checkpoints" in printed
+    assert "realism_scales:" in printed and "- 0.585" in printed and "- 0.04" in printed  # λ ladder kept

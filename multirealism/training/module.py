@@ -255,13 +255,15 @@ class MultiRealismModule(L.LightningModule):
         mse = mse_per_image(out.x_hat, x).mean()
         loss = rate + self.weights.mse * mse
         terms = {"bpp": bpp, "mse": mse, "lambda": torch.as_tensor(lmbda, dtype=torch.float32, device=bpp.device)}
+        # β as the loss weighs it: the ladder may scale it per rate level (the codec saw the drawn β)
+        loss_beta = beta if self.rate_ladder is None or quality is None else self.rate_ladder.loss_beta(beta, quality)
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
             terms[self.perceptual.key] = lpips_map.mean()
-            loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, beta)
+            loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, loss_beta)
         if self.gan:
             fake_logits = self.discriminator(out.x_hat, out.y_hat, beta)
-            adversarial = generator_adversarial_loss(fake_logits, beta)
+            adversarial = generator_adversarial_loss(fake_logits, loss_beta)
             terms["adversarial"] = adversarial
             loss = loss + self.weights.adversarial * adversarial
         terms["loss"] = loss

@@ -7,6 +7,7 @@ weighted by that level's λ, from a ladder of fixed values or of HiFiC-style bpp
 
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -23,6 +24,11 @@ class RateLadder:
     Give exactly one of ``lambdas`` (fixed λ per level, decreasing as the rate rises) or
     ``target_bpps`` (HiFiC's schedule per level: ``lambda_a`` above the level's target, ``lambda_b``
     below; ``lambda_a`` is one value for all levels or one per level).
+
+    ``realism_scales`` (one positive value per level, default all 1) multiplies β where the loss weighs
+    the perceptual and adversarial terms, so each rate may trade a different amount of distortion for
+    realism: β = β_max at a low rate, whose reconstruction is blurrier, may ask for more detail than at a
+    high one. The codec still receives the drawn β.
     """
 
     def __init__(
@@ -31,6 +37,7 @@ class RateLadder:
         target_bpps: Optional[Sequence[float]] = None,
         lambda_a: "float | Sequence[float]" = 1.0,
         lambda_b: float = 2.0**-6,
+        realism_scales: Optional[Sequence[float]] = None,
     ) -> None:
         if (lambdas is None) == (target_bpps is None):
             raise ValueError("RateLadder needs exactly one of lambdas or target_bpps")
@@ -40,6 +47,7 @@ class RateLadder:
             "target_bpps": None if target_bpps is None else [float(t) for t in target_bpps],
             "lambda_a": float(lambda_a) if isinstance(lambda_a, (int, float)) else [float(a) for a in lambda_a],
             "lambda_b": float(lambda_b),
+            "realism_scales": None if realism_scales is None else [float(v) for v in realism_scales],
         }
         if lambdas is not None:
             self.levels: List[RateWeight] = [FixedLambda(v) for v in lambdas]
@@ -53,6 +61,13 @@ class RateLadder:
             self.levels = [HiFiCLambdaSchedule(t, a, lambda_b) for t, a in zip(targets, per_level)]
         if len(self.levels) < 2:
             raise ValueError("a rate ladder needs at least 2 levels")
+        scales = self.init_args["realism_scales"]
+        if scales is not None:
+            if len(scales) != len(self.levels):
+                raise ValueError(f"{len(scales)} realism_scales for {len(self.levels)} rate levels")
+            if not all(math.isfinite(v) and v > 0 for v in scales):
+                raise ValueError(f"realism_scales must be positive and finite, got {scales}")
+        self.realism_scales: Optional[Tensor] = None if scales is None else torch.tensor(scales)
 
     @property
     def num_levels(self) -> int:
@@ -71,6 +86,14 @@ class RateLadder:
     ) -> Tensor:
         """One integer level per image, uniform over the ladder, as a float ``(batch,)`` tensor."""
         return torch.randint(0, self.num_levels, (batch,), device=device, generator=generator).float()
+
+    def loss_beta(self, beta: Tensor, levels: Tensor) -> Tensor:
+        """β as the loss weighs it for images at ``levels``: ``β·realism_scales[level]`` (β itself without
+        scales). β is ``(B,)`` or a ``(B, 1, H, W)`` map."""
+        if self.realism_scales is None:
+            return beta
+        scale = self.realism_scales.to(device=beta.device, dtype=beta.dtype)[levels.to(beta.device).long()]
+        return beta * scale.view(-1, *([1] * (beta.dim() - 1)))
 
     def rate_loss(self, bpp: Tensor, levels: Tensor) -> Tuple[Tensor, Tensor]:
         """Mean over images of λ(level)·bpp, and the mean λ used (for logs).
