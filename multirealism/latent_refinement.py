@@ -37,12 +37,15 @@ class RateDistortionObjective:
 
     ``lambdas[level]`` is the rate weight of quality ``level`` (level 0 = lowest rate); fractional
     qualities interpolate it log-linearly, as the rate control interpolates its gains.
+    ``realism_scales[level]`` (the training ladder's, if it had them) multiplies β in the perceptual term
+    at that level, interpolated the same way.
     """
 
     lambdas: Tuple[float, ...]
     mse_weight: float = 150.0
     perceptual: Optional[str] = None
     perceptual_weight: float = 0.0
+    realism_scales: Optional[Tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
         values = tuple(float(v) for v in self.lambdas)
@@ -55,16 +58,32 @@ class RateDistortionObjective:
         if (self.perceptual is None) != (self.perceptual_weight == 0):
             raise ValueError("perceptual and perceptual_weight go together: name the distance and give it a weight > 0")
         object.__setattr__(self, "lambdas", values)
+        if self.realism_scales is not None:
+            scales = tuple(float(v) for v in self.realism_scales)
+            if len(scales) != len(values) or not all(math.isfinite(v) and v > 0 for v in scales):
+                raise ValueError(f"realism_scales must be {len(values)} positive finite numbers, got {self.realism_scales!r}")
+            object.__setattr__(self, "realism_scales", scales)
 
     def rate_weight(self, quality: Tensor) -> Tensor:
         """λ at each quality of the ``(B,)`` tensor ``quality``."""
-        logs = torch.tensor(self.lambdas, dtype=torch.float64).log()
-        if len(self.lambdas) == 1:
-            return logs.exp().to(torch.float32).expand(quality.shape[0]).to(quality.device)
-        q = quality.detach().to("cpu", torch.float64).clamp(0, len(self.lambdas) - 1)
-        low = q.floor().long().clamp(max=len(self.lambdas) - 2)
-        frac = q - low
-        return ((1 - frac) * logs[low] + frac * logs[low + 1]).exp().to(torch.float32).to(quality.device)
+        return _per_level(self.lambdas, quality)
+
+    def realism_scale(self, quality: Tensor) -> Tensor:
+        """The multiplier of β in the perceptual term at each quality of ``quality`` (1 without scales)."""
+        if self.realism_scales is None:
+            return torch.ones(quality.shape[0], device=quality.device)
+        return _per_level(self.realism_scales, quality)
+
+
+def _per_level(values: Tuple[float, ...], quality: Tensor) -> Tensor:
+    """Per-level ``values`` at each quality of the ``(B,)`` tensor ``quality``, log-linear in between."""
+    logs = torch.tensor(values, dtype=torch.float64).log()
+    if len(values) == 1:
+        return logs.exp().to(torch.float32).expand(quality.shape[0]).to(quality.device)
+    q = quality.detach().to("cpu", torch.float64).clamp(0, len(values) - 1)
+    low = q.floor().long().clamp(max=len(values) - 2)
+    frac = q - low
+    return ((1 - frac) * logs[low] + frac * logs[low + 1]).exp().to(torch.float32).to(quality.device)
 
 
 def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[RateDistortionObjective]:
@@ -79,10 +98,12 @@ def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[Rat
         return None
     perceptual = hparams.get("perceptual")
     perceptual = None if perceptual in (None, "none") else str(perceptual)
+    scales = ladder.get("init_args", {}).get("realism_scales")  # type: ignore[union-attr]
     try:
         return RateDistortionObjective(
             tuple(lambdas), mse_weight=float(hparams.get("mse_weight", 150.0)), perceptual=perceptual,
             perceptual_weight=float(hparams.get("lpips_weight", 1 / 2.56)) if perceptual else 0.0,
+            realism_scales=tuple(scales) if scales else None,
         )
     except (TypeError, ValueError):
         return None
@@ -180,6 +201,7 @@ def refine_latent(
         x = x.detach().clone().float()
         q = torch.as_tensor(quality, dtype=torch.float32, device=y.device).expand(batch).clone()
         rate_weight = objective.rate_weight(q).to(y.device)
+        realism_scale = objective.realism_scale(q).to(y.device)
         latent = y.detach().float().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         best_latent = latent.detach().clone()
         best_loss = torch.full((batch,), math.inf, device=y.device)
@@ -189,7 +211,7 @@ def refine_latent(
             entropy = codec.entropy_model.rounded_likelihoods(latent)
             bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
             y_hat = unscale_latent(codec.rate_control, entropy.y_hat, q)
-            loss = rate_weight * bits / pixels + ends.distortion(y_hat, x)
+            loss = rate_weight * bits / pixels + ends.distortion(y_hat, x, realism_scale)
             better = loss.detach() < best_loss
             best_loss = torch.where(better, loss.detach(), best_loss)
             best_latent[better] = latent.detach()[better]
@@ -218,7 +240,8 @@ class _DistortionAtEnds:
         if realism > 0 and objective.perceptual is not None:  # refinement_problem ensured the name
             self.perceptual = _frozen_perceptual(objective.perceptual).to(device)
 
-    def distortion(self, y_hat: Tensor, x: Tensor) -> Tensor:
+    def distortion(self, y_hat: Tensor, x: Tensor, realism_scale: Tensor) -> Tensor:
+        """Per image; ``realism_scale`` ``(B,)`` multiplies β in the perceptual term (the objective's level scale)."""
         batch, _, height, width = x.shape
         maps = [beta_map.expand(batch, -1, -1, -1) for beta_map in self.maps]
         total = torch.zeros(batch, device=x.device)
@@ -226,6 +249,6 @@ class _DistortionAtEnds:
             x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
             d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
             if beta > 0 and self.perceptual is not None:
-                d = d + beta * self.objective.perceptual_weight * self.perceptual(x_hat, x).flatten()
+                d = d + beta * realism_scale * self.objective.perceptual_weight * self.perceptual(x_hat, x).flatten()
             total = total + weight * d
         return total

@@ -40,6 +40,8 @@ class PretrainedModel:
     #: P and C_P of that objective: the perceptual distance its realism stage trained with, and its weight
     perceptual: Optional[str] = "stlpips-alex"
     perceptual_weight: float = 1.171875  # configs/small_realism.yaml's lpips_weight
+    #: its rate ladder's per-level multipliers of β in the perceptual term, if it had them
+    realism_scales: Optional[Tuple[float, ...]] = None
     #: a shipped model this one extends: its file then holds only the tensors that differ from that model's
     #: (``multirealism export --base``), e.g. a retrained realism head, so versions share the bulk of the weights
     base: Optional[str] = None
@@ -48,7 +50,7 @@ class PretrainedModel:
 _MODELS: Dict[str, PretrainedModel] = {}
 
 #: the model the command line and :meth:`MultiRealismCodec.pretrained` use when none is named
-DEFAULT_MODEL = "small-v4"
+DEFAULT_MODEL = "small-v5"
 
 
 def _register(model: PretrainedModel) -> None:
@@ -105,6 +107,22 @@ _register(
         "(configs/small_realism_vgg.yaml): the same encoder, decoder and rates, a stronger trade-off in beta; "
         "its file holds only what differs from small-v3's (the head and the hyper-latent coder's tables)",
         perceptual="stlpips-vgg",
+        base="small-v3",
+    )
+)
+
+
+_register(
+    PretrainedModel(
+        name="small-v5",
+        filename="small-v5.safetensors",
+        sha256="20857a7c6b1b116199aa0d10d2fcda505e99e8bb321310154f6e23af8875b62d",
+        fingerprint="f60fd6e6bea5512f",
+        summary="small-v4's recipe with a realism weight per rate level (configs/small_realism_levels.yaml): "
+        "the same encoder, decoder and rates as small-v3, a head whose trade-off in beta is monotone at every "
+        "quality; its file holds only what differs from small-v3's",
+        perceptual="stlpips-vgg",
+        realism_scales=(1.0, 0.828, 0.719, 0.650, 0.610, 0.585),  # configs/small_realism_levels.yaml
         base="small-v3",
     )
 )
@@ -167,7 +185,8 @@ def load_pretrained(
     from multirealism.latent_refinement import RateDistortionObjective
 
     codec.objective = RateDistortionObjective(
-        info.rate_lambdas, mse_weight=150.0, perceptual=info.perceptual, perceptual_weight=info.perceptual_weight
+        info.rate_lambdas, mse_weight=150.0, perceptual=info.perceptual, perceptual_weight=info.perceptual_weight,
+        realism_scales=info.realism_scales,
     )
     return codec
 

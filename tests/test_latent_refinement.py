@@ -74,6 +74,26 @@ def test_objective_interpolates_lambda_log_linearly_and_checks_its_values() -> N
         RateDistortionObjective((1.0,), perceptual="stlpips-alex", perceptual_weight=-1.0)
 
 
+
+def test_objective_scales_beta_per_level_like_its_training_ladder() -> None:
+    """A ladder's realism_scales reach the refinement objective (from a checkpoint's hyperparameters or a
+    shipped model's entry) and interpolate like λ; without them the scale is 1."""
+    scales = (1.0, 0.828, 0.719, 0.650, 0.610, 0.585)
+    objective = RateDistortionObjective(LADDER, perceptual="stlpips-vgg", perceptual_weight=1.0, realism_scales=scales)
+    assert objective.realism_scale(torch.tensor([0.0, 0.5, 5.0])).tolist() == pytest.approx(
+        [1.0, math.sqrt(0.828), 0.585], rel=1e-6)
+    assert RateDistortionObjective(LADDER).realism_scale(torch.tensor([0.0, 3.0])).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="realism_scales must be 6 positive"):
+        RateDistortionObjective(LADDER, realism_scales=(1.0, 0.5))
+    with pytest.raises(ValueError, match="realism_scales must be 6 positive"):
+        RateDistortionObjective(LADDER, realism_scales=(1.0, 0.5, 0.5, 0.5, 0.5, 0.0))
+    hparams = {"perceptual": "stlpips-vgg", "lpips_weight": 1.0,
+               "rate_ladder": {"init_args": {"lambdas": list(LADDER), "realism_scales": list(scales)}}}
+    assert objective_from_hparams(hparams) == objective
+    assert MultiRealismCodec.pretrained("small-v5").objective.realism_scales == scales
+    assert MultiRealismCodec.pretrained("small-v4").objective.realism_scales is None
+
+
 @pytest.mark.parametrize("entropy_model", ["hyperprior", "charm"])
 def test_rounded_likelihoods_are_the_coded_ones(entropy_model) -> None:
     """The refinement objective's rate is the eval (rounded) estimate of the same latent, and its ŷ is
@@ -171,15 +191,16 @@ def test_shipped_model_refined_stream_is_smaller_or_sharper_at_two_qualities() -
 
 
 def two_ended_objective(codec: MultiRealismCodec, x: torch.Tensor, data: bytes, quality: float, perceptual) -> float:
-    """λ(q)·(real bpp) + ½·d_0 + ½·d_β_max of the bitstream's decodings, d_β = k_M·MSE + β·C_P·P
-    (P the model's perceptual distance)."""
+    """λ(q)·(real bpp) + ½·d_0 + ½·d_β_max of the bitstream's decodings, d_β = k_M·MSE + β·s(q)·C_P·P
+    (P the model's perceptual distance, s(q) its level's realism scale)."""
     objective = codec.objective
     bpp = 8 * len(data) / (x.shape[-2] * x.shape[-1])
     total = float(objective.rate_weight(torch.tensor([quality]))) * bpp
     for beta, image in zip((0.0, 5.12), codec.decompress(data, [0.0, 5.12])):
         d = objective.mse_weight * float((image - x).pow(2).mean())
         if beta > 0:
-            d += beta * objective.perceptual_weight * float(perceptual(image, x).mean())
+            scale = float(objective.realism_scale(torch.tensor([quality])))
+            d += beta * scale * objective.perceptual_weight * float(perceptual(image, x).mean())
         total += 0.5 * d
     return total
 
@@ -188,7 +209,7 @@ def test_shipped_model_refines_for_both_ends_of_beta() -> None:
     """With realism 0.5 the shipped model's refined stream scores better on the two-ended training objective,
     measured on the real bytes and decodings, than the encoder's, at two qualities."""
     codec = MultiRealismCodec.pretrained()
-    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)  # small-v4
+    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)  # small-v5
     assert MultiRealismCodec.pretrained("small-v3").objective.perceptual == "stlpips-alex"
     assert MultiRealismCodec.pretrained("small-v1").objective.perceptual_weight == pytest.approx(1 / 2.56)
     perceptual = build_perceptual(codec.objective.perceptual)
