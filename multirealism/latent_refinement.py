@@ -93,12 +93,13 @@ def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[Rat
     if not hparams:
         return None
     ladder = hparams.get("rate_ladder")
-    lambdas = ladder.get("init_args", {}).get("lambdas") if isinstance(ladder, Mapping) else None
+    ladder_args = ladder.get("init_args", {}) if isinstance(ladder, Mapping) else {}
+    lambdas = ladder_args.get("lambdas")
     if not lambdas:
         return None
     perceptual = hparams.get("perceptual")
     perceptual = None if perceptual in (None, "none") else str(perceptual)
-    scales = ladder.get("init_args", {}).get("realism_scales")  # type: ignore[union-attr]
+    scales = ladder_args.get("realism_scales")
     try:
         return RateDistortionObjective(
             tuple(lambdas), mse_weight=float(hparams.get("mse_weight", 150.0)), perceptual=perceptual,
@@ -196,12 +197,11 @@ def refine_latent(
     batch, _, height, width = x.shape
     pixels = height * width
     with torch.inference_mode(False), torch.enable_grad():
-        # built here: a perceptual network made under inference mode would hold tensors autograd refuses
-        ends = _DistortionAtEnds(codec, objective, refinement.realism, y.device)
         x = x.detach().clone().float()
         q = torch.as_tensor(quality, dtype=torch.float32, device=y.device).expand(batch).clone()
+        # built here: a perceptual network made under inference mode would hold tensors autograd refuses
+        ends = _DistortionAtEnds(codec, objective, refinement.realism, q)
         rate_weight = objective.rate_weight(q).to(y.device)
-        realism_scale = objective.realism_scale(q).to(y.device)
         latent = y.detach().float().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         best_latent = latent.detach().clone()
         best_loss = torch.full((batch,), math.inf, device=y.device)
@@ -211,7 +211,7 @@ def refine_latent(
             entropy = codec.entropy_model.rounded_likelihoods(latent)
             bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in entropy.likelihoods.values())
             y_hat = unscale_latent(codec.rate_control, entropy.y_hat, q)
-            loss = rate_weight * bits / pixels + ends.distortion(y_hat, x, realism_scale)
+            loss = rate_weight * bits / pixels + ends.distortion(y_hat, x)
             better = loss.detach() < best_loss
             best_loss = torch.where(better, loss.detach(), best_loss)
             best_latent[better] = latent.detach()[better]
@@ -225,14 +225,17 @@ def refine_latent(
 
 
 class _DistortionAtEnds:
-    """(1 − w)·d_0 + w·d_β_max of the decoded images, per image (w = ``realism``); only the ends
-    with weight are decoded, in one synthesis pass."""
+    """(1 − w)·d_0 + w·d_β_max of the decoded images, per image (w = ``realism``) at qualities ``q``
+    (which set the objective's per-level realism scale); only the ends with weight are decoded, in one
+    synthesis pass."""
 
     def __init__(self, codec: "MultiRealismCodec", objective: RateDistortionObjective, realism: float,
-                 device: torch.device) -> None:
+                 q: Tensor) -> None:
         from multirealism.components.conditioning import beta_as_map
 
+        device = q.device
         self.codec, self.objective = codec, objective
+        self.realism_scale = objective.realism_scale(q).to(device)
         ends = [(0.0, 1.0 - realism), (float(codec.generator.beta_max), realism)]
         self.ends = [(beta, weight) for beta, weight in ends if weight > 0]
         self.maps = [beta_as_map(beta, 1, device) for beta, _ in self.ends]
@@ -240,8 +243,7 @@ class _DistortionAtEnds:
         if realism > 0 and objective.perceptual is not None:  # refinement_problem ensured the name
             self.perceptual = _frozen_perceptual(objective.perceptual).to(device)
 
-    def distortion(self, y_hat: Tensor, x: Tensor, realism_scale: Tensor) -> Tensor:
-        """Per image; ``realism_scale`` ``(B,)`` multiplies β in the perceptual term (the objective's level scale)."""
+    def distortion(self, y_hat: Tensor, x: Tensor) -> Tensor:
         batch, _, height, width = x.shape
         maps = [beta_map.expand(batch, -1, -1, -1) for beta_map in self.maps]
         total = torch.zeros(batch, device=x.device)
@@ -249,6 +251,6 @@ class _DistortionAtEnds:
             x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
             d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
             if beta > 0 and self.perceptual is not None:
-                d = d + beta * realism_scale * self.objective.perceptual_weight * self.perceptual(x_hat, x).flatten()
+                d = d + beta * self.realism_scale * self.objective.perceptual_weight * self.perceptual(x_hat, x).flatten()
             total = total + weight * d
         return total
