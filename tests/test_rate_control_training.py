@@ -154,3 +154,42 @@ def test_lightning_cli_accepts_a_rate_control_and_a_ladder(capsys):
     printed = capsys.readouterr().out
     assert "multirealism.components.GainUnits" in printed and "num_levels: 3" in printed
     assert "multirealism.training.RateLadder" in printed and "- 0.8" in printed
+
+
+def test_init_levels_below_keeps_the_stored_levels_and_adds_lower_rates(tmp_path):
+    """A 2-level checkpoint starts a 4-level run: stored levels become 2 and 3, levels 0 and 1 code fewer bits."""
+    from multirealism.checkpoint import save_weights
+    from multirealism.errors import CheckpointError
+
+    old = rate_module(False, RateLadder(lambdas=[0.5, 0.1]), levels=2).codec
+    with torch.no_grad():  # distinct per-channel gains, as a trained rate control has
+        channels = torch.linspace(1.0, 2.0, 16)
+        old.rate_control.log_gain.copy_(torch.stack([channels, channels + 0.5]))
+    path = tmp_path / "two_levels.safetensors"
+    save_weights(path, old.config(), old.state_dict())
+
+    module = rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4)
+    module.load_codec_weights(str(path), levels_below=2)
+    new = module.codec
+    for codec in (old, new):
+        codec.update(force=True)
+        codec.eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    for q_new, q_old in ((2, 0), (3, 1)):  # same symbols and image; only the header's quality differs
+        data_new, data_old = new.compress(x, quality=q_new), old.compress(x, quality=q_old)
+        assert len(data_new) == len(data_old)
+        assert torch.equal(new.decompress(data_new, 2.56), old.decompress(data_old, 2.56))
+    sizes = [len(new.compress(x, quality=q)) for q in range(4)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    with torch.no_grad():
+        step = old.rate_control.log_gain[1] - old.rate_control.log_gain[0]
+        assert torch.allclose(new.rate_control.log_gain[0], old.rate_control.log_gain[0] - 2 * step)
+        assert torch.equal(new.rate_control.scale(torch.ones(1, 16, 1, 1), 2.5), old.rate_control.scale(torch.ones(1, 16, 1, 1), 0.5))
+
+    with pytest.raises(CheckpointError, match=r"has \[2\] rate levels; with init_levels_below=1 this codec \(4 levels\) needs 3"):
+        rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4).load_codec_weights(str(path), levels_below=1)
+    fixed = tmp_path / "fixed.safetensors"
+    plain = MultiRealismCodec.from_config(tiny_config())
+    save_weights(fixed, plain.config(), plain.state_dict())
+    with pytest.raises(CheckpointError, match="no rate control"):
+        rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4).load_codec_weights(str(fixed), levels_below=2)

@@ -20,6 +20,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
+from multirealism.components.rate_control import extrapolate_levels_below
 from multirealism.errors import CheckpointError
 from multirealism.registry import REGISTRIES
 from multirealism.training import discriminators as _discriminators  # noqa: F401  (registers them)
@@ -114,6 +115,10 @@ class MultiRealismModule(L.LightningModule):
             ``["generator.refiner"]`` when a refined generator starts from a plain one): they keep their
             initial values; the components holding them skip the config check, and every stored weight
             must still match by name and shape.
+        init_levels_below: rate levels this codec has below ``init_from``'s lowest (its rate control has
+            that many more levels, all at the low end): their gain vectors start on the line through the
+            stored two lowest levels (:func:`~multirealism.components.rate_control.extrapolate_levels_below`),
+            and the stored levels become levels ``init_levels_below`` and up.
     """
 
     def __init__(
@@ -140,6 +145,7 @@ class MultiRealismModule(L.LightningModule):
         rate_ladder: Optional[RateLadder] = None,
         trainable: Optional[Sequence[str]] = None,
         init_new: Sequence[str] = (),
+        init_levels_below: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -178,14 +184,14 @@ class MultiRealismModule(L.LightningModule):
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
         if init_from is not None:
-            self.load_codec_weights(init_from, init_new)
+            self.load_codec_weights(init_from, init_new, init_levels_below)
         if trainable is not None:
             self.freeze_all_but(trainable)
 
     # ------------------------------------------------------------------ set-up
-    def load_codec_weights(self, path: str, new_parts: Sequence[str] = ()) -> None:
+    def load_codec_weights(self, path: str, new_parts: Sequence[str] = (), levels_below: int = 0) -> None:
         """Initialise from another run's checkpoint (same encoder/entropy model/generator, except for the
-        ``new_parts`` it lacks, which keep their initial values)."""
+        ``new_parts`` it lacks, which keep their initial values, and ``levels_below`` extra rate levels)."""
         for name in new_parts:
             self.codec_part(name)
         stored, state = load_weights(path)
@@ -198,6 +204,8 @@ class MultiRealismModule(L.LightningModule):
         prefix = "discriminator."
         disc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        if levels_below:
+            state = self._rate_levels_extended(path, state, levels_below)
         if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
             self.discriminator.load_state_dict(disc_state)
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
@@ -206,6 +214,19 @@ class MultiRealismModule(L.LightningModule):
         missing = [k for k in missing if not k.startswith(fresh)]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+    def _rate_levels_extended(self, path: str, state: Dict[str, Tensor], below: int) -> Dict[str, Tensor]:
+        """``state`` with ``below`` levels extrapolated under each stored rate-control vector."""
+        stored = {k: v for k, v in state.items() if k.startswith("rate_control.")}
+        if not stored:
+            raise CheckpointError(f"init_from {path!r} has no rate control whose levels init_levels_below could extend")
+        levels = {v.shape[0] for v in stored.values()}
+        if levels != {self.codec.num_levels - below}:
+            raise CheckpointError(
+                f"init_from {path!r} has {sorted(levels)} rate levels; with init_levels_below={below} this codec "
+                f"({self.codec.num_levels} levels) needs {self.codec.num_levels - below}"
+            )
+        return {**state, **{k: extrapolate_levels_below(v, below) for k, v in stored.items()}}
 
     def codec_part(self, name: str) -> nn.Module:
         """The codec submodule at attribute path ``name`` (e.g. ``generator.refiner``)."""
