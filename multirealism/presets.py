@@ -40,11 +40,17 @@ def codec_config(name: str, **overrides: Any) -> Dict[str, Any]:
     return _PRESETS[name](**overrides)
 
 
-def create_codec(name: str, **overrides: Any) -> "MultiRealismCodec":
-    """Build a freshly initialised codec from preset ``name``."""
+def create_codec(name: str, options: Optional[Dict[str, Any]] = None, **overrides: Any) -> "MultiRealismCodec":
+    """Build a freshly initialised codec from preset ``name``; ``options`` and ``overrides`` are the preset
+    function's keyword arguments (``options`` is how a YAML config gives them: ``init_args: {name: small,
+    options: {num_levels: 9}}``)."""
     from multirealism.codec import MultiRealismCodec
 
-    return MultiRealismCodec.from_config(codec_config(name, **overrides))
+    options = dict(options or {})
+    both = sorted(set(options) & set(overrides))
+    if both:
+        raise ValueError(f"preset option(s) {', '.join(both)} given twice (in options and as keywords)")
+    return MultiRealismCodec.from_config(codec_config(name, **options, **overrides))
 
 
 @register_codec("paper")

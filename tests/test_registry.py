@@ -93,6 +93,9 @@ def test_codec_presets_are_named_and_built_by_name():
     assert codec.config()["entropy_model"]["name"] == "charm"
     assert codec.config()["generator"]["args"]["conditioner"] == "table"
     assert create_codec("tiny", beta_max=2.56).beta_max == 2.56
+    assert create_codec("small", options={"num_levels": 9}).num_levels == 9  # the form YAML's init_args give
+    with pytest.raises(ValueError, match="num_levels given twice"):
+        create_codec("small", options={"num_levels": 9}, num_levels=3)
     assert codec_config("paper_hyperprior")["entropy_model"]["name"] == "hyperprior"
     with pytest.raises(ValueError, match="unknown codec preset 'nope'"):
         create_codec("nope")
