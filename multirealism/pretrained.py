@@ -175,8 +175,7 @@ def load_pretrained(
     if info.base is None:
         codec = cls.from_checkpoint(weights_path(name), map_location=map_location)
     else:
-        codec = load_pretrained(info.base, map_location, cls)
-        apply_delta(codec, weights_path(name), f"shipped model {name!r}")
+        codec = apply_delta(load_pretrained(info.base, map_location, cls), weights_path(name), f"shipped model {name!r}")
     if codec.fingerprint.hex() != info.fingerprint:
         raise CheckpointError(
             f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "
@@ -191,15 +190,31 @@ def load_pretrained(
     return codec
 
 
-def apply_delta(codec: "MultiRealismCodec", path: Path, label: str) -> None:
-    """Overwrite ``codec``'s tensors with those of the weights file ``path`` (written by ``export --base``):
-    the file's config must be ``codec``'s and every tensor in it must be one of ``codec``'s, same shape
-    except for the entropy coders' tables, which the codec resizes."""
+def apply_delta(base: "MultiRealismCodec", path: Path, label: str) -> "MultiRealismCodec":
+    """``base`` with the tensors of the weights file ``path`` (written by ``export --base``) put in its place.
+
+    The file's config is the model's: ``base``'s own (the file's tensors overwrite ``base``'s, which is
+    returned), or an architecture with the same tensor names whose shapes may differ where the file holds
+    those tensors (e.g. more rate levels: a new codec is built, the file's tensors and the base's others).
+    Every tensor in the file must be one of the model's, same shape except for the entropy coders' tables,
+    which the codec resizes."""
     from multirealism.checkpoint import RESIZED_BUFFERS, load_weights
 
     config, delta = load_weights(path)
-    if config is not None and config != codec.config():
-        raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
+    codec = base
+    if config is not None and config != base.config():
+        try:
+            codec = type(base).from_config(config)
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{label}: {str(path)!r} holds a config that does not build: {err}") from None
+        if set(codec.state_dict()) != set(base.state_dict()):
+            raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
+        theirs, mine = base.state_dict(), codec.state_dict()
+        reshaped = [k for k in mine if k not in delta and mine[k].shape != theirs[k].shape and not k.endswith(RESIZED_BUFFERS)]
+        if reshaped:
+            raise CheckpointError(f"{label}: {str(path)!r} lacks tensors whose shape differs from its base model's: "
+                                  f"{reshaped[:5]}")
+        delta = {**{k: v for k, v in theirs.items() if k not in delta}, **delta}  # the whole model, loaded below
     state = codec.state_dict()
     foreign = [
         k for k, v in delta.items() if k not in state or (v.shape != state[k].shape and not k.endswith(RESIZED_BUFFERS))
@@ -207,5 +222,6 @@ def apply_delta(codec: "MultiRealismCodec", path: Path, label: str) -> None:
     if foreign:
         raise CheckpointError(f"{label}: {str(path)!r} holds tensors its base model lacks or has in other shapes: "
                               f"{foreign[:5]}")
-    codec.load_state_dict(delta, strict=False)  # every key checked above; the rest keep the base's values
+    codec.load_state_dict(delta, strict=False)  # every key checked above; any others keep the base's values
     codec.update()
+    return codec

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 from helpers import make_tiny_codec, natural_image
 from PIL import Image
 
@@ -187,7 +188,7 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
     assert f"fingerprint: {v4.fingerprint.hex()}" in capsys.readouterr().out
     assert sorted(load_weights(out)[1]) == sorted(shipped)
     rebuilt = MultiRealismCodec.pretrained("small-v3")
-    apply_delta(rebuilt, out, "test")
+    rebuilt = apply_delta(rebuilt, out, "test")
     assert rebuilt.fingerprint == v4.fingerprint
     other = tmp_path / "tiny.safetensors"
     make_tiny_codec().save(other)
@@ -195,3 +196,38 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
         apply_delta(MultiRealismCodec.pretrained("small-v3"), other, "test")
     assert main(["export", str(other), str(tmp_path / "x.safetensors"), "--base", "small-v3"]) == 2
     assert "--base small-v3: the checkpoint's architecture is not the base model's" in capsys.readouterr().err
+
+
+def test_a_delta_may_give_its_base_more_rate_levels(tmp_path, capsys) -> None:
+    """A model with more rate levels than its base ships as a delta too: its file holds the config and the
+    rate control (new shape) and the loader builds the new architecture, taking the other tensors from the base.
+    A file that leaves a reshaped tensor to the base is refused by name."""
+    from multirealism.checkpoint import load_weights, save_weights
+    from multirealism.components.rate_control import extrapolate_levels_below
+    from multirealism.pretrained import apply_delta
+
+    base = MultiRealismCodec.pretrained("small-v3")
+    config = base.config()
+    config["rate_control"]["args"]["num_levels"] = 8
+    wider = MultiRealismCodec.from_config(config)
+    state = {k: extrapolate_levels_below(v, 2) if k.startswith("rate_control.") else v for k, v in base.state_dict().items()}
+    wider.load_state_dict(state)
+    wider.update(force=True)
+    source = tmp_path / "wider.pt"
+    wider.save(source)
+    out = tmp_path / "delta.safetensors"
+    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
+    capsys.readouterr()
+    assert {k for k in load_weights(out)[1] if not k.startswith("entropy_model.")} == {
+        "rate_control.log_gain", "rate_control.log_inverse_gain"}
+    rebuilt = apply_delta(MultiRealismCodec.pretrained("small-v3"), out, "test")
+    assert rebuilt.num_levels == 8 and rebuilt.fingerprint == wider.fingerprint
+    x = natural_image("coffee", 64).unsqueeze(0)
+    data = rebuilt.compress(x, quality=2)  # the base's lowest level, now level 2
+    assert len(data) == len(base.compress(x, quality=0))
+    assert torch.equal(rebuilt.decompress(data, 5.12), base.decompress(base.compress(x, quality=0), 5.12))
+    assert len(rebuilt.compress(x, quality=0)) < len(data)
+    partial = tmp_path / "partial.safetensors"
+    save_weights(partial, config, {k: v for k, v in wider.state_dict().items() if k.startswith("generator.refiner.")})
+    with pytest.raises(CheckpointError, match="lacks tensors whose shape differs from its base model's: .*rate_control"):
+        apply_delta(MultiRealismCodec.pretrained("small-v3"), partial, "test")
