@@ -72,3 +72,13 @@ def test_level_scaled_head_config_stacks_on_the_vgg_head(capsys):
     printed = capsys.readouterr().out
     assert "perceptual: stlpips-vgg" in printed and "dirpath: runs/small_realism_levels/checkpoints" in printed
     assert "realism_scales:" in printed and "- 0.585" in printed and "- 0.04" in printed  # λ ladder kept
+
+
+def test_lower_levels_config_extends_the_ladder_of_the_default_model(capsys):
+    """configs/small_levels.yaml (small-v6 stage 1): 9 levels, 3 extrapolated below the stored ones."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", "--config", str(CONFIGS / "small_levels.yaml"), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "num_levels: 9" in printed and "init_levels_below: 3" in printed and "- 10.24" in printed
+    assert "- rate_control" in printed and "val: samples" in printed
