@@ -50,7 +50,7 @@ class PretrainedModel:
 _MODELS: Dict[str, PretrainedModel] = {}
 
 #: the model the command line and :meth:`MultiRealismCodec.pretrained` use when none is named
-DEFAULT_MODEL = "small-v5"
+DEFAULT_MODEL = "small-v6"
 
 
 def _register(model: PretrainedModel) -> None:
@@ -124,6 +124,25 @@ _register(
         perceptual="stlpips-vgg",
         realism_scales=(1.0, 0.828, 0.719, 0.650, 0.610, 0.585),  # configs/small_realism_levels.yaml
         base="small-v3",
+    )
+)
+
+
+_register(
+    PretrainedModel(
+        name="small-v6",
+        filename="small-v6.safetensors",
+        sha256="31a726991e8263a7adc063a15e5a094027fc544837a4cc25a4bb5a4e7116e4b8",
+        fingerprint="14f98d26f288ba7b",
+        summary="small-v5 with three rate levels below its lowest (configs/small_levels.yaml: only the rate control "
+        "trained): 9 levels, about 0.08-0.7 bpp, beta in [0, 5.12] through small-v5's head; its file holds only "
+        "what differs from small-v5's (the gain vectors and the hyper-latent coder's tables)",
+        rate_lambdas=(10.24, 5.12, 2.56) + SMALL_LADDER,
+        perceptual="stlpips-vgg",
+        # small-v5's per-level weights for its six levels; below them, the same rule (β = 0 MSE on the
+        # training corpus relative to small-v5's lowest level; configs/small_levels.yaml)
+        realism_scales=(2.257, 1.690, 1.280, 1.0, 0.828, 0.719, 0.650, 0.610, 0.585),
+        base="small-v5",
     )
 )
 
