@@ -226,9 +226,9 @@ def apply_delta(base: "MultiRealismCodec", path: Path, label: str) -> "MultiReal
             codec = type(base).from_config(config)
         except (TypeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{label}: {str(path)!r} holds a config that does not build: {err}") from None
-        if set(codec.state_dict()) != set(base.state_dict()):
-            raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
         theirs, mine = base.state_dict(), codec.state_dict()
+        if set(mine) != set(theirs):
+            raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
         reshaped = [k for k in mine if k not in delta and mine[k].shape != theirs[k].shape and not k.endswith(RESIZED_BUFFERS)]
         if reshaped:
             raise CheckpointError(f"{label}: {str(path)!r} lacks tensors whose shape differs from its base model's: "

@@ -188,6 +188,10 @@ def test_init_levels_below_keeps_the_stored_levels_and_adds_lower_rates(tmp_path
 
     with pytest.raises(CheckpointError, match=r"has \[2\] rate levels; with init_levels_below=1 this codec \(4 levels\) needs 3"):
         rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4).load_codec_weights(str(path), levels_below=1)
+    for bad, match in ((-1, "non-negative integer"), (True, "non-negative integer"), (2, "give init_from")):
+        with pytest.raises(ValueError, match=match):
+            MultiRealismModule(MultiRealismCodec.from_config(old.config()), gan=False, perceptual="none",
+                               rate_ladder=RateLadder(lambdas=[0.5, 0.1]), init_levels_below=bad)
     fixed = tmp_path / "fixed.safetensors"
     plain = MultiRealismCodec.from_config(tiny_config())
     save_weights(fixed, plain.config(), plain.state_dict())

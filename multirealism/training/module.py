@@ -183,6 +183,10 @@ class MultiRealismModule(L.LightningModule):
         self.rate_ladder = rate_ladder
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
+        if isinstance(init_levels_below, bool) or not isinstance(init_levels_below, int) or init_levels_below < 0:
+            raise ValueError(f"init_levels_below must be a non-negative integer, got {init_levels_below!r}")
+        if init_levels_below and init_from is None:
+            raise ValueError("init_levels_below extends the rate levels of init_from's checkpoint: give init_from")
         if init_from is not None:
             self.load_codec_weights(init_from, init_new, init_levels_below)
         if trainable is not None:
