@@ -226,15 +226,16 @@ def apply_delta(base: "MultiRealismCodec", path: Path, label: str) -> "MultiReal
             codec = type(base).from_config(config)
         except (TypeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{label}: {str(path)!r} holds a config that does not build: {err}") from None
-        theirs, mine = base.state_dict(), codec.state_dict()
-        if set(mine) != set(theirs):
+    state = codec.state_dict()
+    if codec is not base:
+        theirs = base.state_dict()
+        if set(state) != set(theirs):
             raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
-        reshaped = [k for k in mine if k not in delta and mine[k].shape != theirs[k].shape and not k.endswith(RESIZED_BUFFERS)]
+        reshaped = [k for k in state if k not in delta and state[k].shape != theirs[k].shape and not k.endswith(RESIZED_BUFFERS)]
         if reshaped:
             raise CheckpointError(f"{label}: {str(path)!r} lacks tensors whose shape differs from its base model's: "
                                   f"{reshaped[:5]}")
         delta = {**{k: v for k, v in theirs.items() if k not in delta}, **delta}  # the whole model, loaded below
-    state = codec.state_dict()
     foreign = [
         k for k, v in delta.items() if k not in state or (v.shape != state[k].shape and not k.endswith(RESIZED_BUFFERS))
     ]
