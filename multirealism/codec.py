@@ -23,7 +23,13 @@ from multirealism import bitstream_guards, container
 from multirealism.checkpoint import RESIZED_BUFFERS, load_codec, save_weights
 from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel, EntropyOutput
 from multirealism.components.conditioning import beta_as_map, check_beta_range
-from multirealism.components.rate_control import RateControl, resolve_quality, scale_latent, unscale_latent
+from multirealism.components.rate_control import (
+    RateControl,
+    latent_log_step,
+    resolve_quality,
+    scale_latent,
+    unscale_latent,
+)
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
 from multirealism.latent_refinement import LatentRefinement, RateDistortionObjective, refine_latent
 from multirealism.registry import REGISTRIES, Registry, component_spec
@@ -296,8 +302,10 @@ class MultiRealismCodec(CompressionModel):
         x = self._check_images(x)
         batch, _, height, width = x.shape
         beta_map = self._pad_beta(beta, batch, height, width, x.device)
+        quality = resolve_quality(self.rate_control, quality)
         y_hat, likelihoods, bpp = self._latent_forward(x, quality)
-        return CodecOutput(self.generator(y_hat, beta_map)[..., :height, :width], y_hat, likelihoods, bpp)
+        (image,) = self.synthesize(y_hat, [beta_map], quality)
+        return CodecOutput(image[..., :height, :width], y_hat, likelihoods, bpp)
 
     def forward_betas(
         self, x: Tensor, betas: Sequence["float | Tensor"], quality: "float | Tensor | None" = None
@@ -307,15 +315,24 @@ class MultiRealismCodec(CompressionModel):
         x = self._check_images(x)
         batch, _, height, width = x.shape
         maps = [self._pad_beta(beta, batch, height, width, x.device) for beta in betas]
+        quality = resolve_quality(self.rate_control, quality)
         y_hat, likelihoods, bpp = self._latent_forward(x, quality)
-        images = self.generator.forward_betas(y_hat, maps)
+        images = self.synthesize(y_hat, maps, quality)
         return [CodecOutput(image[..., :height, :width], y_hat, likelihoods, bpp) for image in images]
 
+    def synthesize(self, y_hat: Tensor, beta_maps: Sequence[Tensor], quality: "float | Tensor") -> List[Tensor]:
+        """The generator's image for each β map from the decoder's latent ``y_hat`` coded at ``quality``; a
+        rate-aware generator (``reads_rate``) also gets how coarse that latent is (its mean log step)."""
+        if not self.generator.reads_rate:
+            return self.generator.forward_betas(y_hat, beta_maps)
+        log_step = latent_log_step(self.rate_control, quality, y_hat.shape[0], y_hat.device)
+        return self.generator.forward_betas(y_hat, beta_maps, log_step=log_step)
+
     def _latent_forward(
-        self, x: Tensor, quality: "float | Tensor | None"
+        self, x: Tensor, quality: "float | Tensor"
     ) -> "tuple[Tensor, Dict[str, Tensor], Tensor]":
-        """The decoder's latent ŷ, its likelihoods and the per-image bpp they give, for checked images ``x``."""
-        quality = resolve_quality(self.rate_control, quality)
+        """The decoder's latent ŷ, its likelihoods and the per-image bpp they give, for checked images ``x``
+        at a resolved ``quality``."""
         entropy = self._entropy_forward(x, quality)
         y_hat = unscale_latent(self.rate_control, entropy.y_hat, quality)
         return y_hat, entropy.likelihoods, _bits(entropy.likelihoods) / (x.shape[-2] * x.shape[-1])
@@ -433,7 +450,7 @@ class MultiRealismCodec(CompressionModel):
         maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
         y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # synthesis ~1.5x faster on CPU
         images = []
-        for image in self.generator.forward_betas(y_hat, maps):  # β-independent synthesis done once
+        for image in self.synthesize(y_hat, maps, stream.quality):  # β-independent synthesis done once
             image = image[..., :height, :width].contiguous()
             bitstream_guards.check_finite(image, "decoded image")
             images.append(image.clamp_(0, 1))

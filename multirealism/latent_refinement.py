@@ -235,6 +235,7 @@ class _DistortionAtEnds:
 
         device = q.device
         self.codec, self.objective = codec, objective
+        self.quality = q
         self.realism_scale = objective.realism_scale(q).to(device)
         ends = [(0.0, 1.0 - realism), (float(codec.generator.beta_max), realism)]
         self.ends = [(beta, weight) for beta, weight in ends if weight > 0]
@@ -247,7 +248,7 @@ class _DistortionAtEnds:
         batch, _, height, width = x.shape
         maps = [beta_map.expand(batch, -1, -1, -1) for beta_map in self.maps]
         total = torch.zeros(batch, device=x.device)
-        for (beta, weight), image in zip(self.ends, self.codec.generator.forward_betas(y_hat, maps)):
+        for (beta, weight), image in zip(self.ends, self.codec.synthesize(y_hat, maps, self.quality)):
             x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
             d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
             if beta > 0 and self.perceptual is not None:

@@ -7,7 +7,7 @@ from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHype
 from multirealism.components.gdn_encoder import GdnEncoder
 from multirealism.components.generator import ElicConditionalGenerator
 from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
-from multirealism.components.realism_refiner import RealismRefiner, RefinedResidualGenerator
+from multirealism.components.realism_refiner import RateAwareRefinedGenerator, RealismRefiner, RefinedResidualGenerator
 from multirealism.components.residual_generator import ResidualConditionalGenerator
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "RateControl",
     "RealismRefiner",
     "RefinedResidualGenerator",
+    "RateAwareRefinedGenerator",
     "ResidualConditionalGenerator",
 ]

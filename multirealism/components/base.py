@@ -74,6 +74,10 @@ class ConditionalGenerator(nn.Module):
 
     beta_max: float
     latent_channels: int
+    #: True for generators that also take ``log_step``, the ``(B,)`` mean log quantisation step of
+    #: ``y_hat`` (:func:`~multirealism.components.rate_control.latent_log_step`), as a keyword of
+    #: ``forward`` and ``forward_betas``; the codec passes it only to them
+    reads_rate: bool = False
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError

@@ -54,6 +54,10 @@ class RateControl(nn.Module):
         """The quantised latent mapped back to the generator's scale."""
         raise NotImplementedError
 
+    def log_step(self, quality: Quality, batch: int, device: torch.device) -> Tensor:  # pragma: no cover
+        """Per-image ``(batch,)`` mean over channels of the log quantisation step the generator sees."""
+        raise NotImplementedError
+
 
 def _interpolate(log_vectors: Tensor, q: Tensor) -> Tensor:
     """exp of the log-linear interpolation of ``(L, C)`` rows at qualities ``q``: ``(B, C, 1, 1)``."""
@@ -89,6 +93,9 @@ class _LogScaling(RateControl):
 
     def unscale(self, y_hat: Tensor, quality: Quality) -> Tensor:
         return y_hat * self.inverse_gain(quality, y_hat.shape[0], y_hat.device)
+
+    def log_step(self, quality: Quality, batch: int, device: torch.device) -> Tensor:
+        return self.inverse_gain(quality, batch, device).log().flatten(1).mean(dim=1)
 
 
 @rate_controls.register("gain")
@@ -141,6 +148,14 @@ def resolve_quality(rate_control: "RateControl | None", quality: "Quality | None
 def scale_latent(rate_control: "RateControl | None", y: Tensor, quality: Quality) -> Tensor:
     """``rate_control.scale`` or ``y`` unchanged when there is none."""
     return y if rate_control is None else rate_control.scale(y, quality)
+
+
+def latent_log_step(rate_control: "RateControl | None", quality: Quality, batch: int, device: torch.device) -> Tensor:
+    """How coarse the generator's latent is: ``rate_control.log_step`` (0 for a codec with one rate, whose
+    quantisation step is 1). A rate-aware generator reads it, so one head can act differently per rate."""
+    if rate_control is None:
+        return torch.zeros(batch, device=device)
+    return rate_control.log_step(quality, batch, device)
 
 
 def unscale_latent(rate_control: "RateControl | None", y_hat: Tensor, quality: Quality) -> Tensor:

@@ -4,6 +4,10 @@
 (the low-distortion reconstruction), so a head trained on top of a rate-distortion warm-up gives
 β > 0 its own realism path without moving β = 0. The head sees the base image and the generator's
 features at half resolution, and takes the β embedding in a conditioned residual block.
+
+``residual_cond_rate_refined`` also tells the head how coarse the latent is (the mean log quantisation
+step of the rate level it was coded at), so one head can add more detail at low rates than at high ones;
+a head blind to the rate, trained on many levels, settles on one strength for all of them.
 """
 
 from __future__ import annotations
@@ -22,12 +26,20 @@ from multirealism.registry import generators
 
 class RealismRefiner(nn.Module):
     """Residual ``r(x̂₀, h, β)`` added to the image with weight β / β_max; its last convolution starts at
-    zero, so a fresh head leaves every β at the base image."""
+    zero, so a fresh head leaves every β at the base image. With ``reads_rate`` an MLP of the latent's
+    mean log quantisation step is added to the β embedding the head's block takes (``from_rate``)."""
 
-    def __init__(self, feature_channels: int, channels: int = 32, mid_channels: int = 16, cond_channels: int = 64) -> None:
+    def __init__(
+        self, feature_channels: int, channels: int = 32, mid_channels: int = 16, cond_channels: int = 64,
+        reads_rate: bool = False,
+    ) -> None:
         super().__init__()
         if min(feature_channels, channels, mid_channels, cond_channels) < 1:
             raise ValueError("refiner channel counts must be positive")
+        self.from_rate = (
+            nn.Sequential(nn.Conv2d(1, cond_channels, 1), nn.ReLU(), nn.Conv2d(cond_channels, cond_channels, 1))
+            if reads_rate else None
+        )
         self.from_features = deconv(feature_channels, channels, kernel_size=3, stride=2)
         self.from_image = nn.Conv2d(3, channels, 3, padding=1)
         self.block = ConditionedBottleneck(channels, mid_channels, cond_channels)
@@ -36,10 +48,19 @@ class RealismRefiner(nn.Module):
         nn.init.zeros_(self.to_image.weight)
         nn.init.zeros_(self.to_image.bias)
 
-    def forward(self, image: Tensor, features: Tensor, beta_map: Tensor, conditioner: BetaConditioner) -> Tensor:
+    def forward(
+        self, image: Tensor, features: Tensor, beta_map: Tensor, conditioner: BetaConditioner,
+        log_step: Optional[Tensor] = None,
+    ) -> Tensor:
         size = (image.shape[-2], image.shape[-1])
         h = self.act(self.from_image(image) + self.from_features(features))
-        h = self.block(h, conditioner(beta_map, size))
+        cond = conditioner(beta_map, size)
+        if self.from_rate is not None:
+            if log_step is None or log_step.shape != (image.shape[0],):
+                got = None if log_step is None else tuple(log_step.shape)
+                raise ValueError(f"a rate-aware realism head needs log_step of shape ({image.shape[0]},), got {got}")
+            cond = cond + self.from_rate(log_step.to(image.dtype).view(-1, 1, 1, 1))
+        h = self.block(h, cond)
         gate = conditioner.resize(beta_map / conditioner.beta_max, size)
         return image + gate * self.to_image(self.act(h))
 
@@ -73,23 +94,35 @@ class RefinedResidualGenerator(ResidualConditionalGenerator):
         #: the β the base layers see (None: the decoder's β); 0 keeps them at the reconstruction a
         #: β = 0 warm-up trained, whose untrained β path would otherwise add error at β > 0
         self.base_beta = base_beta
-        self.refiner = RealismRefiner(channels, refiner_channels, refiner_mid_channels, cond_channels)
+        self.refiner = RealismRefiner(
+            channels, refiner_channels, refiner_mid_channels, cond_channels, reads_rate=self.reads_rate
+        )
 
-    def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
+    def forward(self, y_hat: Tensor, beta: "float | Tensor", log_step: Optional[Tensor] = None) -> Tensor:
         beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
         image, features = self._base(y_hat, beta_map)
-        return self.refiner(image, features, beta_map, self.conditioner)
+        return self.refiner(image, features, beta_map, self.conditioner, log_step)
 
-    def forward_betas(self, y_hat: Tensor, betas: Sequence["float | Tensor"]) -> List[Tensor]:
+    def forward_betas(
+        self, y_hat: Tensor, betas: Sequence["float | Tensor"], log_step: Optional[Tensor] = None
+    ) -> List[Tensor]:
         """With ``base_beta`` set the base image does not depend on β: synthesised once, refined per β."""
         if self.base_beta is None or not betas:
-            return super().forward_betas(y_hat, betas)
+            return [self(y_hat, beta, log_step) for beta in betas]
         maps = [beta_as_map(beta, y_hat.shape[0], y_hat.device) for beta in betas]
         image, features = self._base(y_hat, maps[0])
-        return [self.refiner(image, features, beta_map, self.conditioner) for beta_map in maps]
+        return [self.refiner(image, features, beta_map, self.conditioner, log_step) for beta_map in maps]
 
     def _base(self, y_hat: Tensor, beta_map: Tensor) -> "tuple[Tensor, Tensor]":
         """The base layers' image and the features the head reads."""
         base_map = beta_map if self.base_beta is None else torch.full_like(beta_map[..., :1, :1], self.base_beta)
         features = self.out[0](self.conditioned_features(y_hat, base_map))
         return self.out[1](features), features
+
+
+@generators.register("residual_cond_rate_refined")
+class RateAwareRefinedGenerator(RefinedResidualGenerator):
+    """``residual_cond_refined`` whose head also reads the latent's mean log quantisation step
+    (``refiner.from_rate.*``), so it can set its strength per rate level: the codec passes ``log_step``."""
+
+    reads_rate = True
