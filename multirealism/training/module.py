@@ -111,10 +111,10 @@ class MultiRealismModule(L.LightningModule):
             a decoder-only multi-realism stage that keeps the warm-up's bitstream, and with it its rate
             and β = 0 distortion, and runs faster; ``["generator.refiner"]`` trains only that head);
             None trains them all. The entropy bottleneck's quantiles follow the auxiliary loss either way.
-        init_new: codec parts, by attribute path, that ``init_from``'s checkpoint does not have (e.g.
-            ``["generator.refiner"]`` when a refined generator starts from a plain one): they keep their
-            initial values; the components holding them skip the config check, and every stored weight
-            must still match by name and shape.
+        init_new: codec parts, by attribute path, that start afresh (e.g. ``["generator.refiner"]`` when a
+            refined generator starts from a plain one, or a new head replaces a stored one): they keep their
+            initial values whatever ``init_from``'s checkpoint holds for them; the components holding them
+            skip the config check, and every other stored weight must still match by name and shape.
         init_levels_below: rate levels this codec has below ``init_from``'s lowest (its rate control has
             that many more levels, all at the low end): their gain vectors start on the line through the
             stored two lowest levels (:func:`~multirealism.components.rate_control.extrapolate_levels_below`),
@@ -212,9 +212,12 @@ class MultiRealismModule(L.LightningModule):
             state = self._rate_levels_extended(path, state, levels_below)
         if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
             self.discriminator.load_state_dict(disc_state)
+        # new parts keep their initial values, also where the checkpoint has an older (or other-sized) version
+        new_prefixes = tuple(f"{name}." for name in new_parts)
+        state = {k: v for k, v in state.items() if not k.startswith(new_prefixes)}
         missing, unexpected = self.codec.load_state_dict(state, strict=False)
         # a fixed-rate checkpoint may start a rate-controlled run: its gains keep their initial values
-        fresh = ("rate_control.", *(f"{name}." for name in new_parts))
+        fresh = ("rate_control.", *new_prefixes)
         missing = [k for k in missing if not k.startswith(fresh)]
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
