@@ -213,10 +213,11 @@ def apply_delta(base: "MultiRealismCodec", path: Path, label: str) -> "MultiReal
     """``base`` with the tensors of the weights file ``path`` (written by ``export --base``) put in its place.
 
     The file's config is the model's: ``base``'s own (the file's tensors overwrite ``base``'s, which is
-    returned), or an architecture with the same tensor names whose shapes may differ where the file holds
-    those tensors (e.g. more rate levels: a new codec is built, the file's tensors and the base's others).
-    Every tensor in the file must be one of the model's, same shape except for the entropy coders' tables,
-    which the codec resizes."""
+    returned), or an architecture with every tensor name of the base's whose shapes may differ, and which
+    may have more tensors, where the file holds those tensors (e.g. more rate levels, a wider head that
+    reads the rate: a new codec is built, the file's tensors and the base's others). Every tensor in the
+    file must be one of the model's, same shape except for the entropy coders' tables, which the codec
+    resizes."""
     from multirealism.checkpoint import RESIZED_BUFFERS, load_weights
 
     config, delta = load_weights(path)
@@ -229,12 +230,13 @@ def apply_delta(base: "MultiRealismCodec", path: Path, label: str) -> "MultiReal
     state = codec.state_dict()
     if codec is not base:
         theirs = base.state_dict()
-        if set(state) != set(theirs):
+        if not set(theirs) <= set(state):
             raise CheckpointError(f"{label}: {str(path)!r} was exported for another architecture than its base model's")
-        reshaped = [k for k in state if k not in delta and state[k].shape != theirs[k].shape and not k.endswith(RESIZED_BUFFERS)]
+        reshaped = [k for k in state if k not in delta and (k not in theirs or (
+            state[k].shape != theirs[k].shape and not k.endswith(RESIZED_BUFFERS)))]
         if reshaped:
-            raise CheckpointError(f"{label}: {str(path)!r} lacks tensors whose shape differs from its base model's: "
-                                  f"{reshaped[:5]}")
+            raise CheckpointError(f"{label}: {str(path)!r} lacks tensors that its base model lacks or has in "
+                                  f"another shape: {reshaped[:5]}")
         delta = {**{k: v for k, v in theirs.items() if k not in delta}, **delta}  # the whole model, loaded below
     foreign = [
         k for k, v in delta.items() if k not in state or (v.shape != state[k].shape and not k.endswith(RESIZED_BUFFERS))

@@ -236,5 +236,32 @@ def test_a_delta_may_give_its_base_more_rate_levels(tmp_path, capsys) -> None:
     assert len(rebuilt.compress(x, quality=0)) < len(data)
     partial = tmp_path / "partial.safetensors"
     save_weights(partial, config, {k: v for k, v in wider.state_dict().items() if k.startswith("generator.refiner.")})
-    with pytest.raises(CheckpointError, match="lacks tensors whose shape differs from its base model's: .*rate_control"):
+    with pytest.raises(CheckpointError, match="lacks tensors that its base model lacks or has in another shape: .*rate_control"):
+        apply_delta(MultiRealismCodec.pretrained("small-v3"), partial, "test")
+
+
+def test_a_delta_may_give_its_base_new_tensors(tmp_path, capsys) -> None:
+    """A model whose architecture adds tensors to its base's (a realism head that reads the rate) ships as a
+    delta holding them; one that leaves a new tensor out is refused by name."""
+    from multirealism.checkpoint import load_weights, save_weights
+    from multirealism.pretrained import apply_delta
+
+    base = MultiRealismCodec.pretrained("small-v3")
+    config = base.config()
+    config["generator"]["name"] = "residual_cond_rate_refined"
+    aware = MultiRealismCodec.from_config(config)
+    missing, unexpected = aware.load_state_dict(base.state_dict(), strict=False)
+    assert missing and all(k.startswith("generator.refiner.from_rate.") for k in missing) and not unexpected
+    aware.update(force=True)
+    source = tmp_path / "aware.pt"
+    aware.save(source)
+    out = tmp_path / "delta.safetensors"
+    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
+    capsys.readouterr()
+    assert {k for k in load_weights(out)[1] if not k.startswith("entropy_model.")} == set(missing)
+    rebuilt = apply_delta(MultiRealismCodec.pretrained("small-v3"), out, "test")
+    assert rebuilt.generator.reads_rate and rebuilt.fingerprint == aware.fingerprint
+    partial = tmp_path / "partial.safetensors"
+    save_weights(partial, config, {k: v for k, v in aware.state_dict().items() if k.startswith("entropy_model.")})
+    with pytest.raises(CheckpointError, match="lacks tensors that its base model lacks .*from_rate"):
         apply_delta(MultiRealismCodec.pretrained("small-v3"), partial, "test")

@@ -56,13 +56,13 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _differing_from(state: "Dict[str, Tensor]", base: "MultiRealismCodec", name: str) -> "Dict[str, Tensor]":
     """The tensors of ``state`` that the shipped model ``base`` does not hold as they are (a retrained head,
-    entropy-coder tables that moved); refused when the architectures differ."""
+    entropy-coder tables that moved, tensors it lacks); refused when the checkpoint lacks any of the base's."""
     import torch
 
     theirs = base.state_dict()
-    if set(state) != set(theirs):
+    if not set(theirs) <= set(state):
         raise CheckpointError(f"--base {name}: the checkpoint's architecture is not the base model's")
-    return {k: v for k, v in state.items() if v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
+    return {k: v for k, v in state.items() if k not in theirs or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
