@@ -74,6 +74,19 @@ def test_level_scaled_head_config_stacks_on_the_vgg_head(capsys):
     assert "realism_scales:" in printed and "- 0.585" in printed and "- 0.04" in printed  # λ ladder kept
 
 
+def test_rate_aware_head_config_stacks_on_the_vgg_head(capsys):
+    """configs/small_rate_head.yaml: a new, wider head that reads the rate, trained alone on all nine levels."""
+    configs = ["--config", str(CONFIGS / "small_realism.yaml"), "--config", str(CONFIGS / "small_realism_vgg.yaml"),
+               "--config", str(CONFIGS / "small_rate_head.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", *configs, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "refiner_reads_rate: true" in printed and "refiner_channels: 64" in printed and "num_levels: 9" in printed
+    assert "- generator.refiner" in printed and "perceptual: stlpips-vgg" in printed
+    assert "- 2.257" in printed and "- 10.24" in printed and "dirpath: runs/small_rate_head/checkpoints" in printed
+
+
 def test_lower_levels_config_extends_the_ladder_of_the_default_model(capsys):
     """configs/small_levels.yaml (small-v6 stage 1): 9 levels, 3 extrapolated below the stored ones."""
     with pytest.raises(SystemExit) as exit_info:
