@@ -185,11 +185,14 @@ def run_size(
             times[r.name]["decode"].append(time_call(lambda: r.decode(streams[r.name]), device))
         for r in ours:
             data = streams[r.name]
-            y_hat, _ = r.codec.decode_latent(data)
+            y_hat, stream = r.codec.decode_latent(data)
             y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # as decompress runs the generator
+            beta_map = torch.full((y_hat.shape[0], 1, 1, 1), BETA, device=y_hat.device)
             multi[r.name]["entropy"].append(time_call(lambda: r.codec.decode_latent(data), device))
             with torch.no_grad():
-                multi[r.name]["generator"].append(time_call(lambda: r.codec.generator(y_hat, BETA), device))
+                multi[r.name]["generator"].append(
+                    time_call(lambda: r.codec.synthesize(y_hat, [beta_map], stream.quality), device)
+                )
             for k in args.k:
                 if k > 1:
                     multi[r.name][f"k{k}"].append(time_call(lambda: r.decode(data, [BETA] * k), device))

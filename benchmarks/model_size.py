@@ -85,17 +85,22 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
 
 
 def small_rows(size: int) -> List[Dict[str, Any]]:
-    """The ``small`` and ``small_realism`` codecs by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
+    """The ``small`` and ``small_realism`` codecs (the latter also with the 64-channel rate-aware head of
+    configs/small_rate_head.yaml) by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
     from compressai.models import MeanScaleHyperprior
 
     from multirealism import create_codec
 
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     pixels = size * size
+    beta_map = torch.full((1, 1, 1, 1), BETA)
     rows = []
-    for preset in ("small", "small_realism"):
+    presets = [("small", {}), ("small_realism", {}),
+               ("small_realism", {"num_levels": 9, "refiner_channels": 64, "refiner_reads_rate": True})]
+    for preset, options in presets:
         torch.manual_seed(0)
-        codec = create_codec(preset).eval()
+        codec = create_codec(preset, options=options).eval()
+        label = preset + (" rate-aware 64-channel head" if options else "")
         with torch.no_grad():
             y = codec.encoder(x)
             y_hat = codec.entropy_model(y).y_hat
@@ -103,17 +108,17 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
         parts = [
             ("encoder gdn", codec.encoder, lambda: codec.encoder(x)),
             ("entropy model hyperprior", codec.entropy_model, lambda: codec.entropy_model(y)),
-            (f"generator {generator}", codec.generator, lambda: codec.generator(y_hat, BETA)),
+            (f"generator {generator}", codec.generator, lambda: codec.synthesize(y_hat, [beta_map], 0)[0]),
             ("  of which β conditioner", codec.generator.conditioner, None),
         ]
         if hasattr(codec.generator, "refiner"):
             parts.append(("  of which realism head", codec.generator.refiner, None))
         rows += [
-            {"model": f"ours {preset}", "component": name, "parameters": count_parameters(module),
+            {"model": f"ours {label}", "component": name, "parameters": count_parameters(module),
              "MACs/pixel": None if fn is None else macs_per_pixel(fn, pixels)}
             for name, module, fn in parts
         ]
-        rows.append({"model": f"ours {preset}", "component": "total inference",
+        rows.append({"model": f"ours {label}", "component": "total inference",
                      "parameters": sum(count_parameters(m) for m in (codec.encoder, codec.entropy_model, codec.generator)),
                      "MACs/pixel": macs_per_pixel(lambda: codec(x, BETA), pixels)})
     msh = MeanScaleHyperprior(64, 96).eval()

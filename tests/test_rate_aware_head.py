@@ -28,8 +28,14 @@ def rate_codec(seed: int = 0, levels: int = 3, head_channels: int = 8) -> MultiR
     config = small_codec_config("residual_cond_rate_refined", **{**HEAD, "refiner_channels": head_channels})
     config["rate_control"] = {"name": "gain", "args": {"latent_channels": 16, "num_levels": levels, "min_gain": 0.2}}
     codec = MultiRealismCodec.from_config(config)
-    torch.nn.init.normal_(codec.generator.refiner.to_image.weight, std=0.2)
+    trained_as_if(codec.generator)
     return codec.eval()
+
+
+def trained_as_if(generator: RateAwareRefinedGenerator) -> None:
+    """Give a fresh head's zero-initialised output layers values, as training would."""
+    torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)
+    torch.nn.init.normal_(generator.refiner.from_rate[2].weight, std=0.5)
 
 
 def test_log_step_is_the_mean_log_of_what_unscale_multiplies_by() -> None:
@@ -51,9 +57,15 @@ def test_log_step_is_the_mean_log_of_what_unscale_multiplies_by() -> None:
 def test_the_head_reads_the_rate_and_beta_zero_ignores_it() -> None:
     torch.manual_seed(0)
     generator = RateAwareRefinedGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
-    torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)
-    assert generator.reads_rate and not RefinedResidualGenerator.reads_rate
+    blind = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
+    blind.load_state_dict(generator.state_dict(), strict=False)
     y_hat = torch.randn(2, 16, 4, 4).round()
+    torch.nn.init.normal_(generator.refiner.to_image.weight, std=0.2)
+    blind.refiner.to_image.weight.data.copy_(generator.refiner.to_image.weight)
+    with torch.no_grad():  # a fresh rate input changes nothing: a trained blind head starts a rate-aware one as it was
+        assert torch.equal(generator(y_hat, 5.12, torch.full((2,), 1.0)), blind(y_hat, 5.12))
+    trained_as_if(generator)
+    assert generator.reads_rate and not RefinedResidualGenerator.reads_rate
     fine, coarse = torch.full((2,), -1.0), torch.full((2,), 1.0)
     with torch.no_grad():
         assert torch.equal(generator(y_hat, 0.0, fine), generator(y_hat, 0.0, coarse))  # β = 0: the base image

@@ -36,10 +36,11 @@ class RealismRefiner(nn.Module):
         super().__init__()
         if min(feature_channels, channels, mid_channels, cond_channels) < 1:
             raise ValueError("refiner channel counts must be positive")
-        self.from_rate = (
-            nn.Sequential(nn.Conv2d(1, cond_channels, 1), nn.ReLU(), nn.Conv2d(cond_channels, cond_channels, 1))
-            if reads_rate else None
-        )
+        self.from_rate = None
+        if reads_rate:  # its last layer starts at zero: a trained blind head starts a rate-aware one unchanged
+            self.from_rate = nn.Sequential(nn.Conv2d(1, cond_channels, 1), nn.ReLU(), nn.Conv2d(cond_channels, cond_channels, 1))
+            nn.init.zeros_(self.from_rate[2].weight)
+            nn.init.zeros_(self.from_rate[2].bias)
         self.from_features = deconv(feature_channels, channels, kernel_size=3, stride=2)
         self.from_image = nn.Conv2d(3, channels, 3, padding=1)
         self.block = ConditionedBottleneck(channels, mid_channels, cond_channels)
