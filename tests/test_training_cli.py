@@ -87,6 +87,18 @@ def test_rate_aware_head_config_stacks_on_the_vgg_head(capsys):
     assert "- 2.257" in printed and "- 10.24" in printed and "dirpath: runs/small_rate_head/checkpoints" in printed
 
 
+def test_warm_rate_aware_head_config_keeps_the_stored_head(capsys):
+    """configs/small_rate_head_warm.yaml: the 32-channel head stays, only its rate MLP is new."""
+    configs = [f"--config={CONFIGS / name}" for name in
+               ("small_realism.yaml", "small_realism_vgg.yaml", "small_rate_head.yaml", "small_rate_head_warm.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", *configs, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "refiner_channels: 32" in printed and "refiner_reads_rate: true" in printed and "max_steps: 700" in printed
+    assert "- generator.refiner.from_rate" in printed and "dirpath: runs/small_rate_head_warm/checkpoints" in printed
+
+
 def test_lower_levels_config_extends_the_ladder_of_the_default_model(capsys):
     """configs/small_levels.yaml (small-v6 stage 1): 9 levels, 3 extrapolated below the stored ones."""
     with pytest.raises(SystemExit) as exit_info:
