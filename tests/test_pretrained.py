@@ -4,6 +4,7 @@ and the command line uses it when no checkpoint is named."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,6 +177,15 @@ def test_evaluate_measures_the_shipped_model_without_ckpt(tmp_path, capsys) -> N
     assert summary.count(DEFAULT_MODEL) == 4  # 2 qualities x 2 β
 
 
+def exported_on_small_v3(model: MultiRealismCodec, tmp_path: Path, capsys) -> "tuple[Path, str]":
+    """``model`` saved and written by ``export --base small-v3``: the delta file and what the command printed."""
+    source = tmp_path / "model.pt"
+    model.save(source)
+    out = tmp_path / "delta.safetensors"
+    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
+    return out, capsys.readouterr().out
+
+
 def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
     """small-v4's file holds only what differs from small-v3's; ``export --base`` writes such a file from a
     checkpoint, and the base plus that file is the model (same fingerprint). A delta for another
@@ -188,11 +198,8 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
     assert 0 < len(shipped) < len(v4.state_dict()) // 4 and all(k.startswith(("generator.refiner.", "entropy_model."))
                                                                for k in shipped)
     assert weights_path("small-v4").stat().st_size < weights_path("small-v3").stat().st_size // 20
-    source = tmp_path / "v4.pt"
-    v4.save(source)
-    out = tmp_path / "delta.safetensors"
-    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
-    assert f"fingerprint: {v4.fingerprint.hex()}" in capsys.readouterr().out
+    out, printed = exported_on_small_v3(v4, tmp_path, capsys)
+    assert f"fingerprint: {v4.fingerprint.hex()}" in printed
     assert sorted(load_weights(out)[1]) == sorted(shipped)
     rebuilt = MultiRealismCodec.pretrained("small-v3")
     rebuilt = apply_delta(rebuilt, out, "test")
@@ -220,11 +227,7 @@ def test_a_delta_may_give_its_base_more_rate_levels(tmp_path, capsys) -> None:
     state = {k: extrapolate_levels_below(v, 2) if k.startswith("rate_control.") else v for k, v in base.state_dict().items()}
     wider.load_state_dict(state)
     wider.update(force=True)
-    source = tmp_path / "wider.pt"
-    wider.save(source)
-    out = tmp_path / "delta.safetensors"
-    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
-    capsys.readouterr()
+    out, _ = exported_on_small_v3(wider, tmp_path, capsys)
     assert {k for k in load_weights(out)[1] if not k.startswith("entropy_model.")} == {
         "rate_control.log_gain", "rate_control.log_inverse_gain"}
     rebuilt = apply_delta(MultiRealismCodec.pretrained("small-v3"), out, "test")
@@ -253,11 +256,7 @@ def test_a_delta_may_give_its_base_new_tensors(tmp_path, capsys) -> None:
     missing, unexpected = aware.load_state_dict(base.state_dict(), strict=False)
     assert missing and all(k.startswith("generator.refiner.from_rate.") for k in missing) and not unexpected
     aware.update(force=True)
-    source = tmp_path / "aware.pt"
-    aware.save(source)
-    out = tmp_path / "delta.safetensors"
-    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
-    capsys.readouterr()
+    out, _ = exported_on_small_v3(aware, tmp_path, capsys)
     assert {k for k in load_weights(out)[1] if not k.startswith("entropy_model.")} == set(missing)
     rebuilt = apply_delta(MultiRealismCodec.pretrained("small-v3"), out, "test")
     assert rebuilt.generator.reads_rate and rebuilt.fingerprint == aware.fingerprint

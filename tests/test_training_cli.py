@@ -11,12 +11,17 @@ from multirealism.training.cli import run_lightning_cli
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+def printed_config(capsys, *names: str) -> str:
+    """What ``fit --print_config`` prints for ``configs/<name>.yaml`` stacked in order; it must exit cleanly."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_lightning_cli(["fit", *(f"--config={CONFIGS / name}.yaml" for name in names), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", ["tiny", "paper", "hific_like", "mse_only", "warmup"])
 def test_print_config(name, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, name)
     assert "multirealism.components.ElicConditionalGenerator" in printed
     assert "mse_weight: 150.0" in printed
 
@@ -43,45 +48,28 @@ def test_fit_tiny_config_for_two_steps(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["small_warmup", "small_warmup_long", "small_warmup_decay", "small", "small_realism"])
 def test_default_model_recipe_configs_parse(name, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, name)
     assert "multirealism.presets.create_codec" in printed and "name: small" in printed
     assert "lambdas:" in printed and "val: samples" in printed  # held-out validation, rate ladder
 
 
 def test_vgg_head_config_stacks_on_the_realism_recipe(capsys):
     """configs/small_realism_vgg.yaml (small-v4) overrides the head stage's perceptual term, steps and run folder."""
-    configs = ["--config", str(CONFIGS / "small_realism.yaml"), "--config", str(CONFIGS / "small_realism_vgg.yaml")]
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", *configs, "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, "small_realism", "small_realism_vgg")
     assert "perceptual: stlpips-vgg" in printed and "max_steps: 1000" in printed
     assert "dirpath: runs/small_realism_vgg/checkpoints" in printed and "trainable:" in printed
 
 
 def test_level_scaled_head_config_stacks_on_the_vgg_head(capsys):
     """configs/small_realism_levels.yaml adds per-level realism scales to the vgg head stage."""
-    configs = ["--config", str(CONFIGS / "small_realism.yaml"), "--config", str(CONFIGS / "small_realism_vgg.yaml"),
-               "--config", str(CONFIGS / "small_realism_levels.yaml")]
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", *configs, "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, "small_realism", "small_realism_vgg", "small_realism_levels")
     assert "perceptual: stlpips-vgg" in printed and "dirpath: runs/small_realism_levels/checkpoints" in printed
     assert "realism_scales:" in printed and "- 0.585" in printed and "- 0.04" in printed  # λ ladder kept
 
 
 def test_rate_aware_head_config_stacks_on_the_vgg_head(capsys):
     """configs/small_rate_head.yaml: a new, wider head that reads the rate, trained alone on all nine levels."""
-    configs = ["--config", str(CONFIGS / "small_realism.yaml"), "--config", str(CONFIGS / "small_realism_vgg.yaml"),
-               "--config", str(CONFIGS / "small_rate_head.yaml")]
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", *configs, "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, "small_realism", "small_realism_vgg", "small_rate_head")
     assert "refiner_reads_rate: true" in printed and "refiner_channels: 64" in printed and "num_levels: 9" in printed
     assert "- generator.refiner" in printed and "perceptual: stlpips-vgg" in printed
     assert "- 2.257" in printed and "- 10.24" in printed and "dirpath: runs/small_rate_head/checkpoints" in printed
@@ -89,21 +77,13 @@ def test_rate_aware_head_config_stacks_on_the_vgg_head(capsys):
 
 def test_warm_rate_aware_head_config_keeps_the_stored_head(capsys):
     """configs/small_rate_head_warm.yaml: the 32-channel head stays, only its rate MLP is new."""
-    configs = [f"--config={CONFIGS / name}" for name in
-               ("small_realism.yaml", "small_realism_vgg.yaml", "small_rate_head.yaml", "small_rate_head_warm.yaml")]
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", *configs, "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, "small_realism", "small_realism_vgg", "small_rate_head", "small_rate_head_warm")
     assert "refiner_channels: 32" in printed and "refiner_reads_rate: true" in printed and "max_steps: 700" in printed
     assert "- generator.refiner.from_rate" in printed and "dirpath: runs/small_rate_head_warm/checkpoints" in printed
 
 
 def test_lower_levels_config_extends_the_ladder_of_the_default_model(capsys):
     """configs/small_levels.yaml (small-v6 stage 1): 9 levels, 3 extrapolated below the stored ones."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_lightning_cli(["fit", "--config", str(CONFIGS / "small_levels.yaml"), "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    printed = printed_config(capsys, "small_levels")
     assert "num_levels: 9" in printed and "init_levels_below: 3" in printed and "- 10.24" in printed
     assert "- rate_control" in printed and "val: samples" in printed
