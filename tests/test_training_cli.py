@@ -87,3 +87,11 @@ def test_lower_levels_config_extends_the_ladder_of_the_default_model(capsys):
     printed = printed_config(capsys, "small_levels")
     assert "num_levels: 9" in printed and "init_levels_below: 3" in printed and "- 10.24" in printed
     assert "- rate_control" in printed and "val: samples" in printed
+
+
+def test_rate_gate_config_trains_only_the_gate(capsys):
+    """configs/small_rate_gate.yaml: small-v6's head frozen, a gain per rate level on its residual learns."""
+    printed = printed_config(capsys, "small_realism", "small_realism_vgg", "small_rate_gate")
+    assert "refiner_rate_gate: true" in printed and "refiner_channels: 32" in printed and "num_levels: 9" in printed
+    assert "- generator.rate_gate" in printed and "lr: 0.01" in printed and "perceptual: stlpips-vgg" in printed
+    assert "- 2.257" in printed and "dirpath: runs/small_rate_gate/checkpoints" in printed

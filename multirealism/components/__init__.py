@@ -7,7 +7,13 @@ from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHype
 from multirealism.components.gdn_encoder import GdnEncoder
 from multirealism.components.generator import ElicConditionalGenerator
 from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
-from multirealism.components.realism_refiner import RateAwareRefinedGenerator, RealismRefiner, RefinedResidualGenerator
+from multirealism.components.rate_gate import RateGate
+from multirealism.components.realism_refiner import (
+    RateAwareRefinedGenerator,
+    RateGatedRefinedGenerator,
+    RealismRefiner,
+    RefinedResidualGenerator,
+)
 from multirealism.components.residual_generator import ResidualConditionalGenerator
 
 __all__ = [
@@ -26,5 +32,7 @@ __all__ = [
     "RealismRefiner",
     "RefinedResidualGenerator",
     "RateAwareRefinedGenerator",
+    "RateGatedRefinedGenerator",
+    "RateGate",
     "ResidualConditionalGenerator",
 ]

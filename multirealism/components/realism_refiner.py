@@ -8,6 +8,7 @@ features at half resolution, and takes the β embedding in a conditioned residua
 ``residual_cond_rate_refined`` also tells the head how coarse the latent is (the mean log quantisation
 step of the rate level it was coded at), so one head can add more detail at low rates than at high ones;
 a head blind to the rate, trained on many levels, settles on one strength for all of them.
+``residual_cond_rate_gated`` keeps the head blind and scales its residual by a gain per rate instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 
 from multirealism.components.conditioning import BetaConditioner, beta_as_map
 from multirealism.components.generator import ConditionedBottleneck
+from multirealism.components.rate_gate import RateGate
 from multirealism.components.residual_generator import ResidualConditionalGenerator
 from multirealism.registry import generators
 
@@ -51,8 +53,9 @@ class RealismRefiner(nn.Module):
 
     def forward(
         self, image: Tensor, features: Tensor, beta_map: Tensor, conditioner: BetaConditioner,
-        log_step: Optional[Tensor] = None,
+        log_step: Optional[Tensor] = None, gain: Optional[Tensor] = None,
     ) -> Tensor:
+        """``gain``, one value per image, scales the residual (a :class:`~multirealism.components.RateGate`'s)."""
         size = (image.shape[-2], image.shape[-1])
         h = self.act(self.from_image(image) + self.from_features(features))
         cond = conditioner(beta_map, size)
@@ -63,6 +66,8 @@ class RealismRefiner(nn.Module):
             cond = cond + self.from_rate(log_step.to(image.dtype).view(-1, 1, 1, 1))
         h = self.block(h, cond)
         gate = conditioner.resize(beta_map / conditioner.beta_max, size)
+        if gain is not None:
+            gate = gate * gain.to(image.dtype).view(-1, 1, 1, 1)
         return image + gate * self.to_image(self.act(h))
 
 
@@ -70,6 +75,9 @@ class RealismRefiner(nn.Module):
 class RefinedResidualGenerator(ResidualConditionalGenerator):
     """``residual_cond`` with a :class:`RealismRefiner` on its output: the same parameter names plus
     ``refiner.*``, so a ``residual_cond`` checkpoint initialises it (``init_new: [generator.refiner]``)."""
+
+    #: whether the head's own β embedding takes the rate (``refiner.from_rate``)
+    head_reads_rate: bool = False
 
     def __init__(
         self,
@@ -96,13 +104,13 @@ class RefinedResidualGenerator(ResidualConditionalGenerator):
         #: β = 0 warm-up trained, whose untrained β path would otherwise add error at β > 0
         self.base_beta = base_beta
         self.refiner = RealismRefiner(
-            channels, refiner_channels, refiner_mid_channels, cond_channels, reads_rate=self.reads_rate
+            channels, refiner_channels, refiner_mid_channels, cond_channels, reads_rate=self.head_reads_rate
         )
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor", log_step: Optional[Tensor] = None) -> Tensor:
         beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
         image, features = self._base(y_hat, beta_map)
-        return self.refiner(image, features, beta_map, self.conditioner, log_step)
+        return self._refine(image, features, beta_map, log_step)
 
     def forward_betas(
         self, y_hat: Tensor, betas: Sequence["float | Tensor"], log_step: Optional[Tensor] = None
@@ -112,7 +120,11 @@ class RefinedResidualGenerator(ResidualConditionalGenerator):
             return [self(y_hat, beta, log_step) for beta in betas]
         maps = [beta_as_map(beta, y_hat.shape[0], y_hat.device) for beta in betas]
         image, features = self._base(y_hat, maps[0])
-        return [self.refiner(image, features, beta_map, self.conditioner, log_step) for beta_map in maps]
+        return [self._refine(image, features, beta_map, log_step) for beta_map in maps]
+
+    def _refine(self, image: Tensor, features: Tensor, beta_map: Tensor, log_step: Optional[Tensor]) -> Tensor:
+        """The head's output on the base image for one β map."""
+        return self.refiner(image, features, beta_map, self.conditioner, log_step)
 
     def _base(self, y_hat: Tensor, beta_map: Tensor) -> "tuple[Tensor, Tensor]":
         """The base layers' image and the features the head reads."""
@@ -127,3 +139,40 @@ class RateAwareRefinedGenerator(RefinedResidualGenerator):
     (``refiner.from_rate.*``), so it can set its strength per rate level: the codec passes ``log_step``."""
 
     reads_rate = True
+    head_reads_rate = True
+
+
+@generators.register("residual_cond_rate_gated")
+class RateGatedRefinedGenerator(RefinedResidualGenerator):
+    """``residual_cond_refined`` whose head's residual is scaled by a :class:`RateGate` of the latent's mean
+    log quantisation step (``rate_gate.*``): the head stays blind to the level and keeps its β path, the gate
+    sets its strength per level. ``residual_cond_refined``'s parameter names plus ``rate_gate.*``, so a
+    trained blind head starts it unchanged (``init_new: [generator.rate_gate]``)."""
+
+    reads_rate = True
+
+    def __init__(
+        self,
+        latent_channels: int = 96,
+        channels: int = 64,
+        mid_channels: int = 32,
+        blocks_per_stage: int = 2,
+        conditioner: str = "fourier",
+        cond_channels: int = 64,
+        num_frequencies: int = 10,
+        beta_max: float = 5.12,
+        table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+        refiner_channels: int = 32,
+        refiner_mid_channels: int = 16,
+        base_beta: Optional[float] = None,
+        gate_hidden: int = 16,
+    ) -> None:
+        super().__init__(
+            latent_channels, channels, mid_channels, blocks_per_stage, conditioner, cond_channels,
+            num_frequencies, beta_max, table_betas, refiner_channels, refiner_mid_channels, base_beta,
+        )
+        self.rate_gate = RateGate(gate_hidden)
+
+    def _refine(self, image: Tensor, features: Tensor, beta_map: Tensor, log_step: Optional[Tensor]) -> Tensor:
+        gain = self.rate_gate(log_step, image.shape[0])
+        return self.refiner(image, features, beta_map, self.conditioner, gain=gain)

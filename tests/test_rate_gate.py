@@ -1,0 +1,133 @@
+"""The rate gate: a gain per rate level on a blind realism head's residual, so one trained head can act more
+strongly at the low rates without changing what it adds; β = 0 and the head's β path within a level stay."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from multirealism import MultiRealismCodec
+from multirealism.checkpoint import save_weights
+from multirealism.components import RateGate, RateGatedRefinedGenerator, RefinedResidualGenerator
+from multirealism.presets import codec_config
+from multirealism.training import MultiRealismModule, RateLadder
+
+from helpers import SMALL_GENERATOR_ARGS, natural_image, small_codec_config
+
+HEAD = {"refiner_channels": 8, "refiner_mid_channels": 4, "base_beta": 0.0}
+GAIN_RATE = {"name": "gain", "args": {"latent_channels": 16, "num_levels": 3, "min_gain": 0.2}}
+
+
+def gate_acts(gate: RateGate) -> None:
+    """Give a fresh gate's zero-initialised last layer values, as training would."""
+    torch.nn.init.normal_(gate.net[2].weight, std=0.5)
+
+
+def blind_and_gated(seed: int = 0) -> "tuple[RefinedResidualGenerator, RateGatedRefinedGenerator]":
+    """A blind head whose output layer acts, and a gated generator holding the same weights."""
+    torch.manual_seed(seed)
+    blind = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
+    torch.nn.init.normal_(blind.refiner.to_image.weight, std=0.2)
+    gated = RateGatedRefinedGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
+    missing, unexpected = gated.load_state_dict(blind.state_dict(), strict=False)
+    assert sorted(missing) == sorted(f"rate_gate.{k}" for k in gated.rate_gate.state_dict()) and not unexpected
+    return blind, gated
+
+
+def test_a_fresh_gate_is_one_and_a_trained_one_is_positive_and_smooth() -> None:
+    torch.manual_seed(0)
+    gate = RateGate(hidden=4)
+    steps = torch.linspace(-1.0, 2.0, 7)
+    assert torch.equal(gate(steps, 7), torch.ones(7))
+    gate_acts(gate)
+    gains = gate(steps, 7)
+    assert (gains > 0).all() and (gains - 1).abs().max() > 1e-3
+    halfway = gate(torch.tensor([0.5, 0.5 + 1e-4]), 2)  # a smooth function: no jump between near steps
+    assert (halfway[0] - halfway[1]).abs() < 1e-3
+    for bad in (None, torch.zeros(3), torch.zeros(7, 1)):
+        with pytest.raises(ValueError, match="needs log_step of shape"):
+            gate(bad, 7)
+    with pytest.raises(ValueError, match="hidden must be positive"):
+        RateGate(hidden=0)
+
+
+def test_the_gain_scales_only_the_heads_residual() -> None:
+    blind, gated = blind_and_gated()
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    fine, coarse = torch.full((2,), -0.5), torch.full((2,), 1.5)
+    with torch.no_grad():  # a fresh gate leaves the trained head as it was
+        for beta in (0.0, 2.56, 5.12):
+            assert torch.equal(gated(y_hat, beta, coarse), blind(y_hat, beta))
+        gate_acts(gated.rate_gate)
+        base = blind(y_hat, 0.0)
+        assert torch.equal(gated(y_hat, 0.0, coarse), base)  # β = 0: the base image whatever the rate
+        for steps in (fine, coarse):
+            gain = gated.rate_gate(steps, 2).view(-1, 1, 1, 1)
+            for beta in (1.28, 5.12):  # x̂(β) = x̂₀ + gain · (the blind head's residual)
+                torch.testing.assert_close(gated(y_hat, beta, steps) - base, gain * (blind(y_hat, beta) - base))
+        assert (gated(y_hat, 5.12, fine) - gated(y_hat, 5.12, coarse)).abs().max() > 1e-4
+        mixed = gated(y_hat, 5.12, torch.tensor([-0.5, 1.5]))  # one gain per image
+        torch.testing.assert_close(mixed[1:], gated(y_hat[1:], 5.12, coarse[1:]))
+        assert torch.equal(gated.forward_betas(y_hat, [0.0, 5.12], log_step=fine)[1], gated(y_hat, 5.12, fine))
+    assert gated.reads_rate and not gated.head_reads_rate and gated.refiner.from_rate is None
+    with pytest.raises(ValueError, match="rate-gated realism head needs log_step"):
+        gated(y_hat, 5.12)
+
+
+def gated_codec(seed: int = 0) -> MultiRealismCodec:
+    torch.manual_seed(seed)
+    config = small_codec_config("residual_cond_rate_gated", **HEAD)
+    config["rate_control"] = GAIN_RATE
+    codec = MultiRealismCodec.from_config(config)
+    torch.nn.init.normal_(codec.generator.refiner.to_image.weight, std=0.2)
+    gate_acts(codec.generator.rate_gate)
+    return codec.eval()
+
+
+def test_a_stream_decodes_with_its_levels_gain() -> None:
+    codec = gated_codec()
+    codec.update(force=True)
+    x = natural_image("coffee", 64).unsqueeze(0)
+    with torch.no_grad():
+        for quality in (0.0, 1.5, 2.0):
+            decoded = codec.decompress(codec.compress(x, quality=quality), beta=[0.0, 5.12])
+            for beta, image in zip((0.0, 5.12), decoded):
+                torch.testing.assert_close(image, codec(x, beta, quality).x_hat.clamp(0, 1), atol=1e-5, rtol=0)
+        y_hat, _ = codec.decode_latent(codec.compress(x, quality=0.0))
+        beta = torch.full((1, 1, 1, 1), 5.12)
+        assert (codec.synthesize(y_hat, [beta], 0.0)[0] - codec.synthesize(y_hat, [beta], 2.0)[0]).abs().max() > 1e-4
+
+
+def test_presets_and_training_only_the_gate_from_a_blind_checkpoint(tmp_path) -> None:
+    config = codec_config("small_realism", refiner_rate_gate=True)
+    assert config["generator"]["name"] == "residual_cond_rate_gated"
+    assert config["generator"]["args"] == codec_config("small_realism")["generator"]["args"]
+    with pytest.raises(ValueError, match="refiner_rate_gate needs a realism head"):
+        codec_config("small", refiner_rate_gate=True)
+    with pytest.raises(ValueError, match="pick one"):
+        codec_config("small_realism", refiner_reads_rate=True, refiner_rate_gate=True)
+    torch.manual_seed(0)
+    blind_config = small_codec_config("residual_cond_refined", **HEAD)
+    blind_config["rate_control"] = GAIN_RATE
+    blind = MultiRealismCodec.from_config(blind_config)
+    torch.nn.init.normal_(blind.generator.refiner.to_image.weight, std=0.2)
+    stored = tmp_path / "blind.safetensors"
+    save_weights(stored, blind.config(), blind.state_dict())
+    torch.manual_seed(1)
+    codec = MultiRealismCodec.from_config({**blind_config, "generator": {**blind_config["generator"],
+                                                                          "name": "residual_cond_rate_gated"}})
+    module = MultiRealismModule(codec.train(), gan=False, perceptual="lpips-random-test-only", lr=1e-1,
+                                rate_ladder=RateLadder([0.04, 0.02, 0.01], realism_scales=[2.0, 1.5, 1.0]),
+                                init_from=str(stored), init_new=["generator.rate_gate"], trainable=["generator.rate_gate"])
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    y_hat = torch.randn(1, 16, 4, 4).round()
+    with torch.no_grad():  # the gated codec starts as the blind one
+        torch.testing.assert_close(module.codec.synthesize(y_hat, [torch.full((1, 1, 1, 1), 5.12)], 0.0)[0],
+                                   blind.eval().synthesize(y_hat, [torch.full((1, 1, 1, 1), 5.12)], 0.0)[0])
+    before = {k: v.clone() for k, v in module.codec.state_dict().items()}
+    L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, limit_val_batches=0).fit(module, DataLoader(x, batch_size=4))
+    changed = {k for k, v in module.codec.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("generator.rate_gate.") or "quantiles" in k for k in changed)
