@@ -85,8 +85,8 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
 
 
 def small_rows(size: int) -> List[Dict[str, Any]]:
-    """The ``small`` and ``small_realism`` codecs (the latter also with the 64-channel rate-aware head of
-    configs/small_rate_head.yaml) by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
+    """The ``small`` and ``small_realism`` codecs (the latter also with small-v7's rate gate and with the
+    64-channel rate-aware head of configs/small_rate_head.yaml) by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
     from compressai.models import MeanScaleHyperprior
 
     from multirealism import create_codec
@@ -95,12 +95,14 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
     pixels = size * size
     beta_map = torch.full((1, 1, 1, 1), BETA)
     rows = []
-    presets = [("small", {}), ("small_realism", {}),
-               ("small_realism", {"num_levels": 9, "refiner_channels": 64, "refiner_reads_rate": True})]
-    for preset, options in presets:
+    presets = [("small", {}, ""), ("small_realism", {}, ""),
+               ("small_realism", {"num_levels": 9, "refiner_rate_gate": True}, " rate-gated head (small-v7)"),
+               ("small_realism", {"num_levels": 9, "refiner_channels": 64, "refiner_reads_rate": True},
+                " rate-aware 64-channel head")]
+    for preset, options, suffix in presets:
         torch.manual_seed(0)
         codec = create_codec(preset, options=options).eval()
-        label = preset + (" rate-aware 64-channel head" if options else "")
+        label = preset + suffix
         with torch.no_grad():
             y = codec.encoder(x)
             y_hat = codec.entropy_model(y).y_hat
@@ -113,6 +115,8 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
         ]
         if hasattr(codec.generator, "refiner"):
             parts.append(("  of which realism head", codec.generator.refiner, None))
+        if hasattr(codec.generator, "rate_gate"):
+            parts.append(("  of which rate gate", codec.generator.rate_gate, None))
         rows += [
             {"model": f"ours {label}", "component": name, "parameters": count_parameters(module),
              "MACs/pixel": None if fn is None else macs_per_pixel(fn, pixels)}
