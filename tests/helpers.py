@@ -34,6 +34,13 @@ def small_codec_config(generator: str = "residual_cond", **generator_args: Any) 
     }
 
 
+def small_rate_codec_config(generator: str, num_levels: int = 3, **generator_args: Any) -> Dict[str, Any]:
+    """:func:`small_codec_config` with gain units for ``num_levels`` rates (what a rate-reading head needs)."""
+    config = small_codec_config(generator, **generator_args)
+    config["rate_control"] = {"name": "gain", "args": {"latent_channels": 16, "num_levels": num_levels, "min_gain": 0.2}}
+    return config
+
+
 def natural_image(name: str = "astronaut", size: int = 256) -> torch.Tensor:
     """A centre crop of a scikit-image sample image as a (3, size, size) float tensor in [0, 1]."""
     from skimage import data

@@ -17,7 +17,7 @@ from multirealism.components.rate_control import latent_log_step
 from multirealism.presets import codec_config
 from multirealism.training import MultiRealismModule, RateLadder
 
-from helpers import SMALL_GENERATOR_ARGS, natural_image, small_codec_config
+from helpers import SMALL_GENERATOR_ARGS, natural_image, small_rate_codec_config
 
 HEAD = {"refiner_channels": 8, "refiner_mid_channels": 4, "base_beta": 0.0}
 
@@ -25,8 +25,7 @@ HEAD = {"refiner_channels": 8, "refiner_mid_channels": 4, "base_beta": 0.0}
 def rate_codec(seed: int = 0, levels: int = 3, head_channels: int = 8) -> MultiRealismCodec:
     """A test-width ``small`` codec with a rate-aware head that acts (its output layers no longer zero)."""
     torch.manual_seed(seed)
-    config = small_codec_config("residual_cond_rate_refined", **{**HEAD, "refiner_channels": head_channels})
-    config["rate_control"] = {"name": "gain", "args": {"latent_channels": 16, "num_levels": levels, "min_gain": 0.2}}
+    config = small_rate_codec_config("residual_cond_rate_refined", levels, **{**HEAD, "refiner_channels": head_channels})
     codec = MultiRealismCodec.from_config(config)
     trained_as_if(codec.generator)
     return codec.eval()
@@ -109,9 +108,7 @@ def test_presets_and_a_new_head_replacing_a_stored_one(tmp_path) -> None:
     # a run with a wider, rate-aware head starts from a checkpoint with a narrower, blind one: the stored head
     # is left out (whatever its shape), everything else is loaded, and only the head trains
     torch.manual_seed(0)
-    blind_config = small_codec_config("residual_cond_refined", **HEAD)
-    blind_config["rate_control"] = {"name": "gain", "args": {"latent_channels": 16, "num_levels": 3, "min_gain": 0.2}}
-    blind = MultiRealismCodec.from_config(blind_config)
+    blind = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_refined", **HEAD))
     stored = tmp_path / "blind.safetensors"
     save_weights(stored, blind.config(), blind.state_dict())
     codec = rate_codec(seed=5, head_channels=12)

@@ -14,10 +14,9 @@ from multirealism.components import RateGate, RateGatedRefinedGenerator, Refined
 from multirealism.presets import codec_config
 from multirealism.training import MultiRealismModule, RateLadder
 
-from helpers import SMALL_GENERATOR_ARGS, natural_image, small_codec_config
+from helpers import SMALL_GENERATOR_ARGS, natural_image, small_rate_codec_config
 
 HEAD = {"refiner_channels": 8, "refiner_mid_channels": 4, "base_beta": 0.0}
-GAIN_RATE = {"name": "gain", "args": {"latent_channels": 16, "num_levels": 3, "min_gain": 0.2}}
 
 
 def gate_acts(gate: RateGate) -> None:
@@ -78,9 +77,7 @@ def test_the_gain_scales_only_the_heads_residual() -> None:
 
 def gated_codec(seed: int = 0) -> MultiRealismCodec:
     torch.manual_seed(seed)
-    config = small_codec_config("residual_cond_rate_gated", **HEAD)
-    config["rate_control"] = GAIN_RATE
-    codec = MultiRealismCodec.from_config(config)
+    codec = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_rate_gated", **HEAD))
     torch.nn.init.normal_(codec.generator.refiner.to_image.weight, std=0.2)
     gate_acts(codec.generator.rate_gate)
     return codec.eval()
@@ -109,15 +106,12 @@ def test_presets_and_training_only_the_gate_from_a_blind_checkpoint(tmp_path) ->
     with pytest.raises(ValueError, match="pick one"):
         codec_config("small_realism", refiner_reads_rate=True, refiner_rate_gate=True)
     torch.manual_seed(0)
-    blind_config = small_codec_config("residual_cond_refined", **HEAD)
-    blind_config["rate_control"] = GAIN_RATE
-    blind = MultiRealismCodec.from_config(blind_config)
+    blind = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_refined", **HEAD))
     torch.nn.init.normal_(blind.generator.refiner.to_image.weight, std=0.2)
     stored = tmp_path / "blind.safetensors"
     save_weights(stored, blind.config(), blind.state_dict())
     torch.manual_seed(1)
-    codec = MultiRealismCodec.from_config({**blind_config, "generator": {**blind_config["generator"],
-                                                                          "name": "residual_cond_rate_gated"}})
+    codec = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_rate_gated", **HEAD))
     module = MultiRealismModule(codec.train(), gan=False, perceptual="lpips-random-test-only", lr=1e-1,
                                 rate_ladder=RateLadder([0.04, 0.02, 0.01], realism_scales=[2.0, 1.5, 1.0]),
                                 init_from=str(stored), init_new=["generator.rate_gate"], trainable=["generator.rate_gate"])

@@ -158,6 +158,14 @@ def latent_log_step(rate_control: "RateControl | None", quality: Quality, batch:
     return rate_control.log_step(quality, batch, device)
 
 
+def require_log_step(log_step: "Tensor | None", batch: int, reader: str) -> Tensor:
+    """``log_step`` if it is the ``(batch,)`` tensor a rate-reading ``reader`` needs, else a ValueError naming it."""
+    if log_step is None or log_step.shape != (batch,):
+        got = None if log_step is None else tuple(log_step.shape)
+        raise ValueError(f"{reader} needs log_step of shape ({batch},), got {got}")
+    return log_step
+
+
 def unscale_latent(rate_control: "RateControl | None", y_hat: Tensor, quality: Quality) -> Tensor:
     """``rate_control.unscale`` or ``y_hat`` unchanged when there is none."""
     return y_hat if rate_control is None else rate_control.unscale(y_hat, quality)

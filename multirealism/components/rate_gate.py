@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from multirealism.components.rate_control import require_log_step
+
 
 class RateGate(nn.Module):
     """``exp(f(s))`` for the ``(B,)`` mean log quantisation steps ``s``, ``f`` a one-hidden-layer MLP whose
@@ -27,8 +29,6 @@ class RateGate(nn.Module):
         nn.init.zeros_(self.net[2].bias)
 
     def forward(self, log_step: "Tensor | None", batch: int) -> Tensor:
-        if log_step is None or log_step.shape != (batch,):
-            got = None if log_step is None else tuple(log_step.shape)
-            raise ValueError(f"a rate-gated realism head needs log_step of shape ({batch},), got {got}")
+        log_step = require_log_step(log_step, batch, "a rate-gated realism head")
         dtype = self.net[0].weight.dtype
         return torch.exp(self.net(log_step.to(dtype).view(-1, 1))).view(-1)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from multirealism.components.conditioning import BetaConditioner, beta_as_map
 from multirealism.components.generator import ConditionedBottleneck
+from multirealism.components.rate_control import require_log_step
 from multirealism.components.rate_gate import RateGate
 from multirealism.components.residual_generator import ResidualConditionalGenerator
 from multirealism.registry import generators
@@ -60,9 +61,7 @@ class RealismRefiner(nn.Module):
         h = self.act(self.from_image(image) + self.from_features(features))
         cond = conditioner(beta_map, size)
         if self.from_rate is not None:
-            if log_step is None or log_step.shape != (image.shape[0],):
-                got = None if log_step is None else tuple(log_step.shape)
-                raise ValueError(f"a rate-aware realism head needs log_step of shape ({image.shape[0]},), got {got}")
+            log_step = require_log_step(log_step, image.shape[0], "a rate-aware realism head")
             cond = cond + self.from_rate(log_step.to(image.dtype).view(-1, 1, 1, 1))
         h = self.block(h, cond)
         gate = conditioner.resize(beta_map / conditioner.beta_max, size)
