@@ -131,6 +131,36 @@ def test_training_updates_gains_and_logs_every_level(gan, precision):
     assert logged.metrics["val/bpp_q0"] < logged.metrics["val/bpp_q2"]  # initial gains: 0.25 vs 1
 
 
+def test_validation_logs_each_levels_perceptual_distance_at_beta_zero_and_max():
+    from multirealism.training.quality import level_metrics
+
+    from helpers import natural_image, small_rate_codec_config
+
+    torch.manual_seed(0)
+    codec = MultiRealismCodec.from_config(small_rate_codec_config(
+        "residual_cond_refined", refiner_channels=8, refiner_mid_channels=4, base_beta=0.0))
+    torch.nn.init.normal_(codec.generator.refiner.to_image.weight, std=0.2)  # a head whose β acts
+    module = MultiRealismModule(codec, gan=False, perceptual="lpips-random-test-only", lr=1e-3,
+                                rate_ladder=RateLadder(lambdas=[0.5, 0.1, 0.02]), val_betas=[0.0, 2.56, 5.12])
+    x = natural_image("coffee", 64).unsqueeze(0)
+    logged = Logged()
+    L.Trainer(accelerator="cpu", limit_val_batches=1, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False, callbacks=[logged]).validate(
+        module, DataLoader(x, batch_size=1), verbose=False)
+    module.eval()
+    with torch.no_grad():
+        for level in range(3):
+            for beta, suffix in ((0.0, f"_q{level}"), (5.12, f"_q{level}_beta5.12")):
+                out = module.codec(x, beta, quality=float(level)).x_hat.clamp(0, 1)
+                assert logged.metrics[f"val/lpips{suffix}"] == pytest.approx(float(module.perceptual(out, x).mean()), rel=1e-4)
+                assert logged.metrics[f"val/psnr{suffix}"] == pytest.approx(
+                    float(-10 * torch.log10(((out - x) ** 2).mean())), rel=1e-4)
+            assert logged.metrics[f"val/psnr_q{level}_beta5.12"] < logged.metrics[f"val/psnr_q{level}"]
+        assert "val/lpips_q0_beta2.56" not in logged.metrics  # only β = 0 and the largest β, per level
+        only_zero = level_metrics(module.codec, x, "val", module.image_metrics)
+    assert set(only_zero) == {f"val/{k}_q{level}" for k in ("bpp", "psnr", "lpips") for level in range(3)}
+
+
 def test_a_fixed_rate_checkpoint_initialises_a_rate_controlled_run(tmp_path):
     torch.manual_seed(5)
     fixed = MultiRealismCodec.from_config(tiny_config())

@@ -105,8 +105,9 @@ class MultiRealismModule(L.LightningModule):
         val_real_bpp_batches: validation batches per epoch that are also really compressed, to
             log the bpp of the actual bitstream (0: off).
         rate_ladder: λ per quality level, required when the codec has a rate control (then a level
-            is drawn per image and ``rate_weight`` is unused); validation then also logs
-            ``bpp_q{level}`` and ``psnr_q{level}`` at β = 0.
+            is drawn per image and ``rate_weight`` is unused); validation then also logs, per level,
+            ``bpp_q{level}``, ``psnr_q{level}`` and the perceptual distance at β = 0 and the same metrics
+            at the largest of ``val_betas`` (``psnr_q{level}_beta5.12``, ...).
         trainable: the codec parts the generator step trains, by attribute path (e.g. ``["generator"]``:
             a decoder-only multi-realism stage that keeps the warm-up's bitstream, and with it its rate
             and β = 0 distortion, and runs faster; ``["generator.refiner"]`` trains only that head);
@@ -386,7 +387,9 @@ class MultiRealismModule(L.LightningModule):
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
         self.log(f"{stage}/bpp", out.bpp.float().mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
         if self.codec.num_levels > 1:
-            self.log_dict(level_metrics(self.codec, x, stage), batch_size=batch_size, sync_dist=True)
+            level_betas = [0.0] + [b for b in (max(self.val_betas),) if b > 0]
+            self.log_dict(level_metrics(self.codec, x, stage, self.image_metrics, level_betas), batch_size=batch_size,
+                          sync_dist=True)
         if batch_idx < self.val_real_bpp_batches:
             with torch.autocast(x.device.type, enabled=False):  # the bitstream is the float32 model's
                 real = 8.0 * len(self.codec.compress(x.float())) / (batch_size * height * width)

@@ -8,13 +8,12 @@ weighted by that level's λ, from a ladder of fixed values or of HiFiC-style bpp
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from multirealism.codec import MultiRealismCodec
-from multirealism.training.losses import mse_per_image
 from multirealism.training.rate_schedule import FixedLambda, HiFiCLambdaSchedule, RateWeight
 
 
@@ -111,13 +110,24 @@ class RateLadder:
         return (lambdas * bpp).mean(), lambdas.mean().detach()
 
 
-def level_metrics(codec: MultiRealismCodec, x: Tensor, stage: str) -> Dict[str, Tensor]:
-    """Estimated bpp and PSNR at β = 0 for each trained level: ``{stage}/bpp_q{level}``, ``psnr_q{level}``."""
+def level_metrics(
+    codec: MultiRealismCodec,
+    x: Tensor,
+    stage: str,
+    image_metrics: Callable[[Tensor, Tensor], Dict[str, Tensor]],
+    betas: Sequence[float] = (0.0,),
+) -> Dict[str, Tensor]:
+    """Each trained level's estimated bpp and ``image_metrics`` (PSNR, the perceptual distance) at each β.
+
+    At β = 0 the names are ``{stage}/bpp_q{level}``, ``{stage}/{metric}_q{level}``; at another β
+    ``{stage}/{metric}_q{level}_beta{β}``. One encoding per level serves every β. Logging β_max beside 0
+    shows at every rate how far β moves the perceptual distance, which a sweep at one level does not.
+    """
     metrics: Dict[str, Tensor] = {}
     for level in range(codec.num_levels):
-        out = codec(x, 0.0, quality=float(level))
-        with torch.autocast(x.device.type, enabled=False):  # float32 metrics, no torchmetrics host constants
-            psnr = -10.0 * torch.log10(mse_per_image(out.x_hat.float().clamp(0, 1), x.float()))
-            metrics[f"{stage}/bpp_q{level}"] = out.bpp.float().mean()
-            metrics[f"{stage}/psnr_q{level}"] = psnr.mean()
+        outs = codec.forward_betas(x, list(betas), quality=float(level))
+        metrics[f"{stage}/bpp_q{level}"] = outs[0].bpp.float().mean()
+        for beta, out in zip(betas, outs):
+            suffix = f"_q{level}" if beta == 0 else f"_q{level}_beta{beta:g}"
+            metrics.update({f"{stage}/{k}{suffix}": v for k, v in image_metrics(out.x_hat, x).items()})
     return metrics
