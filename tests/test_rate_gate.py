@@ -124,4 +124,4 @@ def test_presets_and_training_only_the_gate_from_a_blind_checkpoint(tmp_path) ->
     L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, limit_val_batches=0).fit(module, DataLoader(x, batch_size=4))
     changed = {k for k, v in module.codec.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed and all(k.startswith("generator.rate_gate.") or "quantiles" in k for k in changed)
+    assert changed and all(k.startswith("generator.rate_gate.") for k in changed)  # quantiles too stay as stored

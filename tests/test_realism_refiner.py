@@ -149,11 +149,11 @@ def test_a_head_only_stage_from_a_plain_checkpoint_keeps_the_bitstream_and_beta_
               enable_model_summary=False, limit_val_batches=0).fit(module, DataLoader(x, batch_size=4))
     moved = {k for k, v in module.codec.state_dict().items() if v.is_floating_point() and not torch.equal(before[k], v)}
     assert any(k.startswith("generator.refiner.") for k in moved), moved
-    assert all(k.startswith("generator.refiner.") or k.endswith("quantiles") for k in moved), moved
+    assert all(k.startswith("generator.refiner.") for k in moved), moved  # the quantiles stay with their density
     for codec in (plain, module.codec):
         codec.update(force=True)
         codec.eval()
-    # same symbol count (the quantiles followed the aux loss, so z's offsets may move a little)
+    # the same coded symbols: only the header's model fingerprint differs
     assert len(module.codec.compress(x[:1])) == len(plain.compress(x[:1]))
     y_hat = torch.randn(2, 16, 4, 4).round()
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """LightningModule training a :class:`~multirealism.MultiRealismCodec` with the multi-realism objective.
 
 Manual optimisation, one training step = one generator update, one discriminator update (GAN
-stage only) and one update of the entropy bottleneck's quantiles on CompressAI's auxiliary loss.
+stage only) and one update of the entropy bottleneck's quantiles on CompressAI's auxiliary loss (while
+the bottleneck's density trains).
 ``trainer.global_step`` counts generator updates only, so ``max_steps``, LR milestones and
 checkpoint intervals are in training iterations.
 """
@@ -74,6 +75,13 @@ def quantile_parameters(codec: MultiRealismCodec) -> List[nn.Parameter]:
     return [p for name, p in codec.entropy_model.named_parameters() if name.endswith("quantiles")]
 
 
+def quantile_densities(codec: MultiRealismCodec) -> List[nn.Parameter]:
+    """The density parameters of the modules that hold quantiles: the auxiliary loss depends only on them,
+    so while they are frozen the quantiles' targets stand still."""
+    return [p for module in codec.entropy_model.modules() if isinstance(getattr(module, "quantiles", None), nn.Parameter)
+            for name, p in module.named_parameters() if name != "quantiles"]
+
+
 class MultiRealismModule(L.LightningModule):
     """Trains ``codec`` on λ·rate + k_M·MSE + β·(C_P·LPIPS + C_adv·L_adv) with β drawn per image.
 
@@ -111,7 +119,9 @@ class MultiRealismModule(L.LightningModule):
         trainable: the codec parts the generator step trains, by attribute path (e.g. ``["generator"]``:
             a decoder-only multi-realism stage that keeps the warm-up's bitstream, and with it its rate
             and β = 0 distortion, and runs faster; ``["generator.refiner"]`` trains only that head);
-            None trains them all. The entropy bottleneck's quantiles follow the auxiliary loss either way.
+            None trains them all. The entropy bottleneck's quantiles follow the auxiliary loss while its
+            density trains (``trainable`` covers the entropy model, or is None); otherwise they stay as
+            stored too, so a stage that freezes the bitstream keeps the coder's tables bit for bit.
         init_new: codec parts, by attribute path, that start afresh (e.g. ``["generator.refiner"]`` when a
             refined generator starts from a plain one, or a new head replaces a stored one): they keep their
             initial values whatever ``init_from``'s checkpoint holds for them; the components holding them
@@ -245,15 +255,17 @@ class MultiRealismModule(L.LightningModule):
             raise ValueError(f"{name!r} is not a part of this codec (its parts: {', '.join(parts)})") from None
 
     def freeze_all_but(self, trainable: Sequence[str]) -> None:
-        """Stop gradients to every codec part not named in ``trainable`` (its quantiles excepted)."""
+        """Stop gradients to every codec part not named in ``trainable``; the quantiles train only with
+        their density."""
         if not trainable:
             raise ValueError("trainable must name at least one codec part (None trains them all)")
         parts = [self.codec_part(name) for name in trainable]
         self.codec.requires_grad_(False)
         for part in parts:
             part.requires_grad_(True)
+        density_trains = any(p.requires_grad for p in quantile_densities(self.codec))
         for quantiles in quantile_parameters(self.codec):
-            quantiles.requires_grad_(True)
+            quantiles.requires_grad_(density_trains)
 
     def configure_optimizers(self) -> Tuple[List[Optimizer], List[Any]]:
         quantiles = {id(p) for p in quantile_parameters(self.codec)}
@@ -358,10 +370,11 @@ class MultiRealismModule(L.LightningModule):
                 terms["d_loss"] = discriminator_loss(discriminator(x, y_hat, beta), discriminator(x_hat, y_hat, beta))
                 skipped |= not self._update(opt_d, terms["d_loss"], clip=True, counted=False)
 
-        with self.toggled_optimizer(opt_aux):
-            with torch.autocast(x.device.type, enabled=False):  # fp16 quantile logits overflow (issue 14)
-                terms["aux_loss"] = self.codec.entropy_model.aux_loss()
-            skipped |= not self._update(opt_aux, terms["aux_loss"], clip=False, counted=False)
+        if any(p.requires_grad for p in quantile_parameters(self.codec)):  # frozen with their density otherwise
+            with self.toggled_optimizer(opt_aux):
+                with torch.autocast(x.device.type, enabled=False):  # fp16 quantile logits overflow (issue 14)
+                    terms["aux_loss"] = self.codec.entropy_model.aux_loss()
+                skipped |= not self._update(opt_aux, terms["aux_loss"], clip=False, counted=False)
 
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
