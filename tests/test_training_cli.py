@@ -95,3 +95,11 @@ def test_rate_gate_config_trains_only_the_gate(capsys):
     assert "refiner_rate_gate: true" in printed and "refiner_channels: 32" in printed and "num_levels: 9" in printed
     assert "- generator.rate_gate" in printed and "lr: 0.01" in printed and "perceptual: stlpips-vgg" in printed
     assert "- 2.257" in printed and "dirpath: runs/small_rate_gate/checkpoints" in printed
+
+
+def test_head_and_gate_config_trains_both_from_the_stored_weights(capsys):
+    """configs/small_head_gate.yaml (small-v8): small-v7's head and gate train on, nothing starts afresh."""
+    printed = printed_config(capsys, "small_realism", "small_realism_vgg", "small_rate_gate", "small_head_gate")
+    assert "refiner_rate_gate: true" in printed and "init_new: []" in printed and "lr: 0.0003" in printed
+    assert "- generator.refiner\n" in printed and "- generator.rate_gate\n" in printed and "max_steps: 600" in printed
+    assert "- 2.257" in printed and "dirpath: runs/small_head_gate/checkpoints" in printed
