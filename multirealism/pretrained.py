@@ -182,6 +182,7 @@ _register(
     )
 )
 
+
 def list_pretrained() -> List[str]:
     """Names of the shipped models, for :meth:`MultiRealismCodec.pretrained` and ``--model``."""
     return sorted(_MODELS)

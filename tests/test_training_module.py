@@ -194,6 +194,23 @@ def test_atomic_checkpoint_io_leaves_no_temp_files(tmp_path):
     assert torch.equal(torch.load(tmp_path / "sub" / "last.ckpt", weights_only=True)["state_dict"]["w"], torch.ones(2))
 
 
+@pytest.mark.parametrize("trainable,quantiles_train", [
+    (None, True), (["entropy_model"], True), (["encoder", "entropy_model"], True),
+    (["encoder"], False), (["generator"], False),
+])
+def test_quantiles_train_only_while_their_density_does(trainable, quantiles_train):
+    from multirealism.training.module import quantile_parameters
+
+    module = tiny_module(gan=False, rate_weight=FixedLambda(0.01), trainable=trainable)
+    quantiles = quantile_parameters(module.codec)
+    assert quantiles and all(q.requires_grad == quantiles_train for q in quantiles)
+    before = [q.detach().clone() for q in quantiles]
+    run = trainer(2)
+    run.fit(module, DataLoader(images(), batch_size=4))
+    assert all(torch.equal(b, q) for b, q in zip(before, quantiles)) != quantiles_train
+    assert ("train/aux_loss" in run.callback_metrics) == quantiles_train
+
+
 def test_a_generator_only_stage_keeps_the_bitstream_and_trains_the_decoder():
     module = tiny_module(rate_weight=FixedLambda(0.01), trainable=["generator"])
     x = images()

@@ -400,7 +400,8 @@ class MultiRealismModule(L.LightningModule):
             self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
         self.log(f"{stage}/bpp", out.bpp.float().mean(), batch_size=batch_size, sync_dist=True, prog_bar=True)
         if self.codec.num_levels > 1:
-            level_betas = [0.0] + [b for b in (max(self.val_betas),) if b > 0]
+            top = max(self.val_betas)
+            level_betas = [0.0, top] if top > 0 else [0.0]
             self.log_dict(level_metrics(self.codec, x, stage, self.image_metrics, level_betas), batch_size=batch_size,
                           sync_dist=True)
         if batch_idx < self.val_real_bpp_batches:
