@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 #: the rate ladder of every `small` recipe config (configs/small_warmup.yaml and the stages after it)
 SMALL_LADDER = (1.28, 0.64, 0.32, 0.16, 0.08, 0.04)
+#: the nine-level ladder from small-v6 on (configs/small_levels.yaml): three halvings below SMALL_LADDER
+NINE_LEVEL_LADDER = (10.24, 5.12, 2.56) + SMALL_LADDER
+#: the per-level realism weights of the nine-level head stages (configs/small_rate_gate.yaml,
+#: small_head_gate.yaml): small-v5's six (configs/small_realism_levels.yaml) and, below them, the same rule
+#: (β = 0 MSE on the training corpus relative to small-v5's lowest level)
+NINE_LEVEL_REALISM_SCALES = (2.257, 1.690, 1.280, 1.0, 0.828, 0.719, 0.650, 0.610, 0.585)
 
 
 @dataclass(frozen=True)
@@ -137,11 +143,9 @@ _register(
         summary="small-v5 with three rate levels below its lowest (configs/small_levels.yaml: only the rate control "
         "trained): 9 levels, about 0.08-0.7 bpp, beta in [0, 5.12] through small-v5's head; its file holds only "
         "what differs from small-v5's (the gain vectors and the hyper-latent coder's tables)",
-        rate_lambdas=(10.24, 5.12, 2.56) + SMALL_LADDER,
+        rate_lambdas=NINE_LEVEL_LADDER,
         perceptual="stlpips-vgg",
-        # small-v5's per-level weights for its six levels; below them, the same rule (β = 0 MSE on the
-        # training corpus relative to small-v5's lowest level; configs/small_levels.yaml)
-        realism_scales=(2.257, 1.690, 1.280, 1.0, 0.828, 0.719, 0.650, 0.610, 0.585),
+        realism_scales=NINE_LEVEL_REALISM_SCALES,
         base="small-v5",
     )
 )
@@ -157,9 +161,9 @@ _register(
         "only the gate's 49 parameters trained, 400 steps): small-v6's encoder, decoder and rates (beta = 0 "
         "within 0.002 dB), a stronger trade-off in beta at the low rates; its file holds only what differs from small-v6's "
         "(the gate and the hyper-latent coder's tables)",
-        rate_lambdas=(10.24, 5.12, 2.56) + SMALL_LADDER,
+        rate_lambdas=NINE_LEVEL_LADDER,
         perceptual="stlpips-vgg",
-        realism_scales=(2.257, 1.690, 1.280, 1.0, 0.828, 0.719, 0.650, 0.610, 0.585),  # configs/small_rate_gate.yaml
+        realism_scales=NINE_LEVEL_REALISM_SCALES,
         base="small-v6",
     )
 )
@@ -175,9 +179,9 @@ _register(
         "head and gate, 600 steps): small-v7's encoder, decoder and rates, a lower held-out perceptual distance at "
         "every beta > 0 and every level; its file holds only what differs from small-v7's (the head, the gate and "
         "the hyper-latent coder's tables)",
-        rate_lambdas=(10.24, 5.12, 2.56) + SMALL_LADDER,
+        rate_lambdas=NINE_LEVEL_LADDER,
         perceptual="stlpips-vgg",
-        realism_scales=(2.257, 1.690, 1.280, 1.0, 0.828, 0.719, 0.650, 0.610, 0.585),  # configs/small_head_gate.yaml
+        realism_scales=NINE_LEVEL_REALISM_SCALES,
         base="small-v7",
     )
 )
