@@ -235,6 +235,7 @@ def load_pretrained(
         codec = cls.from_checkpoint(weights_path(name), map_location=map_location)
     else:
         codec = apply_delta(load_pretrained(info.base, map_location, cls), weights_path(name), f"shipped model {name!r}")
+        codec.to(map_location)  # a delta with its own architecture is built afresh, on the CPU
     if codec.fingerprint.hex() != info.fingerprint:
         raise CheckpointError(
             f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "

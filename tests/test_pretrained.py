@@ -224,6 +224,23 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
     assert "--base small-v3: the checkpoint's architecture is not the base model's" in capsys.readouterr().err
 
 
+def test_a_delta_model_is_put_on_the_requested_device(monkeypatch) -> None:
+    """small-v6 and later have their own architecture (more rate levels), so the delta loader builds them
+    afresh; ``map_location`` must still place the model returned (once a CUDA run got a CPU model here).
+    CI has no GPU: the test records where the returned codec was last moved."""
+    moved = {}
+    original = MultiRealismCodec.to
+
+    def recording_to(self, *args, **kwargs):
+        moved[id(self)] = args[0] if args else kwargs.get("device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiRealismCodec, "to", recording_to)
+    codec = MultiRealismCodec.pretrained(DEFAULT_MODEL, map_location="cpu")
+    assert pretrained_info(DEFAULT_MODEL).base is not None
+    assert moved.get(id(codec)) == "cpu"
+
+
 def test_a_delta_may_give_its_base_more_rate_levels(tmp_path, capsys) -> None:
     """A model with more rate levels than its base ships as a delta too: its file holds the config and the
     rate control (new shape) and the loader builds the new architecture, taking the other tensors from the base.
