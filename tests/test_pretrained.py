@@ -246,14 +246,14 @@ def test_a_delta_may_give_its_base_more_rate_levels(tmp_path, capsys) -> None:
     rate control (new shape) and the loader builds the new architecture, taking the other tensors from the base.
     A file that leaves a reshaped tensor to the base is refused by name."""
     from multirealism.checkpoint import load_weights, save_weights
-    from multirealism.components.rate_control import extrapolate_levels_below
+    from multirealism.components.rate_control import extrapolate_levels
     from multirealism.pretrained import apply_delta
 
     base = MultiRealismCodec.pretrained("small-v3")
     config = base.config()
     config["rate_control"]["args"]["num_levels"] = 8
     wider = MultiRealismCodec.from_config(config)
-    state = {k: extrapolate_levels_below(v, 2) if k.startswith("rate_control.") else v for k, v in base.state_dict().items()}
+    state = {k: extrapolate_levels(v, below=2) if k.startswith("rate_control.") else v for k, v in base.state_dict().items()}
     wider.load_state_dict(state)
     wider.update(force=True)
     out, _ = exported_on_small_v3(wider, tmp_path, capsys)

@@ -186,6 +186,38 @@ def test_lightning_cli_accepts_a_rate_control_and_a_ladder(capsys):
     assert "multirealism.training.RateLadder" in printed and "- 0.8" in printed
 
 
+def test_init_levels_above_keeps_the_stored_levels_and_adds_higher_rates(tmp_path):
+    """A 2-level checkpoint starts a 5-level run with one level below and two above: stored levels become 1
+    and 2 (same bytes and pixels), and the levels above code more bits than the stored top."""
+    from multirealism.checkpoint import save_weights
+
+    old = rate_module(False, RateLadder(lambdas=[0.5, 0.1]), levels=2).codec
+    with torch.no_grad():
+        channels = torch.linspace(-0.5, 0.5, 16)
+        old.rate_control.log_gain.copy_(torch.stack([channels, channels + 0.4]))
+    path = tmp_path / "two_levels.safetensors"
+    save_weights(path, old.config(), old.state_dict())
+
+    module = rate_module(False, RateLadder(lambdas=[1.0, 0.5, 0.1, 0.05, 0.025]), levels=5)
+    module.load_codec_weights(str(path), levels_below=1, levels_above=2)
+    new = module.codec
+    for codec in (old, new):
+        codec.update(force=True)
+        codec.eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    for q_new, q_old in ((1, 0), (2, 1)):
+        data_new, data_old = new.compress(x, quality=q_new), old.compress(x, quality=q_old)
+        assert len(data_new) == len(data_old)
+        assert torch.equal(new.decompress(data_new, 0.0), old.decompress(data_old, 0.0))
+    sizes = [len(new.compress(x, quality=q)) for q in range(5)]
+    assert sizes[2] < sizes[3] < sizes[4]
+    with torch.no_grad():
+        step = old.rate_control.log_gain[1] - old.rate_control.log_gain[0]
+        assert torch.allclose(new.rate_control.log_gain[4], old.rate_control.log_gain[1] + 2 * step)
+        assert torch.allclose(new.rate_control.log_inverse_gain[3], old.rate_control.log_inverse_gain[1]
+                              + old.rate_control.log_inverse_gain[1] - old.rate_control.log_inverse_gain[0])
+
+
 def test_init_levels_below_keeps_the_stored_levels_and_adds_lower_rates(tmp_path):
     """A 2-level checkpoint starts a 4-level run: stored levels become 2 and 3, levels 0 and 1 code fewer bits."""
     from multirealism.checkpoint import save_weights
@@ -216,12 +248,13 @@ def test_init_levels_below_keeps_the_stored_levels_and_adds_lower_rates(tmp_path
         assert torch.allclose(new.rate_control.log_gain[0], old.rate_control.log_gain[0] - 2 * step)
         assert torch.equal(new.rate_control.scale(torch.ones(1, 16, 1, 1), 2.5), old.rate_control.scale(torch.ones(1, 16, 1, 1), 0.5))
 
-    with pytest.raises(CheckpointError, match=r"has \[2\] rate levels; with init_levels_below=1 this codec \(4 levels\) needs 3"):
+    with pytest.raises(CheckpointError, match=r"has \[2\] rate levels; with init_levels_below=1 and init_levels_above=0 this codec \(4 levels\) needs 3"):
         rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4).load_codec_weights(str(path), levels_below=1)
-    for bad, match in ((-1, "non-negative integer"), (True, "non-negative integer"), (2, "give init_from")):
-        with pytest.raises(ValueError, match=match):
-            MultiRealismModule(MultiRealismCodec.from_config(old.config()), gan=False, perceptual="none",
-                               rate_ladder=RateLadder(lambdas=[0.5, 0.1]), init_levels_below=bad)
+    for name in ("init_levels_below", "init_levels_above"):
+        for bad, match in ((-1, "non-negative integer"), (True, "non-negative integer"), (2, "give init_from")):
+            with pytest.raises(ValueError, match=f"{name}.*{match}"):
+                MultiRealismModule(MultiRealismCodec.from_config(old.config()), gan=False, perceptual="none",
+                                   rate_ladder=RateLadder(lambdas=[0.5, 0.1]), **{name: bad})
     fixed = tmp_path / "fixed.safetensors"
     plain = MultiRealismCodec.from_config(tiny_config())
     save_weights(fixed, plain.config(), plain.state_dict())

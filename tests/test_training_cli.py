@@ -103,3 +103,28 @@ def test_head_and_gate_config_trains_both_from_the_stored_weights(capsys):
     assert "refiner_rate_gate: true" in printed and "init_new: []" in printed and "lr: 0.0003" in printed
     assert "- generator.refiner\n" in printed and "- generator.rate_gate\n" in printed and "max_steps: 600" in printed
     assert "- 2.257" in printed and "dirpath: runs/small_head_gate/checkpoints" in printed
+
+
+def test_higher_levels_config_extends_the_shipped_model_upwards(capsys, tmp_path):
+    """configs/small_levels_high.yaml: small-v8 with two levels above its highest; built from the printed config
+    with small-v8's weights, its nine stored levels keep their gains and the two new ones continue the line."""
+    import yaml
+
+    from multirealism.presets import create_codec
+    from multirealism.training import MultiRealismModule, RateLadder
+
+    printed = yaml.safe_load(printed_config(capsys, "small_levels_high"))["model"]
+    assert printed["init_levels_above"] == 2 and printed["trainable"] is None
+    assert printed["beta_sampler"]["init_args"]["zero_fraction"] == 1.0  # β = 0: the realism head gets no gradient
+    v8 = MultiRealismCodec.pretrained("small-v8")
+    weights = tmp_path / "small-v8.safetensors"
+    v8.save(weights)
+    module = MultiRealismModule(
+        create_codec(**printed["codec"]["init_args"]), gan=printed["gan"], perceptual=printed["perceptual"],
+        rate_ladder=RateLadder(**printed["rate_ladder"]["init_args"]), init_from=str(weights),
+        init_levels_above=printed["init_levels_above"],
+    )
+    stored, grown = v8.rate_control.log_gain, module.codec.rate_control.log_gain
+    assert grown.shape == (11, stored.shape[1]) and torch.equal(grown[:9], stored)
+    assert torch.allclose(grown[10] - grown[9], stored[8] - stored[7]) and torch.allclose(grown[9] - grown[8], stored[8] - stored[7])
+    assert torch.equal(module.codec.generator.refiner.to_image.weight, v8.generator.refiner.to_image.weight)

@@ -21,7 +21,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
-from multirealism.components.rate_control import extrapolate_levels_below
+from multirealism.components.rate_control import extrapolate_levels
 from multirealism.errors import CheckpointError
 from multirealism.registry import REGISTRIES
 from multirealism.training import discriminators as _discriminators  # noqa: F401  (registers them)
@@ -128,8 +128,10 @@ class MultiRealismModule(L.LightningModule):
             skip the config check, and every other stored weight must still match by name and shape.
         init_levels_below: rate levels this codec has below ``init_from``'s lowest (its rate control has
             that many more levels, all at the low end): their gain vectors start on the line through the
-            stored two lowest levels (:func:`~multirealism.components.rate_control.extrapolate_levels_below`),
+            stored two lowest levels (:func:`~multirealism.components.rate_control.extrapolate_levels`),
             and the stored levels become levels ``init_levels_below`` and up.
+        init_levels_above: likewise, rate levels this codec has above ``init_from``'s highest, started on
+            the line through the stored two highest (a model extended to higher rates).
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class MultiRealismModule(L.LightningModule):
         trainable: Optional[Sequence[str]] = None,
         init_new: Sequence[str] = (),
         init_levels_below: int = 0,
+        init_levels_above: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -194,19 +197,23 @@ class MultiRealismModule(L.LightningModule):
         self.rate_ladder = rate_ladder
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
-        if isinstance(init_levels_below, bool) or not isinstance(init_levels_below, int) or init_levels_below < 0:
-            raise ValueError(f"init_levels_below must be a non-negative integer, got {init_levels_below!r}")
-        if init_levels_below and init_from is None:
-            raise ValueError("init_levels_below extends the rate levels of init_from's checkpoint: give init_from")
+        for name, count in (("init_levels_below", init_levels_below), ("init_levels_above", init_levels_above)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {count!r}")
+            if count and init_from is None:
+                raise ValueError(f"{name} extends the rate levels of init_from's checkpoint: give init_from")
         if init_from is not None:
-            self.load_codec_weights(init_from, init_new, init_levels_below)
+            self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
         if trainable is not None:
             self.freeze_all_but(trainable)
 
     # ------------------------------------------------------------------ set-up
-    def load_codec_weights(self, path: str, new_parts: Sequence[str] = (), levels_below: int = 0) -> None:
+    def load_codec_weights(
+        self, path: str, new_parts: Sequence[str] = (), levels_below: int = 0, levels_above: int = 0
+    ) -> None:
         """Initialise from another run's checkpoint (same encoder/entropy model/generator, except for the
-        ``new_parts`` it lacks, which keep their initial values, and ``levels_below`` extra rate levels)."""
+        ``new_parts`` it lacks, which keep their initial values, and ``levels_below`` / ``levels_above``
+        extra rate levels)."""
         for name in new_parts:
             self.codec_part(name)
         stored, state = load_weights(path)
@@ -219,8 +226,8 @@ class MultiRealismModule(L.LightningModule):
         prefix = "discriminator."
         disc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         state = {k: v for k, v in state.items() if not k.startswith(prefix)}
-        if levels_below:
-            state = self._rate_levels_extended(path, state, levels_below)
+        if levels_below or levels_above:
+            state = self._rate_levels_extended(path, state, levels_below, levels_above)
         if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
             self.discriminator.load_state_dict(disc_state)
         # new parts keep their initial values, also where the checkpoint has an older (or other-sized) version
@@ -233,18 +240,19 @@ class MultiRealismModule(L.LightningModule):
         if missing or unexpected:
             raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
-    def _rate_levels_extended(self, path: str, state: Dict[str, Tensor], below: int) -> Dict[str, Tensor]:
-        """``state`` with ``below`` levels extrapolated under each stored rate-control vector."""
+    def _rate_levels_extended(self, path: str, state: Dict[str, Tensor], below: int, above: int) -> Dict[str, Tensor]:
+        """``state`` with ``below`` levels extrapolated under, and ``above`` over, each stored rate-control vector."""
         stored = {k: v for k, v in state.items() if k.startswith("rate_control.")}
         if not stored:
-            raise CheckpointError(f"init_from {path!r} has no rate control whose levels init_levels_below could extend")
+            raise CheckpointError(f"init_from {path!r} has no rate control whose levels init_levels_below/above could extend")
         levels = {v.shape[0] for v in stored.values()}
-        if levels != {self.codec.num_levels - below}:
+        if levels != {self.codec.num_levels - below - above}:
             raise CheckpointError(
-                f"init_from {path!r} has {sorted(levels)} rate levels; with init_levels_below={below} this codec "
-                f"({self.codec.num_levels} levels) needs {self.codec.num_levels - below}"
+                f"init_from {path!r} has {sorted(levels)} rate levels; with init_levels_below={below} and "
+                f"init_levels_above={above} this codec ({self.codec.num_levels} levels) needs "
+                f"{self.codec.num_levels - below - above}"
             )
-        return {**state, **{k: extrapolate_levels_below(v, below) for k, v in stored.items()}}
+        return {**state, **{k: extrapolate_levels(v, below, above) for k, v in stored.items()}}
 
     def codec_part(self, name: str) -> nn.Module:
         """The codec submodule at attribute path ``name`` (e.g. ``generator.refiner``)."""
