@@ -3,6 +3,7 @@ included), draw different β and rate levels (issue 14 item 4) and run validatio
 (per-level PSNR included) must live on the module's device."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -74,11 +75,19 @@ def run_two_ranks(script: str, tmp_path: Path) -> None:
     path.write_text(script)
     repo = str(Path(__file__).resolve().parents[1])  # this checkout's package, not another installed copy
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(
-        [sys.executable, str(path), str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
-        env=env,
+    # its own process group: on a timeout both ranks are killed, not only rank 0 (rank 1 is its child and
+    # would otherwise be left waiting on the collective, holding both cores for the rest of the suite)
+    process = subprocess.Popen(
+        [sys.executable, str(path), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env=env, start_new_session=True,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    try:
+        _, stderr = process.communicate(timeout=400)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        pytest.fail(f"the two DDP ranks did not finish in 400 s (both killed); rank 0's stderr: {stderr[-3000:]}")
+    assert process.returncode == 0, stderr[-3000:]
 
 
 @pytest.mark.slow
