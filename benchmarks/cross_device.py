@@ -71,6 +71,10 @@ def main(argv: "List[str] | None" = None) -> int:
         return 0
     cpu = MultiRealismCodec.pretrained(args.model).eval()
     other = MultiRealismCodec.pretrained(args.model, map_location=args.device).eval()
+    placed = {str(p.device) for p in other.parameters()}
+    if any(torch.device(d).type != torch.device(args.device).type for d in placed):
+        print(f"the model asked for on {args.device} has parameters on {sorted(placed)}: nothing would be compared")
+        return 1
     image = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float().div(255)
     rows = [row for q in args.qualities for row in cross_decode(cpu, other, image, q, args.betas)]
     shown = [{**row, "psnr": f"{row['psnr']:.3f}" if isinstance(row["psnr"], float) else row["psnr"]} for row in rows]
