@@ -186,29 +186,41 @@ def test_lightning_cli_accepts_a_rate_control_and_a_ladder(capsys):
     assert "multirealism.training.RateLadder" in printed and "- 0.8" in printed
 
 
-def test_init_levels_above_keeps_the_stored_levels_and_adds_higher_rates(tmp_path):
-    """A 2-level checkpoint starts a 5-level run with one level below and two above: stored levels become 1
-    and 2 (same bytes and pixels), and the levels above code more bits than the stored top."""
+def grown_two_level_codec(tmp_path, offset: float, spacing: float, lambdas, below: int = 0, above: int = 0):
+    """A 2-level codec with distinct per-channel gains (as a trained rate control has), saved, and the codec
+    of a ``len(lambdas)``-level run started from it with ``below`` / ``above`` levels added; both ready to code."""
     from multirealism.checkpoint import save_weights
 
     old = rate_module(False, RateLadder(lambdas=[0.5, 0.1]), levels=2).codec
     with torch.no_grad():
-        channels = torch.linspace(-0.5, 0.5, 16)
-        old.rate_control.log_gain.copy_(torch.stack([channels, channels + 0.4]))
+        channels = torch.linspace(offset, offset + 1.0, 16)
+        old.rate_control.log_gain.copy_(torch.stack([channels, channels + spacing]))
     path = tmp_path / "two_levels.safetensors"
     save_weights(path, old.config(), old.state_dict())
-
-    module = rate_module(False, RateLadder(lambdas=[1.0, 0.5, 0.1, 0.05, 0.025]), levels=5)
-    module.load_codec_weights(str(path), levels_below=1, levels_above=2)
-    new = module.codec
-    for codec in (old, new):
+    module = rate_module(False, RateLadder(lambdas=lambdas), levels=len(lambdas))
+    module.load_codec_weights(str(path), levels_below=below, levels_above=above)
+    for codec in (old, module.codec):
         codec.update(force=True)
         codec.eval()
+    return old, module.codec, path
+
+
+def assert_stored_levels_code_alike(old, new, below: int, beta: float) -> torch.Tensor:
+    """The stored levels 0 and 1 are ``new``'s ``below`` and ``below + 1``: the same symbols and pixels (only the
+    header's quality differs). Returns the 64² test image."""
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    for q_new, q_old in ((1, 0), (2, 1)):
-        data_new, data_old = new.compress(x, quality=q_new), old.compress(x, quality=q_old)
+    for q_old in (0, 1):
+        data_new, data_old = new.compress(x, quality=q_old + below), old.compress(x, quality=q_old)
         assert len(data_new) == len(data_old)
-        assert torch.equal(new.decompress(data_new, 0.0), old.decompress(data_old, 0.0))
+        assert torch.equal(new.decompress(data_new, beta), old.decompress(data_old, beta))
+    return x
+
+
+def test_init_levels_above_keeps_the_stored_levels_and_adds_higher_rates(tmp_path):
+    """A 2-level checkpoint starts a 5-level run with one level below and two above: stored levels become 1
+    and 2 (same bytes and pixels), and the levels above code more bits than the stored top."""
+    old, new, _ = grown_two_level_codec(tmp_path, -0.5, 0.4, [1.0, 0.5, 0.1, 0.05, 0.025], below=1, above=2)
+    x = assert_stored_levels_code_alike(old, new, below=1, beta=0.0)
     sizes = [len(new.compress(x, quality=q)) for q in range(5)]
     assert sizes[2] < sizes[3] < sizes[4]
     with torch.no_grad():
@@ -223,24 +235,8 @@ def test_init_levels_below_keeps_the_stored_levels_and_adds_lower_rates(tmp_path
     from multirealism.checkpoint import save_weights
     from multirealism.errors import CheckpointError
 
-    old = rate_module(False, RateLadder(lambdas=[0.5, 0.1]), levels=2).codec
-    with torch.no_grad():  # distinct per-channel gains, as a trained rate control has
-        channels = torch.linspace(1.0, 2.0, 16)
-        old.rate_control.log_gain.copy_(torch.stack([channels, channels + 0.5]))
-    path = tmp_path / "two_levels.safetensors"
-    save_weights(path, old.config(), old.state_dict())
-
-    module = rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4)
-    module.load_codec_weights(str(path), levels_below=2)
-    new = module.codec
-    for codec in (old, new):
-        codec.update(force=True)
-        codec.eval()
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    for q_new, q_old in ((2, 0), (3, 1)):  # same symbols and image; only the header's quality differs
-        data_new, data_old = new.compress(x, quality=q_new), old.compress(x, quality=q_old)
-        assert len(data_new) == len(data_old)
-        assert torch.equal(new.decompress(data_new, 2.56), old.decompress(data_old, 2.56))
+    old, new, path = grown_two_level_codec(tmp_path, 1.0, 0.5, [2.0, 1.0, 0.5, 0.1], below=2)
+    x = assert_stored_levels_code_alike(old, new, below=2, beta=2.56)
     sizes = [len(new.compress(x, quality=q)) for q in range(4)]
     assert sizes[0] < sizes[1] < sizes[2]
     with torch.no_grad():
