@@ -71,8 +71,8 @@ def main(argv: "List[str] | None" = None) -> int:
         return 0
     cpu = MultiRealismCodec.pretrained(args.model).eval()
     other = MultiRealismCodec.pretrained(args.model, map_location=args.device).eval()
-    placed = {str(p.device) for p in other.parameters()}
-    if any(torch.device(d).type != torch.device(args.device).type for d in placed):
+    placed = {p.device.type for p in other.parameters()}
+    if placed != {torch.device(args.device).type}:
         print(f"the model asked for on {args.device} has parameters on {sorted(placed)}: nothing would be compared")
         return 1
     image = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float().div(255)
