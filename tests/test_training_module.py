@@ -86,6 +86,32 @@ def test_discriminator_gets_no_gradient_from_the_generator_step():
     assert aux_step == {"generator": False, "discriminator": False}
 
 
+def test_discriminator_warmup_steps_train_the_discriminator_alone_then_both():
+    module = tiny_module(rate_weight=FixedLambda(0.01), discriminator_warmup_steps=2)
+    codec, discriminator = snapshot(module.codec), snapshot(module.discriminator)
+    recorder = GradientRecorder()
+    run = trainer(2, callbacks=[recorder])
+    run.fit(module, DataLoader(images(), batch_size=4))
+    assert run.global_step == 2  # a warm-up step counts as a training iteration
+    moved = [k for k, v in module.codec.state_dict().items() if v.is_floating_point() and not torch.equal(codec[k], v)]
+    assert all(k.endswith("entropy_bottleneck.quantiles") for k in moved)  # only the aux step's, on its own optimiser
+    assert changed(discriminator, module.discriminator)
+    assert recorder.calls[0] == {"generator": False, "discriminator": True}
+    assert "train/loss" not in run.callback_metrics and 0.0 <= float(run.callback_metrics["train/d_accuracy"]) <= 1.0
+    run = trainer(3, callbacks=[recorder])
+    run.fit(module, DataLoader(images(), batch_size=4))  # the third step is a full one
+    assert changed(codec, module.codec) and torch.isfinite(run.callback_metrics["train/loss"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"discriminator_warmup_steps": -1}, "non-negative"),
+    ({"discriminator_warmup_steps": 2, "gan": False}, "GAN stage"),
+])
+def test_discriminator_warmup_steps_refuses_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_module(**kwargs)
+
+
 def betas_seen_in_training(module: MultiRealismModule, steps: int = 2) -> List[torch.Tensor]:
     """The β the codec's forward received in ``steps`` training steps on batches of 4."""
     seen: List[torch.Tensor] = []
@@ -174,6 +200,7 @@ def test_bf16_mixed_precision_finishes_with_finite_losses():
     assert run.global_step == 2
     for name in ("train/loss", "train/d_loss", "train/bpp", "train/lpips", "train/aux_loss"):
         assert torch.isfinite(run.callback_metrics[name]), name
+    assert 0.0 <= float(run.callback_metrics["train/d_accuracy"]) <= 1.0
     assert run.callback_metrics["train/nonfinite_skipped"] == 0.0
 
 

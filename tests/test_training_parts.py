@@ -5,7 +5,12 @@ import torch
 import torchvision
 
 from multirealism.training import BetaSampler, FixedLambda, HiFiCLambdaSchedule, LossWeights, build_perceptual
-from multirealism.training.losses import beta_weighted_mean, discriminator_loss, generator_adversarial_loss
+from multirealism.training.losses import (
+    beta_weighted_mean,
+    discriminator_accuracy,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from multirealism.training.perceptual import PerceptualWeightsError
 
 
@@ -66,6 +71,18 @@ def test_gan_losses_and_beta_weighting():
     beta_map = torch.zeros(2, 1, 8, 8)
     beta_map[..., :4, :] = 4.0  # top half only
     assert beta_weighted_mean(values, beta_map).item() == pytest.approx(2.0)
+
+
+def test_discriminator_accuracy_counts_patches_on_the_right_side_of_zero():
+    real = torch.tensor([1.0, -1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)  # 3 of 4 called real
+    fake = torch.tensor([-1.0, -2.0, 0.5, 0.0]).reshape(1, 1, 2, 2)  # 2 of 4 called fake, a zero counts half
+    assert discriminator_accuracy(real, fake).item() == pytest.approx(0.5 * (0.75 + 2.5 / 4))
+    zeros = torch.zeros(2, 1, 4, 4)  # a discriminator that has learnt nothing is at chance
+    assert discriminator_accuracy(zeros, zeros).item() == pytest.approx(0.5)
+    assert discriminator_accuracy(-real, -fake).item() == pytest.approx(0.5 * (0.25 + 1.5 / 4))  # fooled
+    # multi-scale: the mean of the scales' accuracies
+    both = discriminator_accuracy([real, zeros[:1, :, :2, :2] + 1], [fake, zeros[:1, :, :2, :2] - 1])
+    assert both.item() == pytest.approx(0.5 * (0.5 * (0.75 + 2.5 / 4) + 1.0))
 
 
 def test_lpips_refuses_to_run_without_pretrained_backbone(tmp_path, monkeypatch):

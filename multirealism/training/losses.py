@@ -70,6 +70,20 @@ def discriminator_loss(real_logits: Logits, fake_logits: Logits) -> Tensor:
     return sum(terms) / len(terms)
 
 
+def discriminator_accuracy(real_logits: Logits, fake_logits: Logits) -> Tensor:
+    """Share of patch logits on the right side of zero (real > 0, fake < 0; a zero counts half), real
+    and fake weighted alike, averaged over scales: 0.5 is chance, so a discriminator that is not
+    learning shows."""
+    real, fake = _as_list(real_logits), _as_list(fake_logits)
+    terms = [0.5 * (_share_positive(r) + _share_positive(-f)) for r, f in zip(real, fake)]
+    return sum(terms) / len(terms)
+
+
+def _share_positive(logits: Tensor) -> Tensor:
+    sign = torch.sign(logits.detach().float())
+    return (0.5 + 0.5 * sign).mean()
+
+
 def mse_per_image(x_hat: Tensor, x: Tensor) -> Tensor:
     """Mean squared error per image, in float32."""
     return (x_hat.float() - x.float()).pow(2).flatten(1).mean(dim=1)
