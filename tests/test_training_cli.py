@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from multirealism import MultiRealismCodec
 from multirealism.training.cli import run_lightning_cli
@@ -105,10 +106,18 @@ def test_head_and_gate_config_trains_both_from_the_stored_weights(capsys):
     assert "- 2.257" in printed and "dirpath: runs/small_head_gate/checkpoints" in printed
 
 
+def test_gan_head_config_warms_the_discriminator_up_before_the_head_stage(capsys):
+    """configs/small_gan_head.yaml: 1 500 discriminator-only steps, then small-v8's head stage at 8x the GAN weight."""
+    stack = ("small_realism", "small_realism_vgg", "small_rate_gate", "small_head_gate", "small_gan_head")
+    model = yaml.safe_load(printed_config(capsys, *stack))["model"]
+    assert model["discriminator_warmup_steps"] == 1500 and model["discriminator_lr"] == 0.0002
+    assert model["adversarial_weight"] == pytest.approx(8 * 0.05 / 2.56) and model["lr"] == 0.0003
+    assert model["trainable"] == ["generator.refiner", "generator.rate_gate"] and model["gan"] is True
+
+
 def test_higher_levels_config_extends_the_shipped_model_upwards(capsys, tmp_path):
     """configs/small_levels_high.yaml: small-v8 with two levels above its highest; built from the printed config
     with small-v8's weights, its nine stored levels keep their gains and the two new ones continue the line."""
-    import yaml
 
     from multirealism.presets import create_codec
     from multirealism.training import MultiRealismModule, RateLadder
