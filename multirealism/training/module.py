@@ -137,7 +137,7 @@ class MultiRealismModule(L.LightningModule):
         discriminator_warmup_steps: the run's first steps train only the discriminator, against the
             codec run without gradients (GAN stage only). A fresh spectral-normalised discriminator stays
             at chance for hundreds of steps (``train/d_accuracy`` ≈ 0.5, ``d_loss`` ≈ 2·ln 2), so a short
-            stage's generator would otherwise hear only noise from it; these steps are ~6x cheaper than
+            stage's generator would otherwise hear only noise from it; these steps cost about an eighth of
             full ones on a CPU (no perceptual net, no generator backward).
     """
 
@@ -205,19 +205,19 @@ class MultiRealismModule(L.LightningModule):
         self.rate_ladder = rate_ladder
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
-        for name, count in (("init_levels_below", init_levels_below), ("init_levels_above", init_levels_above)):
+        counts = {"init_levels_below": init_levels_below, "init_levels_above": init_levels_above,
+                  "discriminator_warmup_steps": discriminator_warmup_steps}
+        for name, count in counts.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {count!r}")
-            if count and init_from is None:
+        for name in ("init_levels_below", "init_levels_above"):
+            if counts[name] and init_from is None:
                 raise ValueError(f"{name} extends the rate levels of init_from's checkpoint: give init_from")
-        if init_from is not None:
-            self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
-        if isinstance(discriminator_warmup_steps, bool) or not isinstance(discriminator_warmup_steps, int) \
-                or discriminator_warmup_steps < 0:
-            raise ValueError(f"discriminator_warmup_steps must be a non-negative integer, got {discriminator_warmup_steps!r}")
         if discriminator_warmup_steps and not self.gan:
             raise ValueError("discriminator_warmup_steps needs a GAN stage (gan: true)")
         self.discriminator_warmup_steps = discriminator_warmup_steps
+        if init_from is not None:
+            self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
         if trainable is not None:
             self.freeze_all_but(trainable)
 
