@@ -414,7 +414,8 @@ class MultiRealismModule(L.LightningModule):
         logged["train/beta_mean"] = beta.float().mean()
         logged["train/nonfinite_skipped"] = torch.tensor(float(skipped), device=self.device)
         self.log_dict(logged, batch_size=x.shape[0], sync_dist=True)
-        self.log("loss", logged.get("train/loss", logged.get("train/d_loss")), prog_bar=True, batch_size=x.shape[0], logger=False)
+        if "train/loss" in logged:  # the generator's objective; a discriminator warm-up step has none
+            self.log("loss", logged["train/loss"], prog_bar=True, batch_size=x.shape[0], logger=False)
         if skipped:
             self.print(f"step {self.global_step}: non-finite loss, update skipped")
 
