@@ -118,20 +118,26 @@ def tiny_charm_config(conditioner: str = "fourier", beta_max: float = 5.12) -> D
 @register_codec("small")
 def small_config(
     beta_max: float = 5.12, num_levels: int = 6, refiner_channels: int = 0, base_beta: Optional[float] = None,
-    refiner_reads_rate: bool = False, refiner_rate_gate: bool = False,
+    refiner_reads_rate: bool = False, refiner_rate_gate: bool = False, refiner_extra_blocks: int = 0,
+    refiner_dilation: int = 1,
 ) -> Dict[str, Any]:
     """CPU-sized (about 1.5 M parameters, 25 kMACs/pixel, like CompressAI's MeanScaleHyperprior(64, 96)):
     a GDN analysis transform, the mean-scale hyperprior, a β-conditioned residual generator and gain
     units for ``num_levels`` rates (one model from about 0.1 to 1 bpp; ``num_levels=1`` drops them).
     ``refiner_channels > 0`` adds the β-gated :class:`~multirealism.components.RealismRefiner` of that width,
     ``refiner_reads_rate`` makes it read the rate level (``residual_cond_rate_refined``), ``refiner_rate_gate``
-    scales its residual by a gain per rate level instead (``residual_cond_rate_gated``)."""
+    scales its residual by a gain per rate level instead (``residual_cond_rate_gated``);
+    ``refiner_extra_blocks`` deepens the head by that many blocks, dilated by ``refiner_dilation``."""
     latent = 96
     generator_args: Dict[str, Any] = {"latent_channels": latent, "channels": 64, "mid_channels": 32,
                                       "blocks_per_stage": 2, "cond_channels": 64, "beta_max": beta_max}
     if refiner_channels > 0:
         generator_args.update(refiner_channels=refiner_channels, refiner_mid_channels=max(1, refiner_channels // 2),
                               base_beta=base_beta)
+    if refiner_extra_blocks:
+        if not refiner_rate_gate:
+            raise ValueError("refiner_extra_blocks deepens a rate-gated head: set refiner_rate_gate")
+        generator_args.update(refiner_extra_blocks=refiner_extra_blocks, refiner_dilation=refiner_dilation)
     rate_control = (
         {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
         if num_levels > 1 else {}
@@ -140,13 +146,18 @@ def small_config(
         **rate_control,
         "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": latent}},
         "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": 64}},
-        "generator": {"name": _generator_name(refiner_channels, refiner_reads_rate, refiner_rate_gate), "args": generator_args},
+        "generator": {
+            "name": _generator_name(refiner_channels, refiner_reads_rate, refiner_rate_gate, refiner_extra_blocks),
+            "args": generator_args,
+        },
     }
 
 
-def _generator_name(refiner_channels: int, refiner_reads_rate: bool, refiner_rate_gate: bool) -> str:
+def _generator_name(
+    refiner_channels: int, refiner_reads_rate: bool, refiner_rate_gate: bool, refiner_extra_blocks: int = 0
+) -> str:
     """The ``small`` presets' generator: plain, with a realism head, with one that reads the rate, or with
-    one whose strength a rate gate sets."""
+    one whose strength a rate gate sets (deepened by ``refiner_extra_blocks``)."""
     for flag, on in (("refiner_reads_rate", refiner_reads_rate), ("refiner_rate_gate", refiner_rate_gate)):
         if on and refiner_channels <= 0:
             raise ValueError(f"{flag} needs a realism head (refiner_channels > 0)")
@@ -155,14 +166,14 @@ def _generator_name(refiner_channels: int, refiner_reads_rate: bool, refiner_rat
     if refiner_channels <= 0:
         return "residual_cond"
     if refiner_rate_gate:
-        return "residual_cond_rate_gated"
+        return "residual_cond_rate_gated_deep" if refiner_extra_blocks else "residual_cond_rate_gated"
     return "residual_cond_rate_refined" if refiner_reads_rate else "residual_cond_refined"
 
 
 @register_codec("small_realism")
 def small_realism_config(
     beta_max: float = 5.12, num_levels: int = 6, refiner_channels: int = 32, refiner_reads_rate: bool = False,
-    refiner_rate_gate: bool = False,
+    refiner_rate_gate: bool = False, refiner_extra_blocks: int = 0, refiner_dilation: int = 1,
 ) -> Dict[str, Any]:
     """``small`` with a β-gated realism head on the generator, whose base layers stay at β = 0
     (configs/small_realism.yaml trains only the head on top of a ``small`` warm-up, so β = 0 stays the
@@ -171,5 +182,6 @@ def small_realism_config(
     on its residual (configs/small_rate_gate.yaml)."""
     return small_config(
         beta_max, num_levels, refiner_channels, base_beta=0.0, refiner_reads_rate=refiner_reads_rate,
-        refiner_rate_gate=refiner_rate_gate,
+        refiner_rate_gate=refiner_rate_gate, refiner_extra_blocks=refiner_extra_blocks,
+        refiner_dilation=refiner_dilation,
     )

@@ -9,6 +9,7 @@ from multirealism.components.generator import ElicConditionalGenerator
 from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
 from multirealism.components.rate_gate import RateGate
 from multirealism.components.realism_refiner import (
+    DeepRateGatedRefinedGenerator,
     RateAwareRefinedGenerator,
     RateGatedRefinedGenerator,
     RealismRefiner,
@@ -19,6 +20,7 @@ from multirealism.components.residual_generator import ResidualConditionalGenera
 __all__ = [
     "ChannelAutoregressive",
     "ConditionalGenerator",
+    "DeepRateGatedRefinedGenerator",
     "Discriminator",
     "ElicConditionalGenerator",
     "ElicEncoder",

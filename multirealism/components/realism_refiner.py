@@ -30,7 +30,8 @@ from multirealism.registry import generators
 class RealismRefiner(nn.Module):
     """Residual ``r(x̂₀, h, β)`` added to the image with weight β / β_max; its last convolution starts at
     zero, so a fresh head leaves every β at the base image. With ``reads_rate`` an MLP of the latent's
-    mean log quantisation step is added to the β embedding the head's block takes (``from_rate``)."""
+    mean log quantisation step is added to the β embedding the head's block takes (``from_rate``).
+    :meth:`deepen` appends conditioned blocks after the first (``extra.*``)."""
 
     def __init__(
         self, feature_channels: int, channels: int = 32, mid_channels: int = 16, cond_channels: int = 64,
@@ -47,10 +48,26 @@ class RealismRefiner(nn.Module):
         self.from_features = deconv(feature_channels, channels, kernel_size=3, stride=2)
         self.from_image = nn.Conv2d(3, channels, 3, padding=1)
         self.block = ConditionedBottleneck(channels, mid_channels, cond_channels)
+        self.extra = nn.ModuleList()
         self.act = nn.ReLU()
         self.to_image = nn.Conv2d(channels, 3, 3, padding=1)
         nn.init.zeros_(self.to_image.weight)
         nn.init.zeros_(self.to_image.bias)
+
+    def deepen(self, blocks: int, dilation: int = 1) -> None:
+        """Append ``blocks`` conditioned blocks whose middle convolutions are dilated by ``dilation``. Each
+        starts as the identity (its last convolution and projection at zero), so a trained head grows into a
+        deeper one with the same output (``init_new: [generator.refiner.extra]``)."""
+        if blocks < 1:
+            raise ValueError(f"a head is deepened by at least one block, got {blocks}")
+        channels, mid_channels = self.block.convs[0].in_channels, self.block.convs[0].out_channels
+        cond_channels = self.block.projections[0].in_channels
+        for _ in range(blocks):
+            block = ConditionedBottleneck(channels, mid_channels, cond_channels, dilation)
+            for layer in (block.convs[-1], block.projections[-1]):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            self.extra.append(block)
 
     def forward(
         self, image: Tensor, features: Tensor, beta_map: Tensor, conditioner: BetaConditioner,
@@ -64,6 +81,8 @@ class RealismRefiner(nn.Module):
             log_step = require_log_step(log_step, image.shape[0], "a rate-aware realism head")
             cond = cond + self.from_rate(log_step.to(image.dtype).view(-1, 1, 1, 1))
         h = self.block(h, cond)
+        for block in self.extra:
+            h = block(h, cond)
         gate = conditioner.resize(beta_map / conditioner.beta_max, size)
         if gain is not None:
             gate = gate * gain.to(image.dtype).view(-1, 1, 1, 1)
@@ -175,3 +194,35 @@ class RateGatedRefinedGenerator(RefinedResidualGenerator):
     def _refine(self, image: Tensor, features: Tensor, beta_map: Tensor, log_step: Optional[Tensor]) -> Tensor:
         gain = self.rate_gate(log_step, image.shape[0])
         return self.refiner(image, features, beta_map, self.conditioner, gain=gain)
+
+
+@generators.register("residual_cond_rate_gated_deep")
+class DeepRateGatedRefinedGenerator(RateGatedRefinedGenerator):
+    """``residual_cond_rate_gated`` whose head has ``refiner_extra_blocks`` more conditioned blocks
+    (``refiner.extra.*``, middle convolutions dilated by ``refiner_dilation``). They start as the identity,
+    so a trained gated head starts the deeper one unchanged (``init_new: [generator.refiner.extra]``).
+    A registry entry of its own, so the shallower models' recorded configs (and fingerprints) stay as they are."""
+
+    def __init__(
+        self,
+        latent_channels: int = 96,
+        channels: int = 64,
+        mid_channels: int = 32,
+        blocks_per_stage: int = 2,
+        conditioner: str = "fourier",
+        cond_channels: int = 64,
+        num_frequencies: int = 10,
+        beta_max: float = 5.12,
+        table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+        refiner_channels: int = 32,
+        refiner_mid_channels: int = 16,
+        base_beta: Optional[float] = None,
+        gate_hidden: int = 16,
+        refiner_extra_blocks: int = 1,
+        refiner_dilation: int = 1,
+    ) -> None:
+        super().__init__(
+            latent_channels, channels, mid_channels, blocks_per_stage, conditioner, cond_channels,
+            num_frequencies, beta_max, table_betas, refiner_channels, refiner_mid_channels, base_beta, gate_hidden,
+        )
+        self.refiner.deepen(refiner_extra_blocks, refiner_dilation)
