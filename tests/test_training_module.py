@@ -104,11 +104,20 @@ def test_discriminator_warmup_steps_train_the_discriminator_alone_then_both():
     assert changed(codec, module.codec) and torch.isfinite(run.callback_metrics["train/loss"])
 
 
+def test_discriminator_betas_reach_its_optimiser_and_the_codecs_keep_the_default():
+    optimizers, _ = tiny_module(discriminator_betas=[0.5, 0.99]).configure_optimizers()
+    codec_opt, disc_opt, _aux = optimizers
+    assert disc_opt.param_groups[0]["betas"] == (0.5, 0.99) and codec_opt.param_groups[0]["betas"] == (0.9, 0.999)
+    assert tiny_module().configure_optimizers()[0][1].param_groups[0]["betas"] == (0.9, 0.999)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"discriminator_warmup_steps": -1}, "non-negative"),
     ({"discriminator_warmup_steps": 2, "gan": False}, "GAN stage"),
+    ({"discriminator_betas": (0.5,)}, "two values in"),
+    ({"discriminator_betas": (0.5, 1.0)}, "two values in"),
 ])
-def test_discriminator_warmup_steps_refuses_bad_values(kwargs, match):
+def test_discriminator_warmup_steps_and_betas_refuse_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny_module(**kwargs)
 

@@ -139,6 +139,9 @@ class MultiRealismModule(L.LightningModule):
             at chance for hundreds of steps (``train/d_accuracy`` ≈ 0.5, ``d_loss`` ≈ 2·ln 2), so a short
             stage's generator would otherwise hear only noise from it; these steps cost about an eighth of
             full ones on a CPU (no perceptual net, no generator backward).
+        discriminator_betas: the discriminator's Adam (β1, β2). PyTorch's default (0.9, 0.999) is kept
+            unless set; GAN practice (DCGAN, and the standalone check in configs/small_gan_head.yaml, where
+            it left chance about twice as fast) uses β1 = 0.5.
     """
 
     def __init__(
@@ -168,6 +171,7 @@ class MultiRealismModule(L.LightningModule):
         init_levels_below: int = 0,
         init_levels_above: int = 0,
         discriminator_warmup_steps: int = 0,
+        discriminator_betas: Tuple[float, float] = (0.9, 0.999),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -216,6 +220,10 @@ class MultiRealismModule(L.LightningModule):
         if discriminator_warmup_steps and not self.gan:
             raise ValueError("discriminator_warmup_steps needs a GAN stage (gan: true)")
         self.discriminator_warmup_steps = discriminator_warmup_steps
+        betas = tuple(float(b) for b in discriminator_betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"discriminator_betas must be two values in [0, 1), got {discriminator_betas!r}")
+        self.discriminator_betas = betas
         if init_from is not None:
             self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
         if trainable is not None:
@@ -294,7 +302,7 @@ class MultiRealismModule(L.LightningModule):
         main = [p for p in self.codec.parameters() if id(p) not in quantiles and p.requires_grad]
         optimizers: List[Optimizer] = [Adam(main, lr=self.lr)]
         if self.gan:
-            optimizers.append(Adam(self.discriminator.parameters(), lr=self.discriminator_lr))
+            optimizers.append(Adam(self.discriminator.parameters(), lr=self.discriminator_lr, betas=self.discriminator_betas))
         optimizers.append(Adam(quantile_parameters(self.codec), lr=self.aux_lr))
         schedulers = [MultiStepLR(opt, self.lr_milestones, self.lr_gamma) for opt in optimizers[:-1]]
         return optimizers, schedulers
