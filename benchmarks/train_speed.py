@@ -113,7 +113,8 @@ class BareLoop:
         ids = {id(p) for p in self.quantiles}
         self.main = [p for p in codec.parameters() if id(p) not in ids]
         self.opt_g = torch.optim.Adam(self.main, lr=module.lr)
-        self.opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=module.discriminator_lr)
+        self.opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=module.discriminator_lr,
+                                      betas=module.discriminator_betas)
         self.opt_aux = torch.optim.Adam(self.quantiles, lr=module.aux_lr)
         self.dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None

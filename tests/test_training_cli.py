@@ -115,6 +115,23 @@ def test_gan_head_config_warms_the_discriminator_up_before_the_head_stage(capsys
     assert model["trainable"] == ["generator.refiner", "generator.rate_gate"] and model["gan"] is True
 
 
+def test_deep_head_config_grows_small_v8s_head_by_one_block(capsys):
+    """configs/small_deep_head.yaml: small-v8's codec with one more head block, started afresh and trained with
+    the head and gate; the stacked options build the deep generator, whose only new weights are that block's."""
+    from multirealism.presets import create_codec
+
+    stack = ("small_realism", "small_realism_vgg", "small_rate_gate", "small_head_gate", "small_deep_head")
+    model = yaml.safe_load(printed_config(capsys, *stack))["model"]
+    assert model["init_new"] == ["generator.refiner.extra"] and model["lr"] == 0.0003
+    assert model["trainable"] == ["generator.refiner", "generator.rate_gate"]
+    codec = create_codec(**model["codec"]["init_args"])
+    shallow = create_codec("small_realism", num_levels=9, refiner_channels=32, refiner_rate_gate=True)
+    assert codec.config()["generator"]["name"] == "residual_cond_rate_gated_deep"
+    new = set(codec.state_dict()) - set(shallow.state_dict())
+    assert new and all(k.startswith("generator.refiner.extra.0.") for k in new)
+    assert set(shallow.state_dict()) <= set(codec.state_dict())
+
+
 def test_higher_levels_config_extends_the_shipped_model_upwards(capsys, tmp_path):
     """configs/small_levels_high.yaml: small-v8 with two levels above its highest; built from the printed config
     with small-v8's weights, its nine stored levels keep their gains and the two new ones continue the line."""
