@@ -269,3 +269,31 @@ def test_a_generator_only_stage_keeps_the_bitstream_and_trains_the_decoder():
     assert module.hparams["trainable"] == ["generator"]  # rebuilt the same way on `fit --ckpt_path`
     with pytest.raises(ValueError, match="is not a part of this codec"):
         tiny_module(trainable=["decoder"])
+
+
+def test_perceptual_scales_average_the_distance_over_downscaled_pairs():
+    torch.manual_seed(5)
+    x, x_hat = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    plain = tiny_module(perceptual="lpips-random-test-only", seed=1)
+    multi = tiny_module(perceptual="lpips-random-test-only", seed=1, perceptual_scales=[1, 2])
+    per_image = torch.ones(2)  # one β per image
+    with torch.no_grad():
+        full = plain.perceptual_map(x_hat, x, per_image)
+        half = plain.perceptual(torch.nn.functional.avg_pool2d(x_hat, 2), torch.nn.functional.avg_pool2d(x, 2))
+        torch.testing.assert_close(multi.perceptual_map(x_hat, x, per_image), (full + half.view_as(full)) / 2)
+        assert not torch.allclose(full, half.view_as(full))  # the coarse scale adds something
+        spatial = multi.perceptual_map(x_hat, x, torch.ones(2, 1, 64, 64))  # a β map: per-pixel, full size
+        assert spatial.shape[-2:] == (64, 64)
+        torch.testing.assert_close(spatial.mean((1, 2, 3)), multi.perceptual_map(x_hat, x, per_image).view(-1),
+                                   rtol=2e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"perceptual_scales": [], "perceptual": "lpips-random-test-only"}, "distinct positive integers"),
+    ({"perceptual_scales": [1, 1], "perceptual": "lpips-random-test-only"}, "distinct positive integers"),
+    ({"perceptual_scales": [0.5], "perceptual": "lpips-random-test-only"}, "distinct positive integers"),
+    ({"perceptual_scales": [1, 2]}, "needs a perceptual term"),
+])
+def test_perceptual_scales_refuse_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_module(**kwargs)

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
@@ -139,6 +140,9 @@ class MultiRealismModule(L.LightningModule):
             at chance for hundreds of steps (``train/d_accuracy`` ≈ 0.5, ``d_loss`` ≈ 2·ln 2), so a short
             stage's generator would otherwise hear only noise from it; these steps cost about an eighth of
             full ones on a CPU (no perceptual net, no generator backward).
+        perceptual_scales: the perceptual term is the mean of the distance at these integer downscales
+            (2: both images average-pooled 2x2), so it also weighs coarser structure than the network's
+            first layers see at full size; ``(1,)`` is the plain term. Validation reports full size only.
         discriminator_betas: the discriminator's Adam (β1, β2). PyTorch's default (0.9, 0.999) is kept
             unless set; GAN practice (DCGAN, and the standalone check in configs/small_gan_head.yaml, where
             it left chance about twice as fast) uses β1 = 0.5.
@@ -172,6 +176,7 @@ class MultiRealismModule(L.LightningModule):
         init_levels_above: int = 0,
         discriminator_warmup_steps: int = 0,
         discriminator_betas: Tuple[float, float] = (0.9, 0.999),
+        perceptual_scales: Sequence[int] = (1,),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -224,6 +229,13 @@ class MultiRealismModule(L.LightningModule):
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"discriminator_betas must be two values in [0, 1), got {discriminator_betas!r}")
         self.discriminator_betas = betas
+        scales = list(perceptual_scales)
+        if not scales or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in scales) \
+                or len(set(scales)) != len(scales):
+            raise ValueError(f"perceptual_scales must be distinct positive integers, got {perceptual_scales!r}")
+        if scales != [1] and self.perceptual is None:
+            raise ValueError("perceptual_scales needs a perceptual term (perceptual is 'none')")
+        self.perceptual_scales = scales
         if init_from is not None:
             self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
         if trainable is not None:
@@ -309,9 +321,18 @@ class MultiRealismModule(L.LightningModule):
 
     # ------------------------------------------------------------------ objective
     def perceptual_map(self, x_hat: Tensor, x: Tensor, beta: Tensor) -> Tensor:
-        """LPIPS per image ``(B, 1, 1, 1)``, or per pixel when β is a spatial map."""
+        """LPIPS per image ``(B, 1, 1, 1)``, or per pixel when β is a spatial map; the mean over
+        ``perceptual_scales`` (a coarse scale's map is brought back to full size)."""
         assert self.perceptual is not None
-        return self.perceptual(x_hat, x, spatial=beta.dim() == 4)
+        spatial = beta.dim() == 4
+        maps = []
+        for factor in self.perceptual_scales:
+            coarse_hat, coarse = (x_hat, x) if factor == 1 else (F.avg_pool2d(x_hat, factor), F.avg_pool2d(x, factor))
+            distance = self.perceptual(coarse_hat, coarse, spatial=spatial)
+            if spatial and factor != 1:
+                distance = F.interpolate(distance, size=x.shape[-2:], mode="nearest")
+            maps.append(distance)
+        return maps[0] if len(maps) == 1 else torch.stack(maps).mean(0)
 
     def generator_terms(
         self, x: Tensor, out: CodecOutput, beta: Tensor, quality: Optional[Tensor] = None
