@@ -132,6 +132,15 @@ def test_deep_head_config_grows_small_v8s_head_by_one_block(capsys):
     assert set(shallow.state_dict()) <= set(codec.state_dict())
 
 
+def test_multiscale_head_config_is_small_v8s_stage_with_three_scales(capsys):
+    """configs/small_multiscale_head.yaml: small-v8's head-and-gate stage, the perceptual term at three scales."""
+    stack = ("small_realism", "small_realism_vgg", "small_rate_gate", "small_head_gate", "small_multiscale_head")
+    model = yaml.safe_load(printed_config(capsys, *stack))["model"]
+    assert model["perceptual_scales"] == [1, 2, 4] and model["perceptual"] == "stlpips-vgg"
+    assert model["trainable"] == ["generator.refiner", "generator.rate_gate"] and model["init_new"] == []
+    assert model["lr"] == 0.0003
+
+
 def test_higher_levels_config_extends_the_shipped_model_upwards(capsys, tmp_path):
     """configs/small_levels_high.yaml: small-v8 with two levels above its highest; built from the printed config
     with small-v8's weights, its nine stored levels keep their gains and the two new ones continue the line."""
