@@ -135,8 +135,6 @@ def small_config(
         generator_args.update(refiner_channels=refiner_channels, refiner_mid_channels=max(1, refiner_channels // 2),
                               base_beta=base_beta)
     if refiner_extra_blocks:
-        if not refiner_rate_gate:
-            raise ValueError("refiner_extra_blocks deepens a rate-gated head: set refiner_rate_gate")
         generator_args.update(refiner_extra_blocks=refiner_extra_blocks, refiner_dilation=refiner_dilation)
     rate_control = (
         {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
@@ -147,14 +145,17 @@ def small_config(
         "encoder": {"name": "gdn", "args": {"channels": 64, "latent_channels": latent}},
         "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": 64}},
         "generator": {
-            "name": _generator_name(refiner_channels, refiner_reads_rate, refiner_rate_gate, refiner_extra_blocks),
+            "name": _generator_name(
+                refiner_channels, refiner_reads_rate, refiner_rate_gate, refiner_extra_blocks, refiner_dilation
+            ),
             "args": generator_args,
         },
     }
 
 
 def _generator_name(
-    refiner_channels: int, refiner_reads_rate: bool, refiner_rate_gate: bool, refiner_extra_blocks: int = 0
+    refiner_channels: int, refiner_reads_rate: bool, refiner_rate_gate: bool, refiner_extra_blocks: int,
+    refiner_dilation: int,
 ) -> str:
     """The ``small`` presets' generator: plain, with a realism head, with one that reads the rate, or with
     one whose strength a rate gate sets (deepened by ``refiner_extra_blocks``)."""
@@ -163,6 +164,10 @@ def _generator_name(
             raise ValueError(f"{flag} needs a realism head (refiner_channels > 0)")
     if refiner_reads_rate and refiner_rate_gate:
         raise ValueError("refiner_reads_rate and refiner_rate_gate are two ways to give the head the rate: pick one")
+    if refiner_extra_blocks and not refiner_rate_gate:
+        raise ValueError("refiner_extra_blocks deepens a rate-gated head: set refiner_rate_gate")
+    if refiner_dilation != 1 and not refiner_extra_blocks:
+        raise ValueError("refiner_dilation applies to the added head blocks: set refiner_extra_blocks")
     if refiner_channels <= 0:
         return "residual_cond"
     if refiner_rate_gate:

@@ -75,6 +75,8 @@ def test_deepen_refuses_no_blocks_and_the_preset_names_the_deep_generator() -> N
         small_rate_codec_config("residual_cond_rate_gated", **HEAD)).config()["generator"]["args"]
     with pytest.raises(ValueError, match="deepens a rate-gated head"):
         codec_config("small_realism", refiner_extra_blocks=1)
+    with pytest.raises(ValueError, match="set refiner_extra_blocks"):  # a dilation nothing would use
+        codec_config("small_realism", refiner_rate_gate=True, refiner_dilation=2)
 
 
 def test_a_stage_trains_only_the_added_blocks_from_a_gated_checkpoint(tmp_path) -> None:
