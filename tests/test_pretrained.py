@@ -70,6 +70,12 @@ REFERENCE = {
         (8.0, 0.0): (1231, 30.939),
         (8.0, 5.12): (1231, 30.389),
     },
+    "small-v9": {  # small-v7's head and gate retrained on a three-scale perceptual term: the same rates and β = 0
+        (0.0, 0.0): (203, 24.778),
+        (0.0, 5.12): (203, 24.455),
+        (8.0, 0.0): (1231, 30.939),
+        (8.0, 5.12): (1231, 30.656),
+    },
 }
 
 
@@ -222,6 +228,19 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
         apply_delta(MultiRealismCodec.pretrained("small-v3"), other, "test")
     assert main(["export", str(other), str(tmp_path / "x.safetensors"), "--base", "small-v3"]) == 2
     assert "--base small-v3: the checkpoint's architecture is not the base model's" in capsys.readouterr().err
+
+
+def test_a_delta_with_some_of_the_coder_tables_loads() -> None:
+    """small-v9's hyper-latent upper quantiles differ from small-v8's but not its lower ones, so its file holds
+    the CDFs and lengths, not the offsets: those come from the base (CompressAI's loader once failed on the
+    missing buffer)."""
+    from multirealism.checkpoint import load_weights
+
+    stored = [k.rsplit(".", 1)[1] for k in load_weights(weights_path("small-v9"))[1] if ".entropy_bottleneck." in k]
+    assert "_quantized_cdf" in stored and "_offset" not in stored
+    ours, base = (MultiRealismCodec.pretrained(name).entropy_model.state_dict() for name in ("small-v9", "small-v8"))
+    offsets = [k for k in ours if k.endswith("entropy_bottleneck._offset")]
+    assert offsets and all(torch.equal(ours[k], base[k]) for k in offsets)
 
 
 def test_a_delta_model_is_put_on_the_requested_device(monkeypatch) -> None:
