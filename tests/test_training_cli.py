@@ -141,6 +141,17 @@ def test_multiscale_head_config_is_small_v8s_stage_with_three_scales(capsys):
     assert model["lr"] == 0.0003
 
 
+def test_multiscale_gate_config_trains_only_the_gate_on_three_scales(capsys):
+    """configs/small_multiscale_gate.yaml (small-v9's second stage): only the gate, nothing new, three scales."""
+    stack = ("small_realism", "small_realism_vgg", "small_rate_gate", "small_multiscale_gate")
+    config = yaml.safe_load(printed_config(capsys, *stack))
+    model = config["model"]
+    assert model["perceptual_scales"] == [1, 2, 4] and model["perceptual"] == "stlpips-vgg"
+    assert model["trainable"] == ["generator.rate_gate"] and model["init_new"] == [] and model["lr"] == 0.003
+    assert model["rate_ladder"]["init_args"]["realism_scales"][:2] == [2.257, 1.69]
+    assert config["trainer"]["max_steps"] == 300
+
+
 def test_higher_levels_config_extends_the_shipped_model_upwards(capsys, tmp_path):
     """configs/small_levels_high.yaml: small-v8 with two levels above its highest; built from the printed config
     with small-v8's weights, its nine stored levels keep their gains and the two new ones continue the line."""
