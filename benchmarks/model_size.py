@@ -96,7 +96,7 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
     beta_map = torch.full((1, 1, 1, 1), BETA)
     rows = []
     presets = [("small", {}, ""), ("small_realism", {}, ""),
-               ("small_realism", {"num_levels": 9, "refiner_rate_gate": True}, " rate-gated head (small-v7, small-v8)"),
+               ("small_realism", {"num_levels": 9, "refiner_rate_gate": True}, " rate-gated head (small-v7, small-v8, small-v9)"),
                ("small_realism", {"num_levels": 9, "refiner_channels": 64, "refiner_reads_rate": True},
                 " rate-aware 64-channel head")]
     for preset, options, suffix in presets:

@@ -40,7 +40,7 @@ CURVE_FIELDS = ("series", "codec", "beta", "quality", "bpp", "psnr", "ms_ssim")
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", help="the model's checkpoint (.ckpt or .safetensors; default: the shipped small-v8)")
+    parser.add_argument("--ckpt", help="the model's checkpoint (.ckpt or .safetensors; default: the shipped small-v9)")
     parser.add_argument("--data", default="samples", help="image folder, or 'samples' (scikit-image photographs)")
     parser.add_argument("--out", default="docs/figures", help="folder the figures and numbers go to")
     parser.add_argument("--crop", type=int, default=256, help="side of the centre crop shown, in pixels")

@@ -191,7 +191,7 @@ class MultiRealismCodec(CompressionModel):
 
     @classmethod
     def pretrained(cls, name: Optional[str] = None, map_location: "str | torch.device" = "cpu") -> "MultiRealismCodec":
-        """A model shipped inside the package, by name (default ``"small-v8"``; see
+        """A model shipped inside the package, by name (default ``"small-v9"``; see
         :func:`multirealism.list_pretrained`). Its file is checked against a stored SHA-256 and its
         fingerprint against the registered one, so a damaged install fails here, not mid-decode."""
         from multirealism.pretrained import DEFAULT_MODEL, load_pretrained

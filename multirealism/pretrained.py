@@ -56,7 +56,7 @@ class PretrainedModel:
 _MODELS: Dict[str, PretrainedModel] = {}
 
 #: the model the command line and :meth:`MultiRealismCodec.pretrained` use when none is named
-DEFAULT_MODEL = "small-v8"
+DEFAULT_MODEL = "small-v9"
 
 
 def _register(model: PretrainedModel) -> None:

@@ -179,7 +179,7 @@ def test_shipped_model_refined_stream_is_smaller_or_sharper_at_two_qualities() -
     """On a real photograph the shipped model's refined streams score better on the coded objective,
     and every β decodes them."""
     codec = MultiRealismCodec.pretrained()
-    assert codec.objective is not None and codec.objective.lambdas == (10.24, 5.12, 2.56) + LADDER  # small-v8 (small-v6's ladder)
+    assert codec.objective is not None and codec.objective.lambdas == (10.24, 5.12, 2.56) + LADDER  # small-v9 (small-v6's ladder)
     x = natural_image("coffee", 96).unsqueeze(0)  # at 64 px quality 0 has too few latents to gain from
     for quality in (0.0, codec.num_levels - 1.0):
         plain = codec.compress(x, quality)
@@ -209,7 +209,7 @@ def test_shipped_model_refines_for_both_ends_of_beta() -> None:
     """With realism 0.5 the shipped model's refined stream scores better on the two-ended training objective,
     measured on the real bytes and decodings, than the encoder's, at two qualities."""
     codec = MultiRealismCodec.pretrained()
-    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)  # small-v8
+    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)  # small-v9
     assert MultiRealismCodec.pretrained("small-v3").objective.perceptual == "stlpips-alex"
     assert MultiRealismCodec.pretrained("small-v1").objective.perceptual_weight == pytest.approx(1 / 2.56)
     perceptual = build_perceptual(codec.objective.perceptual)
