@@ -232,9 +232,9 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
 
 
 def test_a_delta_with_some_of_the_coder_tables_loads() -> None:
-    """small-v9's hyper-latent upper quantiles differ from small-v8's but not its lower ones, so its file holds
-    the CDFs and lengths, not the offsets: those come from the base (CompressAI's loader once failed on the
-    missing buffer)."""
+    """small-v9's hyper-latent quantiles differ from small-v8's, but not by enough to move the tables' offsets,
+    so its file holds the CDFs and lengths and not the offsets: those come from the base (CompressAI's loader
+    once raised KeyError on the missing buffer)."""
     from multirealism.checkpoint import load_weights
 
     stored = [k.rsplit(".", 1)[1] for k in load_weights(weights_path("small-v9"))[1] if ".entropy_bottleneck." in k]
