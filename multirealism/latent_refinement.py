@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
+from multirealism.perceptual_scales import check_scales, multiscale_distance
+
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
     from multirealism.training.perceptual import Perceptual
@@ -38,7 +40,8 @@ class RateDistortionObjective:
     ``lambdas[level]`` is the rate weight of quality ``level`` (level 0 = lowest rate); fractional
     qualities interpolate it log-linearly, as the rate control interpolates its gains.
     ``realism_scales[level]`` (the training ladder's, if it had them) multiplies β in the perceptual term
-    at that level, interpolated the same way.
+    at that level, interpolated the same way. ``perceptual_scales`` are the downscales P is averaged over, as
+    the training module's (``(1,)``: full size only).
     """
 
     lambdas: Tuple[float, ...]
@@ -46,6 +49,7 @@ class RateDistortionObjective:
     perceptual: Optional[str] = None
     perceptual_weight: float = 0.0
     realism_scales: Optional[Tuple[float, ...]] = None
+    perceptual_scales: Tuple[int, ...] = (1,)
 
     def __post_init__(self) -> None:
         values = tuple(float(v) for v in self.lambdas)
@@ -63,6 +67,9 @@ class RateDistortionObjective:
             if len(scales) != len(values) or not all(math.isfinite(v) and v > 0 for v in scales):
                 raise ValueError(f"realism_scales must be {len(values)} positive finite numbers, got {self.realism_scales!r}")
             object.__setattr__(self, "realism_scales", scales)
+        object.__setattr__(self, "perceptual_scales", check_scales(self.perceptual_scales))
+        if self.perceptual_scales != (1,) and self.perceptual is None:
+            raise ValueError("perceptual_scales needs a perceptual distance (perceptual is None)")
 
     def rate_weight(self, quality: Tensor) -> Tensor:
         """λ at each quality of the ``(B,)`` tensor ``quality``."""
@@ -105,6 +112,7 @@ def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[Rat
             tuple(lambdas), mse_weight=float(hparams.get("mse_weight", 150.0)), perceptual=perceptual,
             perceptual_weight=float(hparams.get("lpips_weight", 1 / 2.56)) if perceptual else 0.0,
             realism_scales=tuple(scales) if scales else None,
+            perceptual_scales=tuple(hparams.get("perceptual_scales") or (1,)) if perceptual else (1,),
         )
     except (TypeError, ValueError):
         return None
@@ -252,6 +260,7 @@ class _DistortionAtEnds:
             x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
             d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
             if beta > 0 and self.perceptual is not None:
-                d = d + beta * self.realism_scale * self.objective.perceptual_weight * self.perceptual(x_hat, x).flatten()
+                distance = multiscale_distance(self.perceptual, x_hat, x, self.objective.perceptual_scales)
+                d = d + beta * self.realism_scale * self.objective.perceptual_weight * distance.flatten()
             total = total + weight * d
         return total

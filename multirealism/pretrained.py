@@ -48,6 +48,8 @@ class PretrainedModel:
     perceptual_weight: float = 1.171875  # configs/small_realism.yaml's lpips_weight
     #: its rate ladder's per-level multipliers of β in the perceptual term, if it had them
     realism_scales: Optional[Tuple[float, ...]] = None
+    #: the downscales its perceptual term was averaged over (``perceptual_scales`` of its last stage)
+    perceptual_scales: Tuple[int, ...] = (1,)
     #: a shipped model this one extends: its file then holds only the tensors that differ from that model's
     #: (``multirealism export --base``), e.g. a retrained realism head, so versions share the bulk of the weights
     base: Optional[str] = None
@@ -200,6 +202,7 @@ _register(
         rate_lambdas=NINE_LEVEL_LADDER,
         perceptual="stlpips-vgg",
         realism_scales=NINE_LEVEL_REALISM_SCALES,
+        perceptual_scales=(1, 2, 4),  # configs/small_multiscale_head.yaml, small_multiscale_gate.yaml
         base="small-v8",
     )
 )
@@ -263,7 +266,7 @@ def load_pretrained(
 
     codec.objective = RateDistortionObjective(
         info.rate_lambdas, mse_weight=150.0, perceptual=info.perceptual, perceptual_weight=info.perceptual_weight,
-        realism_scales=info.realism_scales,
+        realism_scales=info.realism_scales, perceptual_scales=info.perceptual_scales,
     )
     return codec
 

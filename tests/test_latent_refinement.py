@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 from helpers import make_tiny_codec, natural_image
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
@@ -23,6 +24,7 @@ from multirealism.latent_refinement import (
     objective_from_hparams,
     refinement_problem,
 )
+from multirealism.perceptual_scales import multiscale_distance
 from multirealism.presets import tiny_config
 from multirealism.training import MultiRealismModule, RateLadder
 from multirealism.training.perceptual import build_perceptual
@@ -92,6 +94,32 @@ def test_objective_scales_beta_per_level_like_its_training_ladder() -> None:
     assert objective_from_hparams(hparams) == objective
     assert MultiRealismCodec.pretrained("small-v5").objective.realism_scales == scales
     assert MultiRealismCodec.pretrained("small-v4").objective.realism_scales is None
+
+
+def test_objective_averages_its_perceptual_term_over_the_training_scales() -> None:
+    """perceptual_scales reach the refinement objective from a checkpoint's hyperparameters and a shipped
+    model's entry (small-v9 trained at three scales), are checked like the training module's, and the
+    distance the refinement adds is the mean over the pooled pairs."""
+    hparams = {"perceptual": "stlpips-vgg", "lpips_weight": 1.0, "perceptual_scales": [1, 2, 4],
+               "rate_ladder": {"init_args": {"lambdas": list(LADDER)}}}
+    assert objective_from_hparams(hparams).perceptual_scales == (1, 2, 4)
+    assert objective_from_hparams({**hparams, "perceptual_scales": None}).perceptual_scales == (1,)
+    assert MultiRealismCodec.pretrained("small-v9").objective.perceptual_scales == (1, 2, 4)
+    assert MultiRealismCodec.pretrained("small-v8").objective.perceptual_scales == (1,)
+    with pytest.raises(ValueError, match="distinct positive integers"):
+        RateDistortionObjective(LADDER, perceptual="stlpips-vgg", perceptual_weight=1.0, perceptual_scales=(1, 1))
+    with pytest.raises(ValueError, match="needs a perceptual distance"):
+        RateDistortionObjective(LADDER, perceptual_scales=(1, 2))
+    network = build_perceptual("lpips-random-test-only")  # reads 32 px and up
+    torch.manual_seed(0)
+    x, x_hat = torch.rand(2, 3, 128, 128), torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        parts = [network(x_hat, x)] + [network(F.avg_pool2d(x_hat, f), F.avg_pool2d(x, f)) for f in (2, 4)]
+        torch.testing.assert_close(multiscale_distance(network, x_hat, x, (1, 2, 4)), sum(parts) / 3)
+        torch.testing.assert_close(multiscale_distance(network, x_hat, x), parts[0])
+        small, small_hat = x[..., :64, :80], x_hat[..., :64, :80]  # 4x4 pooling would leave 16 px: left out
+        expected = (network(small_hat, small) + network(F.avg_pool2d(small_hat, 2), F.avg_pool2d(small, 2))) / 2
+        torch.testing.assert_close(multiscale_distance(network, small_hat, small, (1, 2, 4)), expected)
 
 
 @pytest.mark.parametrize("entropy_model", ["hyperprior", "charm"])
@@ -200,7 +228,8 @@ def two_ended_objective(codec: MultiRealismCodec, x: torch.Tensor, data: bytes, 
         d = objective.mse_weight * float((image - x).pow(2).mean())
         if beta > 0:
             scale = float(objective.realism_scale(torch.tensor([quality])))
-            d += beta * scale * objective.perceptual_weight * float(perceptual(image, x).mean())
+            distance = multiscale_distance(perceptual, image, x, objective.perceptual_scales)
+            d += beta * scale * objective.perceptual_weight * float(distance.mean())
         total += 0.5 * d
     return total
 

@@ -16,7 +16,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
@@ -36,6 +35,7 @@ from multirealism.training.losses import (
     generator_adversarial_loss,
     mse_per_image,
 )
+from multirealism.perceptual_scales import check_scales, multiscale_distance
 from multirealism.training.perceptual import build_perceptual
 from multirealism.training.quality import RateLadder, level_metrics
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
@@ -229,10 +229,7 @@ class MultiRealismModule(L.LightningModule):
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"discriminator_betas must be two values in [0, 1), got {discriminator_betas!r}")
         self.discriminator_betas = betas
-        scales = list(perceptual_scales)
-        if not scales or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in scales) \
-                or len(set(scales)) != len(scales):
-            raise ValueError(f"perceptual_scales must be distinct positive integers, got {perceptual_scales!r}")
+        scales = list(check_scales(perceptual_scales))
         if scales != [1] and self.perceptual is None:
             raise ValueError("perceptual_scales needs a perceptual term (perceptual is 'none')")
         self.perceptual_scales = scales
@@ -324,15 +321,7 @@ class MultiRealismModule(L.LightningModule):
         """LPIPS per image ``(B, 1, 1, 1)``, or per pixel when β is a spatial map; the mean over
         ``perceptual_scales`` (a coarse scale's map is brought back to full size)."""
         assert self.perceptual is not None
-        spatial = beta.dim() == 4
-        maps = []
-        for factor in self.perceptual_scales:
-            coarse_hat, coarse = (x_hat, x) if factor == 1 else (F.avg_pool2d(x_hat, factor), F.avg_pool2d(x, factor))
-            distance = self.perceptual(coarse_hat, coarse, spatial=spatial)
-            if spatial and factor != 1:
-                distance = F.interpolate(distance, size=x.shape[-2:], mode="nearest")
-            maps.append(distance)
-        return maps[0] if len(maps) == 1 else torch.stack(maps).mean(0)
+        return multiscale_distance(self.perceptual, x_hat, x, self.perceptual_scales, spatial=beta.dim() == 4)
 
     def generator_terms(
         self, x: Tensor, out: CodecOutput, beta: Tensor, quality: Optional[Tensor] = None
