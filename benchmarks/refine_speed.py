@@ -4,7 +4,7 @@ For each quality and step count this codes held-out photographs (scikit-image's,
 ``compress(..., refine=LatentRefinement(steps))`` and prints the encode time per megapixel, the bytes and
 the β = 0 PSNR next to the plain encoder's (0 steps), and the coded objective λ(q)·bpp + 150·MSE that
 refinement lowers. ``--realism W`` refines for both ends of β instead (``LatentRefinement(realism=W)``:
-an ST-LPIPS-alex pass at β_max per step, so slower); the objective column stays the β = 0 one.
+a pass of the model's perceptual distance at β_max per step, at its training scales, so slower); the objective column stays the β = 0 one.
 Decoding is unchanged (the same decoder reads every stream), so it is not timed here.
 
     python benchmarks/refine_speed.py                       # astronaut and coffee, qualities 0 2 5, 0/10/30/50 steps
