@@ -24,6 +24,7 @@ from multirealism.checkpoint import CONFIG_KEY, load_weights
 from multirealism.codec import CodecOutput, MultiRealismCodec
 from multirealism.components.rate_control import extrapolate_levels
 from multirealism.errors import CheckpointError
+from multirealism.perceptual_scales import check_scales, multiscale_distance
 from multirealism.registry import REGISTRIES
 from multirealism.training import discriminators as _discriminators  # noqa: F401  (registers them)
 from multirealism.training.beta_sampling import BetaSampler
@@ -35,7 +36,6 @@ from multirealism.training.losses import (
     generator_adversarial_loss,
     mse_per_image,
 )
-from multirealism.perceptual_scales import check_scales, multiscale_distance
 from multirealism.training.perceptual import build_perceptual
 from multirealism.training.quality import RateLadder, level_metrics
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
@@ -142,7 +142,8 @@ class MultiRealismModule(L.LightningModule):
             full ones on a CPU (no perceptual net, no generator backward).
         perceptual_scales: the perceptual term is the mean of the distance at these integer downscales
             (2: both images average-pooled 2x2), so it also weighs coarser structure than the network's
-            first layers see at full size; ``(1,)`` is the plain term. Validation reports full size only.
+            first layers see at full size; ``(1,)`` is the plain term. Validation reports full size only. A
+            downscale that would leave a crop under 32 px is left out (see :mod:`multirealism.perceptual_scales`).
         discriminator_betas: the discriminator's Adam (β1, β2). PyTorch's default (0.9, 0.999) is kept
             unless set; GAN practice (DCGAN, and the standalone check in configs/small_gan_head.yaml, where
             it left chance about twice as fast) uses β1 = 0.5.
