@@ -67,9 +67,8 @@ class RateDistortionObjective:
             if len(scales) != len(values) or not all(math.isfinite(v) and v > 0 for v in scales):
                 raise ValueError(f"realism_scales must be {len(values)} positive finite numbers, got {self.realism_scales!r}")
             object.__setattr__(self, "realism_scales", scales)
-        object.__setattr__(self, "perceptual_scales", check_scales(self.perceptual_scales))
-        if self.perceptual_scales != (1,) and self.perceptual is None:
-            raise ValueError("perceptual_scales needs a perceptual distance (perceptual is None)")
+        object.__setattr__(self, "perceptual_scales",
+                           check_scales(self.perceptual_scales, has_perceptual=self.perceptual is not None))
 
     def rate_weight(self, quality: Tensor) -> Tensor:
         """λ at each quality of the ``(B,)`` tensor ``quality``."""

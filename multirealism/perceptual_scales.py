@@ -13,12 +13,15 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
-def check_scales(scales: Sequence[int]) -> Tuple[int, ...]:
-    """``scales`` as a tuple of distinct positive integers (downscale factors), or ValueError."""
+def check_scales(scales: Sequence[int], has_perceptual: bool = True) -> Tuple[int, ...]:
+    """``scales`` as a tuple of distinct positive integers (downscale factors), or ValueError; scales other
+    than ``(1,)`` are refused when there is no perceptual distance to take at them (``has_perceptual``)."""
     values = tuple(scales)
     if not values or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in values) \
             or len(set(values)) != len(values):
         raise ValueError(f"perceptual_scales must be distinct positive integers, got {scales!r}")
+    if values != (1,) and not has_perceptual:
+        raise ValueError(f"perceptual_scales {list(values)} needs a perceptual distance, and none is set")
     return values
 
 

@@ -108,7 +108,7 @@ def test_objective_averages_its_perceptual_term_over_the_training_scales() -> No
     assert MultiRealismCodec.pretrained("small-v8").objective.perceptual_scales == (1,)
     with pytest.raises(ValueError, match="distinct positive integers"):
         RateDistortionObjective(LADDER, perceptual="stlpips-vgg", perceptual_weight=1.0, perceptual_scales=(1, 1))
-    with pytest.raises(ValueError, match="needs a perceptual distance"):
+    with pytest.raises(ValueError, match="needs a perceptual distance, and none is set"):
         RateDistortionObjective(LADDER, perceptual_scales=(1, 2))
     network = build_perceptual("lpips-random-test-only")  # reads 32 px and up
     torch.manual_seed(0)

@@ -292,7 +292,7 @@ def test_perceptual_scales_average_the_distance_over_downscaled_pairs():
     ({"perceptual_scales": [], "perceptual": "lpips-random-test-only"}, "distinct positive integers"),
     ({"perceptual_scales": [1, 1], "perceptual": "lpips-random-test-only"}, "distinct positive integers"),
     ({"perceptual_scales": [0.5], "perceptual": "lpips-random-test-only"}, "distinct positive integers"),
-    ({"perceptual_scales": [1, 2]}, "needs a perceptual term"),
+    ({"perceptual_scales": [1, 2]}, "needs a perceptual distance, and none is set"),
 ])
 def test_perceptual_scales_refuse_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -230,10 +230,7 @@ class MultiRealismModule(L.LightningModule):
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"discriminator_betas must be two values in [0, 1), got {discriminator_betas!r}")
         self.discriminator_betas = betas
-        scales = list(check_scales(perceptual_scales))
-        if scales != [1] and self.perceptual is None:
-            raise ValueError("perceptual_scales needs a perceptual term (perceptual is 'none')")
-        self.perceptual_scales = scales
+        self.perceptual_scales = list(check_scales(perceptual_scales, has_perceptual=self.perceptual is not None))
         if init_from is not None:
             self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
         if trainable is not None:
