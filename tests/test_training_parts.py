@@ -31,6 +31,31 @@ def test_beta_zero_share_spatial_maps_and_fixed():
         BetaSampler(beta_max=1.0, fixed=2.0)
 
 
+def test_beta_at_the_two_ends_only():
+    generator = torch.Generator().manual_seed(0)
+    beta = BetaSampler(5.12, zero_fraction=0.5, max_fraction=0.5)(4000, 8, 8, generator=generator)
+    assert torch.equal(beta.unique(), torch.tensor([0.0, 5.12]))
+    assert abs(float((beta == 0).float().mean()) - 0.5) < 0.03
+    generator = torch.Generator().manual_seed(0)
+    mixed = BetaSampler(5.12, zero_fraction=0.2, max_fraction=0.3)(4000, 8, 8, generator=generator)
+    assert abs(float((mixed == 0).float().mean()) - 0.2) < 0.03
+    assert abs(float((mixed == 5.12).float().mean()) - 0.3) < 0.03
+    inside = mixed[(mixed > 0) & (mixed < 5.12)]
+    assert abs(inside.numel() / 4000 - 0.5) < 0.03 and float(inside.max()) < 5.12
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        BetaSampler(5.12, zero_fraction=0.6, max_fraction=0.5)
+
+
+def test_beta_stream_without_max_share_is_unchanged():
+    """Configs written before ``max_fraction`` draw the same β for the same seed."""
+    generator = torch.Generator().manual_seed(3)
+    beta = BetaSampler(5.12, zero_fraction=0.1)(16, 8, 8, generator=generator)
+    generator = torch.Generator().manual_seed(3)
+    uniform = torch.rand(16, generator=generator) * 5.12
+    zero = torch.rand(16, generator=generator) < 0.1
+    assert torch.equal(beta, torch.where(zero, torch.zeros_like(uniform), uniform))
+
+
 def test_beta_max_is_said_once_by_the_codec():
     from multirealism import MultiRealismCodec
     from multirealism.presets import tiny_config

@@ -3,7 +3,9 @@
 Agustsson et al. 2023 draw β uniformly in [0, β_max] per image so that one generator learns the
 whole realism range. Options here: a share of images at β = 0 (pure rate-distortion decoding gets
 more weight), a share with spatial β maps (piecewise constant on a coarse grid, teaching the
-generator to vary realism across an image), and a fixed β for single-realism baselines.
+generator to vary realism across an image), a share at β = β_max (with ``zero_fraction`` it can
+train for the two ends alone: the objective the refining encoder optimises), and a fixed β for
+single-realism baselines.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class BetaSampler:
         beta_max: upper end of the uniform range (paper: 5.12); None: the codec's, set by
             :class:`~multirealism.training.MultiRealismModule` so configs say it once.
         zero_fraction: share of images whose β is exactly 0.
+        max_fraction: share of images whose β is exactly ``beta_max``; ``zero_fraction`` +
+            ``max_fraction`` must not exceed 1 (both 0.5: the two ends only, half each).
         spatial_fraction: share of images given a spatial map (a ``grid`` x ``grid`` array of
             uniform values, upsampled nearest); the others then get constant maps.
         grid: cells per side of a spatial map.
@@ -32,16 +36,21 @@ class BetaSampler:
         self,
         beta_max: Optional[float] = None,
         zero_fraction: float = 0.0,
+        max_fraction: float = 0.0,
         spatial_fraction: float = 0.0,
         grid: int = 4,
         fixed: Optional[float] = None,
     ) -> None:
-        for name, share in (("zero_fraction", zero_fraction), ("spatial_fraction", spatial_fraction)):
+        shares = (("zero_fraction", zero_fraction), ("max_fraction", max_fraction), ("spatial_fraction", spatial_fraction))
+        for name, share in shares:
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {share}")
+        if zero_fraction + max_fraction > 1.0:
+            raise ValueError(f"zero_fraction + max_fraction must not exceed 1, got {zero_fraction} + {max_fraction}")
         if grid < 1:
             raise ValueError(f"grid must be at least 1, got {grid}")
         self.zero_fraction = float(zero_fraction)
+        self.max_fraction = float(max_fraction)
         self.spatial_fraction = float(spatial_fraction)
         self.grid = int(grid)
         self.fixed = None if fixed is None else float(fixed)
@@ -74,7 +83,12 @@ class BetaSampler:
             return torch.full((batch,), self.fixed, device=device)
         draw = dict(device=device, generator=generator)
         beta = torch.rand(batch, **draw) * self.beta_max
-        beta = torch.where(torch.rand(batch, **draw) < self.zero_fraction, torch.zeros_like(beta), beta)
+        if self.max_fraction == 0.0:  # the random stream of configs without max_fraction, unchanged
+            beta = torch.where(torch.rand(batch, **draw) < self.zero_fraction, torch.zeros_like(beta), beta)
+        else:  # one draw picks each image's kind: 0, β_max or uniform
+            kind = torch.rand(batch, **draw)
+            beta = torch.where(kind < self.zero_fraction + self.max_fraction, torch.full_like(beta, self.beta_max), beta)
+            beta = torch.where(kind < self.zero_fraction, torch.zeros_like(beta), beta)
         if self.spatial_fraction == 0.0:  # no host sync on the common path
             return beta
         spatial = torch.rand(batch, **draw) < self.spatial_fraction
