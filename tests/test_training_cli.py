@@ -152,6 +152,16 @@ def test_multiscale_gate_config_trains_only_the_gate_on_three_scales(capsys):
     assert config["trainer"]["max_steps"] == 300
 
 
+def test_encoder_ends_config_trains_only_the_encoder_at_the_two_ends(capsys):
+    """configs/small_encoder_ends.yaml: the analysis transform alone, β = 0 or β_max (half each), no GAN."""
+    stack = ("small_realism", "small_realism_vgg", "small_rate_gate", "small_multiscale_gate", "small_encoder_ends")
+    model = yaml.safe_load(printed_config(capsys, *stack))["model"]
+    assert model["trainable"] == ["encoder"] and model["init_new"] == [] and model["gan"] is False
+    sampler = model["beta_sampler"]["init_args"]
+    assert (sampler["zero_fraction"], sampler["max_fraction"]) == (0.5, 0.5)
+    assert model["perceptual_scales"] == [1, 2, 4] and model["lr"] == 0.0001
+
+
 def test_higher_levels_config_extends_the_shipped_model_upwards(capsys, tmp_path):
     """configs/small_levels_high.yaml: small-v8 with two levels above its highest; built from the printed config
     with small-v8's weights, its nine stored levels keep their gains and the two new ones continue the line."""
