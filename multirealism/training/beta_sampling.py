@@ -83,12 +83,9 @@ class BetaSampler:
             return torch.full((batch,), self.fixed, device=device)
         draw = dict(device=device, generator=generator)
         beta = torch.rand(batch, **draw) * self.beta_max
-        if self.max_fraction == 0.0:  # the random stream of configs without max_fraction, unchanged
-            beta = torch.where(torch.rand(batch, **draw) < self.zero_fraction, torch.zeros_like(beta), beta)
-        else:  # one draw picks each image's kind: 0, β_max or uniform
-            kind = torch.rand(batch, **draw)
-            beta = torch.where(kind < self.zero_fraction + self.max_fraction, torch.full_like(beta, self.beta_max), beta)
-            beta = torch.where(kind < self.zero_fraction, torch.zeros_like(beta), beta)
+        kind = torch.rand(batch, **draw)  # picks each image's kind: 0, β_max or uniform
+        beta = torch.where(kind < self.zero_fraction + self.max_fraction, torch.full_like(beta, self.beta_max), beta)
+        beta = torch.where(kind < self.zero_fraction, torch.zeros_like(beta), beta)
         if self.spatial_fraction == 0.0:  # no host sync on the common path
             return beta
         spatial = torch.rand(batch, **draw) < self.spatial_fraction
