@@ -23,7 +23,7 @@ _EXPORTS: Dict[str, str] = {
     "CodecOutput": "multirealism.codec",
     "EncodedLatent": "multirealism.codec",
     "LatentRefinement": "multirealism.latent_refinement",
-    "RateDistortionObjective": "multirealism.latent_refinement",
+    "RateDistortionObjective": "multirealism.objective",
     "MultiRealismCodec": "multirealism.codec",
     "BitstreamError": "multirealism.errors",
     "CheckpointError": "multirealism.errors",
@@ -36,10 +36,13 @@ _EXPORTS: Dict[str, str] = {
     "entropy_models": "multirealism.registry",
     "generators": "multirealism.registry",
     "container": "multirealism.container",
-    "create_codec": "multirealism.presets",
-    "list_codecs": "multirealism.presets",
-    "list_pretrained": "multirealism.pretrained",
-    "register_codec": "multirealism.presets",
+    "create_codec": "multirealism.zoo",
+    "find_pretrained": "multirealism.weights",
+    "list_codecs": "multirealism.zoo",
+    "list_pretrained": "multirealism.weights",
+    "load_image": "multirealism.imageio",
+    "refine": "multirealism.latent_refinement",
+    "register_codec": "multirealism.zoo",
 }
 
 __all__ = sorted(_EXPORTS)

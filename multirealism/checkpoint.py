@@ -1,18 +1,23 @@
-"""Reading and writing codec weights without unpickling code.
+"""Reading and writing codec weights without unpickling code, and the models shipped in the package.
 
 Three formats are read: a Lightning checkpoint written by :class:`~multirealism.training.module.
 MultiRealismModule` (``state_dict`` keys prefixed ``codec.``), a plain file written by
-:meth:`MultiRealismCodec.save`, and a ``.safetensors`` file whose metadata holds the config.
+:meth:`MultiRealismCodec.save`, and a ``.safetensors`` file whose metadata holds the config and the
+training objective (:class:`~multirealism.objective.RateDistortionObjective`).
 Torch files are opened with ``weights_only=True``, so a crafted pickle is refused, not run.
 :func:`load_codec` builds a codec from such a file behind guards: the config is checked against
 the weights on the meta device first, every weight must be finite, and any failure is a one-line
 :class:`CheckpointError`.
+
+The shipped models are listed in ``multirealism/weights/models.json`` (:mod:`multirealism.weights`);
+:func:`load_shipped` loads one after checking its file's SHA-256 and its fingerprint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -27,14 +32,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.module import register_module_module_registration_hook
 
+from multirealism import weights
 from multirealism.errors import CheckpointError
-from multirealism.latent_refinement import objective_from_hparams
+from multirealism.objective import RateDistortionObjective
+from multirealism.weights import shipped_entry
 
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
 
 #: key under which the codec's architecture config is stored in any checkpoint we write
 CONFIG_KEY = "multirealism"
+#: key under which the training objective is stored beside the config
+OBJECTIVE_KEY = "objective"
 LIGHTNING_PREFIX = "codec."
 
 
@@ -87,20 +96,29 @@ def _link_new(tmp: str, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def save_weights(path: "str | os.PathLike[str]", config: Dict[str, Any], state_dict: Dict[str, Tensor]) -> None:
+def save_weights(
+    path: "str | os.PathLike[str]", config: Dict[str, Any], state_dict: Dict[str, Tensor],
+    objective: Optional[RateDistortionObjective] = None,
+) -> None:
     """Save a plain weights file (``.safetensors`` by suffix, else a torch file), atomically."""
-    atomic_write_bytes(Path(path), weights_bytes(config, state_dict, safetensors=Path(path).suffix == ".safetensors"))
+    data = weights_bytes(config, state_dict, safetensors=Path(path).suffix == ".safetensors", objective=objective)
+    atomic_write_bytes(Path(path), data)
 
 
-def weights_bytes(config: Dict[str, Any], state_dict: Dict[str, Tensor], safetensors: bool = True) -> bytes:
-    """The bytes of a plain weights file: safetensors with the config in its metadata, or a torch file."""
+def weights_bytes(
+    config: Dict[str, Any], state_dict: Dict[str, Tensor], safetensors: bool = True,
+    objective: Optional[RateDistortionObjective] = None,
+) -> bytes:
+    """The bytes of a plain weights file: safetensors with the config (and the objective, if any) in its
+    metadata, or a torch file."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    stored = {"config": config, **({} if objective is None else {OBJECTIVE_KEY: objective.to_dict()})}
     if safetensors:
         from safetensors.torch import save
 
-        return save(tensors, metadata={CONFIG_KEY: json.dumps(config)})
+        return save(tensors, metadata={CONFIG_KEY if k == "config" else k: json.dumps(v) for k, v in stored.items()})
     buffer = io.BytesIO()
-    torch.save({CONFIG_KEY: {"config": config}, "state_dict": tensors}, buffer)
+    torch.save({CONFIG_KEY: stored, "state_dict": tensors}, buffer)
     return buffer.getvalue()
 
 
@@ -112,8 +130,8 @@ def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any
 
 def _read_checkpoint(
     path: "str | os.PathLike[str]",
-) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor], Optional[Dict[str, Any]]]:
-    """``(config or None, codec state_dict, Lightning hyperparameters or None)`` of any supported file."""
+) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor], Optional[Any]]:
+    """``(config or None, codec state_dict, stored objective data or None)`` of any supported file."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {str(path)!r} is a directory, not a file")
@@ -122,7 +140,7 @@ def _read_checkpoint(
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {str(path)!r} is an empty file")
     if path.suffix == ".safetensors":
-        return (*_load_safetensors(path), None)
+        return _load_safetensors(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's pickle-protocol warnings say nothing to our users
@@ -144,16 +162,16 @@ def _read_checkpoint(
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict")
     meta = obj.get(CONFIG_KEY)
     config = meta.get("config") if isinstance(meta, dict) else None
+    objective = meta.get(OBJECTIVE_KEY) if isinstance(meta, dict) else None
     state = obj.get("state_dict", obj)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{str(path)!r} has no tensor state_dict")
     if any(k.startswith(LIGHTNING_PREFIX) for k in state):
         state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
-    hparams = obj.get("hyper_parameters")
-    return config, state, (hparams if isinstance(hparams, dict) else None)
+    return config, state, objective
 
 
-def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
+def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor], Optional[Any]]:
     from safetensors import safe_open
 
     try:
@@ -164,9 +182,10 @@ def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, T
         raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {err}") from err
     try:
         config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+        objective = json.loads(metadata[OBJECTIVE_KEY]) if OBJECTIVE_KEY in metadata else None
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"{str(path)!r} has a malformed config in its metadata: {err}") from err
-    return config, state
+        raise CheckpointError(f"{str(path)!r} has malformed metadata: {err}") from err
+    return config, state, objective
 
 
 #: entropy-coder tables whose size follows the trained weights; ``load_state_dict`` resizes them
@@ -237,7 +256,7 @@ def load_codec(
 ) -> "MultiRealismCodec":
     """Build ``cls`` from a checkpoint file (the body of ``MultiRealismCodec.from_checkpoint``)."""
     source = os.fspath(path)
-    stored, state, hparams = _read_checkpoint(path)
+    stored, state, stored_objective = _read_checkpoint(path)
     config = config or stored
     if config is None:
         raise CheckpointError(f"{source!r} holds no multirealism config; pass config=")
@@ -260,8 +279,42 @@ def load_codec(
     except Exception as err:  # any bad value in a stored config (negative widths, 1e9 channels, NaN β_max ...)
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{source!r} holds an unusable codec config: {message[:200]}") from err
+    try:
+        objective = None if stored_objective is None else RateDistortionObjective.from_dict(stored_objective)
+    except ValueError as err:
+        raise CheckpointError(f"{source!r} holds an unusable training objective: {err}") from None
     codec.load_state_dict(state)
     codec.to(map_location).eval()
     codec.update()
-    codec.objective = objective_from_hparams(hparams)  # a Lightning checkpoint says what it trained for
+    codec.objective = objective
+    return codec
+
+
+def shipped_weights(name: Optional[str] = None) -> Path:
+    """The installed weight file of shipped model ``name``, checked against its SHA-256."""
+    name, entry = shipped_entry(name)
+    path = weights.SHIPPED_DIR / entry["file"]
+    if not path.is_file():
+        raise CheckpointError(f"shipped model {name!r}: weight file {str(path)!r} is not installed; reinstall multirealism")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry["sha256"]:
+        raise CheckpointError(
+            f"shipped model {name!r}: {str(path)!r} is damaged or replaced (sha256 {digest[:16]}..., "
+            f"expected {entry['sha256'][:16]}...); reinstall multirealism"
+        )
+    return path
+
+
+def load_shipped(
+    cls: "Type[MultiRealismCodec]", name: Optional[str] = None, map_location: "str | torch.device" = "cpu"
+) -> "MultiRealismCodec":
+    """Shipped model ``name`` (None: the default) built as ``cls``, its file and fingerprint checked, so a
+    damaged install fails here, not mid-decode (the body of ``MultiRealismCodec.pretrained``)."""
+    name, entry = shipped_entry(name)
+    codec = load_codec(cls, shipped_weights(name), map_location=map_location)
+    if codec.fingerprint.hex() != entry["fingerprint"]:
+        raise CheckpointError(
+            f"shipped model {name!r} loads with fingerprint {codec.fingerprint.hex()}, not the registered "
+            f"{entry['fingerprint']}: its bitstreams would not match; reinstall multirealism"
+        )
     return codec

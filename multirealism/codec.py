@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 import multirealism.components  # noqa: F401  (registers the built-in components)
 from multirealism import bitstream_guards, container
-from multirealism.checkpoint import RESIZED_BUFFERS, load_codec, save_weights
+from multirealism.checkpoint import RESIZED_BUFFERS, load_codec, load_shipped, save_weights
 from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel, EntropyOutput
 from multirealism.components.conditioning import beta_as_map, check_beta_range
 from multirealism.components.rate_control import (
@@ -31,7 +31,7 @@ from multirealism.components.rate_control import (
     unscale_latent,
 )
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
-from multirealism.latent_refinement import LatentRefinement, RateDistortionObjective, refine_latent
+from multirealism.objective import RateDistortionObjective
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
 ComponentArg = Union[str, Mapping[str, Any], nn.Module]
@@ -123,9 +123,9 @@ class MultiRealismCodec(CompressionModel):
             raise ValueError(f"latent channel counts disagree: {widths}")
         self.pad_multiple = self.encoder.downsampling * self.entropy_model.latent_multiple
         self._fingerprint: Optional[bytes] = None
-        #: the rate-distortion objective the weights were trained for, which latent refinement
-        #: optimises (shipped models and Lightning checkpoints of a fixed λ ladder set it; not part of
-        #: the weights or the fingerprint)
+        #: the objective the weights were trained for (λ and realism scale per quality, loss weights), which
+        #: latent refinement optimises; stored with the weights by training and export, not part of the
+        #: fingerprint
         self.objective: Optional[RateDistortionObjective] = None
 
     # ------------------------------------------------------------------ properties and config
@@ -174,8 +174,8 @@ class MultiRealismCodec(CompressionModel):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: "str | os.PathLike[str]") -> None:
-        """Write config and weights (``.safetensors`` or a torch file) that :meth:`from_checkpoint` reads."""
-        save_weights(path, self.config(), self.state_dict())
+        """Write config, weights and objective (``.safetensors`` or a torch file) that :meth:`from_checkpoint` reads."""
+        save_weights(path, self.config(), self.state_dict(), self.objective)
 
     @classmethod
     def from_checkpoint(
@@ -191,12 +191,10 @@ class MultiRealismCodec(CompressionModel):
 
     @classmethod
     def pretrained(cls, name: Optional[str] = None, map_location: "str | torch.device" = "cpu") -> "MultiRealismCodec":
-        """A model shipped inside the package, by name (default ``"small-v9"``; see
+        """A model shipped inside the package, by name (None: the default; see
         :func:`multirealism.list_pretrained`). Its file is checked against a stored SHA-256 and its
         fingerprint against the registered one, so a damaged install fails here, not mid-decode."""
-        from multirealism.pretrained import DEFAULT_MODEL, load_pretrained
-
-        return load_pretrained(name or DEFAULT_MODEL, map_location, cls=cls)
+        return load_shipped(cls, name, map_location)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True):
         """Load weights, the entropy coders' tables resized to the stored ones first; a mismatch is a
@@ -352,21 +350,16 @@ class MultiRealismCodec(CompressionModel):
 
     # ------------------------------------------------------------------ real compression
     @torch.no_grad()
-    def compress(
-        self, x: Tensor, quality: Optional[float] = None, refine: Optional[LatentRefinement] = None
-    ) -> bytes:
+    def compress(self, x: Tensor, quality: Optional[float] = None) -> bytes:
         """Code images ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] to one bitstream at ``quality``
-        (None: the highest trained level); the quality is stored in the header. ``refine`` optimises
-        each image's latent before coding (slower encoding, same decoder: see :meth:`encode`)."""
-        return self.compress_latent(self.encode(x, quality, refine))
+        (None: the highest trained level); the quality is stored in the header. For a smaller file from a
+        slower encoder, code the latent of :func:`multirealism.latent_refinement.refine` instead."""
+        return self.compress_latent(self.encode(x, quality))
 
     @torch.no_grad()
-    def encode(
-        self, x: Tensor, quality: Optional[float] = None, refine: Optional[LatentRefinement] = None
-    ) -> EncodedLatent:
-        """The latent :meth:`compress` codes for ``x`` at ``quality``: the analysis transform's, or with
-        ``refine`` that latent optimised per image for the training objective (:attr:`objective`) by
-        :func:`multirealism.latent_refinement.refine_latent`."""
+    def encode(self, x: Tensor, quality: Optional[float] = None) -> EncodedLatent:
+        """The latent :meth:`compress` codes for ``x`` at ``quality``: the analysis transform's output,
+        rate-scaled for that quality."""
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
@@ -381,10 +374,7 @@ class MultiRealismCodec(CompressionModel):
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
         quality = container.as_header_quality(resolve_quality(self.rate_control, quality))
         # The latent the rANS encoder codes is the rate-scaled one, so that is the one refined and checked.
-        y = scale_latent(self.rate_control, y, quality)
-        if refine is not None:  # refuses, naming the fix, a codec without the objective it needs
-            y = refine_latent(self, x, y, quality, self.objective, refine)
-        return EncodedLatent(y, height, width, quality)
+        return EncodedLatent(scale_latent(self.rate_control, y, quality), height, width, quality)
 
     @torch.no_grad()
     def compress_latent(self, latent: EncodedLatent) -> bytes:

@@ -19,102 +19,19 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from multirealism.perceptual_scales import check_scales, multiscale_distance
+from multirealism.codec import EncodedLatent, MultiRealismCodec
+from multirealism.components.conditioning import beta_as_map
+from multirealism.components.rate_control import unscale_latent
+from multirealism.objective import RateDistortionObjective
+from multirealism.perceptual_scales import multiscale_distance
 
 if TYPE_CHECKING:
-    from multirealism.codec import MultiRealismCodec
     from multirealism.training.perceptual import Perceptual
-
-
-@dataclass(frozen=True)
-class RateDistortionObjective:
-    """The training objective λ(q)·bpp + d_β, with d_β = ``mse_weight``·MSE + β·``perceptual_weight``·P
-    (images in [0, 1]; P the ``perceptual`` distance the realism stage trained with, if any), λ per
-    rate level.
-
-    ``lambdas[level]`` is the rate weight of quality ``level`` (level 0 = lowest rate); fractional
-    qualities interpolate it log-linearly, as the rate control interpolates its gains.
-    ``realism_scales[level]`` (the training ladder's, if it had them) multiplies β in the perceptual term
-    at that level, interpolated the same way. ``perceptual_scales`` are the downscales P is averaged over, as
-    the training module's (``(1,)``: full size only).
-    """
-
-    lambdas: Tuple[float, ...]
-    mse_weight: float = 150.0
-    perceptual: Optional[str] = None
-    perceptual_weight: float = 0.0
-    realism_scales: Optional[Tuple[float, ...]] = None
-    perceptual_scales: Tuple[int, ...] = (1,)
-
-    def __post_init__(self) -> None:
-        values = tuple(float(v) for v in self.lambdas)
-        if not values or not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"lambdas must be positive finite numbers, got {self.lambdas!r}")
-        if not (math.isfinite(self.mse_weight) and self.mse_weight > 0):
-            raise ValueError(f"mse_weight must be a positive finite number, got {self.mse_weight!r}")
-        if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
-            raise ValueError(f"perceptual_weight must be a finite number >= 0, got {self.perceptual_weight!r}")
-        if (self.perceptual is None) != (self.perceptual_weight == 0):
-            raise ValueError("perceptual and perceptual_weight go together: name the distance and give it a weight > 0")
-        object.__setattr__(self, "lambdas", values)
-        if self.realism_scales is not None:
-            scales = tuple(float(v) for v in self.realism_scales)
-            if len(scales) != len(values) or not all(math.isfinite(v) and v > 0 for v in scales):
-                raise ValueError(f"realism_scales must be {len(values)} positive finite numbers, got {self.realism_scales!r}")
-            object.__setattr__(self, "realism_scales", scales)
-        object.__setattr__(self, "perceptual_scales",
-                           check_scales(self.perceptual_scales, has_perceptual=self.perceptual is not None))
-
-    def rate_weight(self, quality: Tensor) -> Tensor:
-        """λ at each quality of the ``(B,)`` tensor ``quality``."""
-        return _per_level(self.lambdas, quality)
-
-    def realism_scale(self, quality: Tensor) -> Tensor:
-        """The multiplier of β in the perceptual term at each quality of ``quality`` (1 without scales)."""
-        if self.realism_scales is None:
-            return torch.ones(quality.shape[0], device=quality.device)
-        return _per_level(self.realism_scales, quality)
-
-
-def _per_level(values: Tuple[float, ...], quality: Tensor) -> Tensor:
-    """Per-level ``values`` at each quality of the ``(B,)`` tensor ``quality``, log-linear in between."""
-    logs = torch.tensor(values, dtype=torch.float64).log()
-    if len(values) == 1:
-        return logs.exp().to(torch.float32).expand(quality.shape[0]).to(quality.device)
-    q = quality.detach().to("cpu", torch.float64).clamp(0, len(values) - 1)
-    low = q.floor().long().clamp(max=len(values) - 2)
-    frac = q - low
-    return ((1 - frac) * logs[low] + frac * logs[low + 1]).exp().to(torch.float32).to(quality.device)
-
-
-def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[RateDistortionObjective]:
-    """The objective a training module's hyperparameters (a Lightning checkpoint's) name: its rate
-    ladder's λs, ``mse_weight`` and, unless ``"none"``, ``perceptual`` with ``lpips_weight``. None when
-    they name no fixed λ per level (a fixed-rate run, or λs adapted to target rates) or are unusable."""
-    if not hparams:
-        return None
-    ladder = hparams.get("rate_ladder")
-    ladder_args = ladder.get("init_args", {}) if isinstance(ladder, Mapping) else {}
-    lambdas = ladder_args.get("lambdas")
-    if not lambdas:
-        return None
-    perceptual = hparams.get("perceptual")
-    perceptual = None if perceptual in (None, "none") else str(perceptual)
-    scales = ladder_args.get("realism_scales")
-    try:
-        return RateDistortionObjective(
-            tuple(lambdas), mse_weight=float(hparams.get("mse_weight", 150.0)), perceptual=perceptual,
-            perceptual_weight=float(hparams.get("lpips_weight", 1 / 2.56)) if perceptual else 0.0,
-            realism_scales=tuple(scales) if scales else None,
-            perceptual_scales=tuple(hparams.get("perceptual_scales") or (1,)) if perceptual else (1,),
-        )
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -147,7 +64,7 @@ def refinement_problem(objective: Optional[RateDistortionObjective], refinement:
     if objective is None:
         return ("latent refinement needs the codec's training objective: set codec.objective = "
                 "RateDistortionObjective(lambdas=..., mse_weight=...) (shipped models carry theirs, and so do "
-                "Lightning checkpoints of a run with a rate ladder of fixed λs)")
+                "checkpoints of a run with a rate ladder of fixed λs)")
     if refinement.realism > 0 and objective.perceptual is None:
         return ("refinement with realism > 0 needs the perceptual distance the model trained with: "
                 "give its objective perceptual=... and perceptual_weight=...")
@@ -180,8 +97,28 @@ def _frozen_perceptual(name: str) -> "Perceptual":
     return network
 
 
+@torch.no_grad()
+def refine(codec: MultiRealismCodec, x: Tensor, quality: Optional[float], refinement: LatentRefinement) -> EncodedLatent:
+    """The latent ``codec.encode(x, quality)`` gives, optimised per image for ``codec.objective`` (the objective
+    stored with its weights); pass it to ``codec.compress_latent``. A codec without the objective that
+    ``refinement`` needs is a ValueError naming what to set."""
+    latent = codec.encode(x, quality)
+    if refinement.steps == 0:
+        return latent
+    images = (x.unsqueeze(0) if x.dim() == 3 else x).to(latent.y.device, torch.float32)
+    y = refine_latent(codec, images, latent.y, latent.quality, codec.objective, refinement)
+    return EncodedLatent(y, latent.height, latent.width, latent.quality)
+
+
+def refine_or_encode(
+    codec: MultiRealismCodec, x: Tensor, quality: Optional[float], refinement: Optional[LatentRefinement]
+) -> EncodedLatent:
+    """:func:`refine` with ``refinement``, or the plain ``codec.encode`` without one."""
+    return codec.encode(x, quality) if refinement is None else refine(codec, x, quality, refinement)
+
+
 def refine_latent(
-    codec: "MultiRealismCodec",
+    codec: MultiRealismCodec,
     x: Tensor,
     y: Tensor,
     quality: "float | Tensor",
@@ -199,8 +136,6 @@ def refine_latent(
         raise ValueError(problem)
     if refinement.steps == 0 or objective is None:  # objective is None only with 0 steps
         return y
-    from multirealism.components.rate_control import unscale_latent
-
     batch, _, height, width = x.shape
     pixels = height * width
     with torch.inference_mode(False), torch.enable_grad():
@@ -236,10 +171,8 @@ class _DistortionAtEnds:
     (which set the objective's per-level realism scale); only the ends with weight are decoded, in one
     synthesis pass."""
 
-    def __init__(self, codec: "MultiRealismCodec", objective: RateDistortionObjective, realism: float,
+    def __init__(self, codec: MultiRealismCodec, objective: RateDistortionObjective, realism: float,
                  q: Tensor) -> None:
-        from multirealism.components.conditioning import beta_as_map
-
         device = q.device
         self.codec, self.objective = codec, objective
         self.quality = q

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import create_codec
+from multirealism.zoo import create_codec
 
 SMALL_GENERATOR_ARGS: Dict[str, Any] = {"latent_channels": 16, "channels": 12, "mid_channels": 8,
                                         "blocks_per_stage": 1, "cond_channels": 8, "num_frequencies": 4}

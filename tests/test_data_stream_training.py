@@ -10,7 +10,7 @@ import webdataset as wds
 
 from multirealism.data import MultiRealismDataModule
 from multirealism.data.storage import s3_client
-from multirealism.training.module import MultiRealismModule
+from multirealism.training import MultiRealismModule, Objective
 from helpers import make_tiny_codec
 from test_data_loopback import jpeg_bytes, s3_endpoint  # noqa: F401  (fixture)
 
@@ -31,7 +31,7 @@ def test_streamed_shards_feed_tiny_training_steps(s3_endpoint, tmp_path):  # noq
                                   val="s3://train-shards/tiny/", crop_size=64, batch_size=2, val_crop=64,
                                   num_workers=2, epoch_length=6, shuffle_buffer=4,
                                   storage_options={"endpoint_url": s3_endpoint})
-    module = MultiRealismModule(make_tiny_codec().train(), gan=False, perceptual="none", val_real_bpp_batches=0)
+    module = MultiRealismModule(make_tiny_codec().train(), objective=Objective(perceptual="none"), val_real_bpp_batches=0)
     trainer = pl.Trainer(max_steps=3, limit_val_batches=2, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, default_root_dir=tmp_path)

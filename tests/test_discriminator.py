@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from multirealism import MultiRealismCodec, discriminators
-from multirealism.presets import tiny_config
+from multirealism.zoo import tiny_config
 
 
 @pytest.mark.parametrize("name", ["hific", "patchgan_ms"])
@@ -33,19 +33,20 @@ def test_hific_patch_logits_at_one_sixteenth():
 
 def test_training_module_builds_the_discriminator_from_its_spec_and_the_codec():
     """The discriminator belongs to training: its spec is a module hparam, its widths come from the codec."""
-    from multirealism.training import MultiRealismModule
-    from multirealism.training.module import build_discriminator
+    from multirealism.training import DiscriminatorSettings, MultiRealismModule, Objective
+    from multirealism.training.discriminators import build_discriminator
 
     codec = MultiRealismCodec.from_config(tiny_config())
-    spec = {"name": "hific", "args": {"channels": [8, 16]}}
-    module = MultiRealismModule(codec, discriminator=spec, perceptual="none")
-    assert module.hparams["discriminator"] == spec
+    settings = DiscriminatorSettings(args={"channels": [8, 16]})
+    module = MultiRealismModule(codec, discriminator=settings, objective=Objective(perceptual="none"))
+    assert module.hparams["discriminator"]["name"] == "hific"
+    assert module.hparams["discriminator"]["args"] == {"channels": [8, 16]}
     assert not any(k.startswith("discriminator.") for k in module.codec.state_dict())
-    rebuilt = build_discriminator(module.hparams["discriminator"], codec)
+    rebuilt = build_discriminator(DiscriminatorSettings(**module.hparams["discriminator"]), codec)
     assert rebuilt.state_dict().keys() == module.discriminator.state_dict().keys()
     assert module.discriminator.condition.latent_proj.in_channels == codec.generator.latent_channels
     with pytest.raises(ValueError, match="latent_channels"):
-        build_discriminator({"name": "hific", "args": {"latent_channels": 16}}, codec)
+        DiscriminatorSettings(args={"latent_channels": 16})
 
 
 def test_timm_backbone_discriminator_is_conditional_and_trainable():

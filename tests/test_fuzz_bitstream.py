@@ -22,7 +22,7 @@ from multirealism import container
 from multirealism.bitstream_guards import guard_for_rans
 from multirealism.errors import BitstreamError
 from multirealism import MultiRealismCodec
-from multirealism.presets import tiny_config
+from multirealism.zoo import tiny_config
 from helpers import make_tiny_codec, natural_image
 
 MAX_PIXELS = 96 * 96  # a small configured limit keeps every accepted header cheap to decode

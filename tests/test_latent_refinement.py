@@ -17,16 +17,11 @@ from multirealism import MultiRealismCodec
 from multirealism.cli.main import main
 from multirealism.evaluation.metrics import psnr
 from multirealism.imageio import to_pil
-from multirealism.latent_refinement import (
-    LatentRefinement,
-    RateDistortionObjective,
-    _frozen_perceptual,
-    objective_from_hparams,
-    refinement_problem,
-)
+from multirealism.latent_refinement import LatentRefinement, _frozen_perceptual, refine, refinement_problem
+from multirealism.objective import RateDistortionObjective
 from multirealism.perceptual_scales import multiscale_distance
-from multirealism.presets import tiny_config
-from multirealism.training import MultiRealismModule, RateLadder
+from multirealism.training import MultiRealismModule, Objective, RateLadder
+from multirealism.zoo import tiny_config
 from multirealism.training.perceptual import build_perceptual
 
 LADDER = (1.28, 0.64, 0.32, 0.16, 0.08, 0.04)
@@ -37,6 +32,11 @@ def coded_objective(codec: MultiRealismCodec, x: torch.Tensor, data: bytes, obje
     bpp = 8 * len(data) / (x.shape[-2] * x.shape[-1])
     mse = float((codec.decompress(data, 0.0) - x).pow(2).mean())
     return float(objective.rate_weight(torch.tensor([quality]))) * bpp + objective.mse_weight * mse
+
+
+def coded(codec: MultiRealismCodec, x: torch.Tensor, quality: float, refinement: LatentRefinement) -> bytes:
+    """The bitstream of ``x``'s refined latent."""
+    return codec.compress_latent(refine(codec, x, quality, refinement))
 
 
 def estimated_objective(codec: MultiRealismCodec, x: torch.Tensor, latent) -> torch.Tensor:
@@ -89,23 +89,17 @@ def test_objective_scales_beta_per_level_like_its_training_ladder() -> None:
         RateDistortionObjective(LADDER, realism_scales=(1.0, 0.5))
     with pytest.raises(ValueError, match="realism_scales must be 6 positive"):
         RateDistortionObjective(LADDER, realism_scales=(1.0, 0.5, 0.5, 0.5, 0.5, 0.0))
-    hparams = {"perceptual": "stlpips-vgg", "lpips_weight": 1.0,
-               "rate_ladder": {"init_args": {"lambdas": list(LADDER), "realism_scales": list(scales)}}}
-    assert objective_from_hparams(hparams) == objective
-    assert MultiRealismCodec.pretrained("small-v5").objective.realism_scales == scales
-    assert MultiRealismCodec.pretrained("small-v4").objective.realism_scales is None
+    assert RateDistortionObjective.from_dict(objective.to_dict()) == objective  # as stored with the weights
+    with pytest.raises(ValueError, match="unknown objective field"):
+        RateDistortionObjective.from_dict({**objective.to_dict(), "lpips_weight": 1.0})
+    assert MultiRealismCodec.pretrained().objective.realism_scales[3:] == (1.0, 0.828, 0.719, 0.650, 0.610, 0.585)
 
 
 def test_objective_averages_its_perceptual_term_over_the_training_scales() -> None:
-    """perceptual_scales reach the refinement objective from a checkpoint's hyperparameters and a shipped
-    model's entry (small-v9 trained at three scales), are checked like the training module's, and the
-    distance the refinement adds is the mean over the pooled pairs."""
-    hparams = {"perceptual": "stlpips-vgg", "lpips_weight": 1.0, "perceptual_scales": [1, 2, 4],
-               "rate_ladder": {"init_args": {"lambdas": list(LADDER)}}}
-    assert objective_from_hparams(hparams).perceptual_scales == (1, 2, 4)
-    assert objective_from_hparams({**hparams, "perceptual_scales": None}).perceptual_scales == (1,)
-    assert MultiRealismCodec.pretrained("small-v9").objective.perceptual_scales == (1, 2, 4)
-    assert MultiRealismCodec.pretrained("small-v8").objective.perceptual_scales == (1,)
+    """perceptual_scales reach the refinement objective with the weights (the shipped model trained at three
+    scales), are checked like the training module's, and the distance the refinement adds is the mean over the
+    pooled pairs."""
+    assert MultiRealismCodec.pretrained().objective.perceptual_scales == (1, 2, 4)
     with pytest.raises(ValueError, match="distinct positive integers"):
         RateDistortionObjective(LADDER, perceptual="stlpips-vgg", perceptual_weight=1.0, perceptual_scales=(1, 1))
     with pytest.raises(ValueError, match="needs a perceptual distance, and none is set"):
@@ -143,37 +137,38 @@ def test_refinement_lowers_each_images_objective_and_touches_no_weight(tiny) -> 
     x = torch.stack([natural_image("coffee", 32), natural_image("astronaut", 32)])
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
     plain = tiny.encode(x, 0.0)
-    refined = tiny.encode(x, 0.0, LatentRefinement(steps=15, lr=0.05))
+    refined = refine(tiny, x, 0.0, LatentRefinement(steps=15, lr=0.05))
     assert all(torch.equal(v, tiny.state_dict()[k]) for k, v in before.items())
     assert all(p.grad is None for p in tiny.parameters())
     assert not torch.equal(plain.y, refined.y)
     assert bool((estimated_objective(tiny, x, refined) < estimated_objective(tiny, x, plain)).all())
-    again = tiny.compress(x, 0.0, LatentRefinement(steps=15, lr=0.05))  # deterministic
-    assert again == tiny.compress(x, 0.0, LatentRefinement(steps=15, lr=0.05)) == tiny.compress_latent(refined)
+    again = coded(tiny, x, 0.0, LatentRefinement(steps=15, lr=0.05))  # deterministic
+    assert again == coded(tiny, x, 0.0, LatentRefinement(steps=15, lr=0.05)) == tiny.compress_latent(refined)
 
 
 def test_zero_steps_is_the_plain_encoder_and_refinement_needs_the_objective(tiny) -> None:
     x = natural_image("chelsea", 32)
-    assert tiny.compress(x, 0.0, LatentRefinement(steps=0)) == tiny.compress(x, 0.0)
+    assert coded(tiny, x, 0.0, LatentRefinement(steps=0)) == tiny.compress(x, 0.0)
     bare = make_tiny_codec()
     with pytest.raises(ValueError, match="training objective"):
-        bare.compress(x, 0.0, LatentRefinement(steps=2))
+        coded(bare, x, 0.0, LatentRefinement(steps=2))
 
 
 def test_realism_refinement_needs_the_perceptual_term(tiny) -> None:
     x = natural_image("chelsea", 32)
     with pytest.raises(ValueError, match="perceptual distance the model trained with"):
-        tiny.compress(x, 0.0, LatentRefinement(steps=2, realism=0.5))
+        coded(tiny, x, 0.0, LatentRefinement(steps=2, realism=0.5))
     assert refinement_problem(tiny.objective, LatentRefinement(steps=0, realism=0.5)) is None
 
 
 def test_a_lightning_checkpoint_carries_its_objective(tmp_path) -> None:
-    """A run with a ladder of fixed λs stores them (and k_M, the perceptual term) in its hyperparameters, so
-    its checkpoint refines without setup; a plain weights file and a run of adaptive λs carry none."""
+    """A run with a ladder of fixed λs stores them (and k_M, the perceptual term) with its weights, so its
+    checkpoint and its export refine without setup; a codec without an objective and a run of adaptive λs carry none."""
     torch.manual_seed(0)
     config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": 2}}}
-    module = MultiRealismModule(MultiRealismCodec.from_config(config), gan=False, perceptual="stlpips-alex",
-                                lpips_weight=0.5, mse_weight=100.0, rate_ladder=RateLadder(lambdas=[0.2, 0.05]))
+    objective = Objective(perceptual="stlpips-alex", perceptual_weight=0.5, mse_weight=100.0)
+    module = MultiRealismModule(MultiRealismCodec.from_config(config), objective=objective,
+                                rate_ladder=RateLadder(lambdas=[0.2, 0.05]))
     trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, DataLoader(torch.rand(2, 3, 32, 32), batch_size=2))
@@ -181,37 +176,42 @@ def test_a_lightning_checkpoint_carries_its_objective(tmp_path) -> None:
     codec = MultiRealismCodec.from_checkpoint(tmp_path / "run.ckpt")
     assert codec.objective == RateDistortionObjective((0.2, 0.05), 100.0, "stlpips-alex", 0.5)
     x = natural_image("coffee", 32)
-    assert codec.compress(x, 1.0, LatentRefinement(steps=2, realism=0.5))  # no setup needed
+    assert coded(codec, x, 1.0, LatentRefinement(steps=2, realism=0.5))  # no setup needed
+    codec.save(tmp_path / "exported.safetensors")
+    assert MultiRealismCodec.from_checkpoint(tmp_path / "exported.safetensors").objective == codec.objective
+    codec.objective = None
     codec.save(tmp_path / "plain.safetensors")
     assert MultiRealismCodec.from_checkpoint(tmp_path / "plain.safetensors").objective is None
-    assert objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": None, "target_bpps": [0.1, 0.3]}}}) is None
-    assert objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": [1.0, -2.0]}}}) is None
-    assert objective_from_hparams({"perceptual": "none", "rate_ladder": {"init_args": {"lambdas": [1.0]}}}) == \
-        RateDistortionObjective((1.0,))
+    adaptive = MultiRealismModule(MultiRealismCodec.from_config(config), objective=objective,
+                                  rate_ladder=RateLadder(target_bpps=[0.1, 0.3]))
+    assert adaptive.codec.objective is None
+    none = MultiRealismModule(MultiRealismCodec.from_config(config), objective=Objective(perceptual="none"),
+                              rate_ladder=RateLadder(lambdas=[1.0, 0.5]))
+    assert none.codec.objective == RateDistortionObjective((1.0, 0.5))
 
 
 def test_refinement_works_inside_inference_mode(tiny) -> None:
     x = natural_image("rocket", 32)
-    expected = tiny.compress(x, 0.0, LatentRefinement(steps=3))
+    expected = coded(tiny, x, 0.0, LatentRefinement(steps=3))
     with torch.inference_mode():
-        assert tiny.compress(x, 0.0, LatentRefinement(steps=3)) == expected
+        assert coded(tiny, x, 0.0, LatentRefinement(steps=3)) == expected
     realism = make_tiny_codec()
     realism.objective = RateDistortionObjective((0.05,), perceptual="stlpips-alex", perceptual_weight=0.5)
     _frozen_perceptual.cache_clear()  # so the perceptual network is first built under inference mode
     with torch.inference_mode():
-        first = realism.compress(x, 0.0, LatentRefinement(steps=3, realism=0.5))
-    assert realism.compress(x, 0.0, LatentRefinement(steps=3, realism=0.5)) == first
+        first = coded(realism, x, 0.0, LatentRefinement(steps=3, realism=0.5))
+    assert coded(realism, x, 0.0, LatentRefinement(steps=3, realism=0.5)) == first
 
 
 def test_shipped_model_refined_stream_is_smaller_or_sharper_at_two_qualities() -> None:
     """On a real photograph the shipped model's refined streams score better on the coded objective,
     and every β decodes them."""
     codec = MultiRealismCodec.pretrained()
-    assert codec.objective is not None and codec.objective.lambdas == (10.24, 5.12, 2.56) + LADDER  # small-v9 (small-v6's ladder)
+    assert codec.objective is not None and codec.objective.lambdas == (10.24, 5.12, 2.56) + LADDER
     x = natural_image("coffee", 96).unsqueeze(0)  # at 64 px quality 0 has too few latents to gain from
     for quality in (0.0, codec.num_levels - 1.0):
         plain = codec.compress(x, quality)
-        refined = codec.compress(x, quality, LatentRefinement(steps=10))
+        refined = coded(codec, x, quality, LatentRefinement(steps=10))
         cost = coded_objective(codec, x, refined, codec.objective, quality)
         assert cost < coded_objective(codec, x, plain, codec.objective, quality)
         images = codec.decompress(refined, [0.0, 5.12])
@@ -238,14 +238,12 @@ def test_shipped_model_refines_for_both_ends_of_beta() -> None:
     """With realism 0.5 the shipped model's refined stream scores better on the two-ended training objective,
     measured on the real bytes and decodings, than the encoder's, at two qualities."""
     codec = MultiRealismCodec.pretrained()
-    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)  # small-v9
-    assert MultiRealismCodec.pretrained("small-v3").objective.perceptual == "stlpips-alex"
-    assert MultiRealismCodec.pretrained("small-v1").objective.perceptual_weight == pytest.approx(1 / 2.56)
+    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)
     perceptual = build_perceptual(codec.objective.perceptual)
     x = natural_image("coffee", 96).unsqueeze(0)
     for quality in (0.0, codec.num_levels - 1.0):
         plain = codec.compress(x, quality)
-        refined = codec.compress(x, quality, LatentRefinement(steps=2, realism=0.5))  # the README's setting
+        refined = coded(codec, x, quality, LatentRefinement(steps=2, realism=0.5))  # the README's setting
         after = two_ended_objective(codec, x, refined, quality, perceptual)
         assert after < two_ended_objective(codec, x, plain, quality, perceptual)
 
@@ -262,7 +260,7 @@ def test_command_line_refine(tmp_path, capsys) -> None:
     rows = list(csv.DictReader((out / "rows.csv").open()))
     assert len(rows) == 1 and float(rows[0]["bpp_estimate"]) > 0
     codec, x = MultiRealismCodec.pretrained(), natural_image("coffee", 48)
-    refined = codec.encode(x, 2.0, LatentRefinement(2))  # the estimate is the refined latent's, not the encoder's
+    refined = refine(codec, x, 2.0, LatentRefinement(2))  # the estimate is the refined latent's, not the encoder's
     assert float(rows[0]["bpp_estimate"]) == pytest.approx(float(codec.latent_bpp(refined)), rel=1e-6)
     assert float(rows[0]["bpp"]) == 8 * len(codec.compress_latent(refined)) / 48**2
     assert main(["compress", str(image), str(tmp_path / "b.mrc"), "--refine", "-1"]) == 2

@@ -11,66 +11,22 @@ import torch
 from helpers import make_tiny_codec, natural_image
 from PIL import Image
 
-from multirealism import MultiRealismCodec, list_pretrained
+from multirealism import MultiRealismCodec, create_codec, list_pretrained
+from multirealism.checkpoint import shipped_weights
+from multirealism.weights import SHIPPED_DIR
 from multirealism.cli.main import main
 from multirealism.errors import CheckpointError
 from multirealism.evaluation.metrics import psnr
 from multirealism.imageio import to_pil
-from multirealism.pretrained import DEFAULT_MODEL, find_pretrained, pretrained_info, weights_path
+from multirealism.zoo import default_pretrained, find_pretrained, pretrained_info
+
+DEFAULT_MODEL = default_pretrained()
 
 #: per shipped model, (quality, β) -> (bytes, PSNR dB) on the 128x128 centre crop of scikit-image's
 #: coffee, measured when the weights were committed. A broken weight file or a silent change to the
 #: architecture or the coder moves these.
 REFERENCE = {
-    "small-v1": {
-        (0.0, 0.0): (515, 28.356),
-        (0.0, 5.12): (515, 28.323),
-        (5.0, 0.0): (1359, 30.098),
-        (5.0, 5.12): (1359, 30.067),
-    },
-    "small-v2": {
-        (0.0, 0.0): (455, 28.174),
-        (0.0, 5.12): (455, 27.805),
-        (5.0, 0.0): (1287, 30.400),
-        (5.0, 5.12): (1287, 29.682),
-    },
-    "small-v3": {
-        (0.0, 0.0): (431, 28.543),
-        (0.0, 5.12): (431, 28.290),
-        (5.0, 0.0): (1235, 30.937),
-        (5.0, 5.12): (1235, 30.497),
-    },
-    "small-v4": {  # small-v3's encoder and rates: β = 0 as small-v3's, β = 5.12 from its vgg-trained head
-        (0.0, 0.0): (431, 28.543),
-        (0.0, 5.12): (431, 28.207),
-        (5.0, 0.0): (1235, 30.937),
-        (5.0, 5.12): (1235, 30.130),
-    },
-    "small-v5": {  # small-v3's encoder and rates again; β = 5.12 from its level-scaled vgg head
-        (0.0, 0.0): (431, 28.543),
-        (0.0, 5.12): (431, 28.197),
-        (5.0, 0.0): (1235, 30.937),
-        (5.0, 5.12): (1235, 30.187),
-    },
-    "small-v6": {  # small-v5 with three lower levels: its level 0 is new, its level 8 is small-v5's level 5
-        (0.0, 0.0): (203, 24.780),
-        (0.0, 5.12): (203, 24.683),
-        (8.0, 0.0): (1231, 30.940),
-        (8.0, 5.12): (1231, 30.222),
-    },
-    "small-v7": {  # small-v6 with a gain per level on its head: a stronger β = 5.12 at level 0, a milder one at 8
-        (0.0, 0.0): (203, 24.778),
-        (0.0, 5.12): (203, 24.516),
-        (8.0, 0.0): (1231, 30.939),
-        (8.0, 5.12): (1231, 30.345),
-    },
-    "small-v8": {  # small-v7 with its head trained on beside the gate: the same rates and β = 0
-        (0.0, 0.0): (203, 24.779),
-        (0.0, 5.12): (203, 24.487),
-        (8.0, 0.0): (1231, 30.939),
-        (8.0, 5.12): (1231, 30.389),
-    },
-    "small-v9": {  # small-v7's head and gate retrained on a three-scale perceptual term: the same rates and β = 0
+    "small": {
         (0.0, 0.0): (203, 24.778),
         (0.0, 5.12): (203, 24.455),
         (8.0, 0.0): (1231, 30.939),
@@ -86,11 +42,24 @@ def codec() -> MultiRealismCodec:
 
 def test_the_default_model_is_listed_and_matches_its_entry(codec) -> None:
     assert DEFAULT_MODEL in list_pretrained()
-    assert codec.fingerprint.hex() == pretrained_info(DEFAULT_MODEL).fingerprint
+    assert codec.fingerprint.hex() == pretrained_info(DEFAULT_MODEL)["fingerprint"]
     assert find_pretrained(codec.fingerprint) == DEFAULT_MODEL
     assert codec.num_levels == 9 and codec.beta_max == 5.12
-    assert weights_path(DEFAULT_MODEL).stat().st_size <= 20 * 2**20
     assert sorted(REFERENCE) == list_pretrained()  # every shipped model has its reference
+    # one or two full weight files, no delta chain, 16 MB at most together
+    files = sorted(p.name for p in SHIPPED_DIR.glob("*.safetensors"))
+    assert files == sorted(pretrained_info(name)["file"] for name in list_pretrained()) and 1 <= len(files) <= 2
+    assert sum(shipped_weights(name).stat().st_size for name in list_pretrained()) <= 16 * 2**20
+
+
+def test_create_codec_builds_a_preset_fresh_or_with_its_shipped_weights(codec) -> None:
+    fresh = create_codec(DEFAULT_MODEL)
+    assert fresh.config() == codec.config() and fresh.fingerprint != codec.fingerprint
+    assert create_codec(DEFAULT_MODEL, pretrained=True).fingerprint == codec.fingerprint
+    with pytest.raises(ValueError, match="architecture is fixed"):
+        create_codec(DEFAULT_MODEL, pretrained=True, num_levels=3)
+    with pytest.raises(CheckpointError, match="no shipped weights for 'tiny'"):
+        create_codec("tiny", pretrained=True)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
@@ -127,19 +96,14 @@ def test_beta_trades_distortion_for_detail_in_the_default_model(codec) -> None:
 def test_unknown_and_damaged_models_are_refused(codec, tmp_path, monkeypatch) -> None:
     with pytest.raises(CheckpointError, match=f"no shipped model named 'nope'; shipped: {', '.join(list_pretrained())}"):
         MultiRealismCodec.pretrained("nope")
-    (tmp_path / "weights").mkdir()
-    base = pretrained_info(DEFAULT_MODEL).base
-    while base is not None:  # a model shipped as a delta loads its base's file first (and that one's base)
-        shutil.copy(weights_path(base), tmp_path / "weights" / pretrained_info(base).filename)
-        base = pretrained_info(base).base
-    damaged = tmp_path / "weights" / pretrained_info(DEFAULT_MODEL).filename
-    shutil.copy(weights_path(DEFAULT_MODEL), damaged)
+    shutil.copytree(SHIPPED_DIR, tmp_path / "weights")
+    damaged = tmp_path / "weights" / pretrained_info(DEFAULT_MODEL)["file"]
     with open(damaged, "r+b") as handle:
         handle.seek(-100, 2)
         flipped = bytes(b ^ 0xFF for b in handle.read(4))  # the bytes there may already be zeros
         handle.seek(-100, 2)
         handle.write(flipped)
-    monkeypatch.setattr("multirealism.pretrained.resources.files", lambda package: tmp_path)
+    monkeypatch.setattr("multirealism.weights.SHIPPED_DIR", tmp_path / "weights")
     with pytest.raises(CheckpointError, match="is damaged or replaced"):
         MultiRealismCodec.pretrained()
     damaged.unlink()
@@ -156,8 +120,11 @@ def test_the_command_line_uses_the_shipped_model_without_ckpt(tmp_path, capsys) 
     assert f"shipped model:  {DEFAULT_MODEL}" in capsys.readouterr().out
     assert main(["decompress", str(bitstream), str(tmp_path / "out.png"), "--beta", "5.12"]) == 0
     assert Image.open(tmp_path / "out.png").size == (64, 64)
+    capsys.readouterr()
     assert main(["models"]) == 0
-    assert f"{DEFAULT_MODEL} (default)" in capsys.readouterr().out
+    listing = capsys.readouterr().out.strip().splitlines()
+    assert 1 <= len(listing) <= 6 and listing[0].startswith(f"{DEFAULT_MODEL} (default): 9 levels, 0.084-0.7 bpp")
+    assert "beta 0-5.12" in listing[0] and "M parameters" in listing[0]
 
 
 def test_a_bitstream_of_another_model_asks_for_its_checkpoint(tmp_path, capsys) -> None:
@@ -178,7 +145,8 @@ def test_export_writes_the_inference_weights_of_a_checkpoint(codec, tmp_path, ca
     assert main(["export", str(source), str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"fingerprint: {codec.fingerprint.hex()}" in printed
-    assert MultiRealismCodec.from_checkpoint(out).fingerprint == codec.fingerprint
+    exported = MultiRealismCodec.from_checkpoint(out)
+    assert exported.fingerprint == codec.fingerprint and exported.objective == codec.objective
     assert main(["export", str(source), str(out)]) == 2  # no overwrite without --force
     assert "already exists" in capsys.readouterr().err
 
@@ -196,120 +164,14 @@ def test_evaluate_measures_the_shipped_model_without_ckpt(tmp_path, capsys) -> N
     assert summary.count(DEFAULT_MODEL) == 4  # 2 qualities x 2 β
 
 
-def exported_on_small_v3(model: MultiRealismCodec, tmp_path: Path, capsys) -> "tuple[Path, str]":
-    """``model`` saved and written by ``export --base small-v3``: the delta file and what the command printed."""
-    source = tmp_path / "model.pt"
-    model.save(source)
-    out = tmp_path / "delta.safetensors"
-    assert main(["export", str(source), str(out), "--base", "small-v3"]) == 0
-    return out, capsys.readouterr().out
+def test_the_codec_module_imports_neither_the_zoo_nor_the_refinement() -> None:
+    """The codec is the model; the zoo, loading and latent refinement import it, not the other way round."""
+    import ast
 
+    import multirealism.codec
 
-def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
-    """small-v4's file holds only what differs from small-v3's; ``export --base`` writes such a file from a
-    checkpoint, and the base plus that file is the model (same fingerprint). A delta for another
-    architecture is refused by name."""
-    from multirealism.checkpoint import load_weights
-    from multirealism.pretrained import apply_delta
-
-    v4 = MultiRealismCodec.pretrained("small-v4")
-    shipped = load_weights(weights_path("small-v4"))[1]
-    assert 0 < len(shipped) < len(v4.state_dict()) // 4 and all(k.startswith(("generator.refiner.", "entropy_model."))
-                                                               for k in shipped)
-    assert weights_path("small-v4").stat().st_size < weights_path("small-v3").stat().st_size // 20
-    out, printed = exported_on_small_v3(v4, tmp_path, capsys)
-    assert f"fingerprint: {v4.fingerprint.hex()}" in printed
-    assert sorted(load_weights(out)[1]) == sorted(shipped)
-    rebuilt = MultiRealismCodec.pretrained("small-v3")
-    rebuilt = apply_delta(rebuilt, out, "test")
-    assert rebuilt.fingerprint == v4.fingerprint
-    other = tmp_path / "tiny.safetensors"
-    make_tiny_codec().save(other)
-    with pytest.raises(CheckpointError, match="another architecture than its base"):
-        apply_delta(MultiRealismCodec.pretrained("small-v3"), other, "test")
-    assert main(["export", str(other), str(tmp_path / "x.safetensors"), "--base", "small-v3"]) == 2
-    assert "--base small-v3: the checkpoint's architecture is not the base model's" in capsys.readouterr().err
-
-
-def test_a_delta_with_some_of_the_coder_tables_loads() -> None:
-    """small-v9's hyper-latent quantiles differ from small-v8's, but not by enough to move the tables' offsets,
-    so its file holds the CDFs and lengths and not the offsets: those come from the base (CompressAI's loader
-    once raised KeyError on the missing buffer)."""
-    from multirealism.checkpoint import load_weights
-
-    stored = [k.rsplit(".", 1)[1] for k in load_weights(weights_path("small-v9"))[1] if ".entropy_bottleneck." in k]
-    assert "_quantized_cdf" in stored and "_offset" not in stored
-    ours, base = (MultiRealismCodec.pretrained(name).entropy_model.state_dict() for name in ("small-v9", "small-v8"))
-    offsets = [k for k in ours if k.endswith("entropy_bottleneck._offset")]
-    assert offsets and all(torch.equal(ours[k], base[k]) for k in offsets)
-
-
-def test_a_delta_model_is_put_on_the_requested_device(monkeypatch) -> None:
-    """small-v6 and later have their own architecture (more rate levels), so the delta loader builds them
-    afresh; ``map_location`` must still place the model returned (once a CUDA run got a CPU model here).
-    CI has no GPU: the test records where the returned codec was last moved."""
-    moved = {}
-    original = MultiRealismCodec.to
-
-    def recording_to(self, *args, **kwargs):
-        moved[id(self)] = args[0] if args else kwargs.get("device")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(MultiRealismCodec, "to", recording_to)
-    codec = MultiRealismCodec.pretrained(DEFAULT_MODEL, map_location="cpu")
-    assert pretrained_info(DEFAULT_MODEL).base is not None
-    assert moved.get(id(codec)) == "cpu"
-
-
-def test_a_delta_may_give_its_base_more_rate_levels(tmp_path, capsys) -> None:
-    """A model with more rate levels than its base ships as a delta too: its file holds the config and the
-    rate control (new shape) and the loader builds the new architecture, taking the other tensors from the base.
-    A file that leaves a reshaped tensor to the base is refused by name."""
-    from multirealism.checkpoint import load_weights, save_weights
-    from multirealism.components.rate_control import extrapolate_levels
-    from multirealism.pretrained import apply_delta
-
-    base = MultiRealismCodec.pretrained("small-v3")
-    config = base.config()
-    config["rate_control"]["args"]["num_levels"] = 8
-    wider = MultiRealismCodec.from_config(config)
-    state = {k: extrapolate_levels(v, below=2) if k.startswith("rate_control.") else v for k, v in base.state_dict().items()}
-    wider.load_state_dict(state)
-    wider.update(force=True)
-    out, _ = exported_on_small_v3(wider, tmp_path, capsys)
-    assert {k for k in load_weights(out)[1] if not k.startswith("entropy_model.")} == {
-        "rate_control.log_gain", "rate_control.log_inverse_gain"}
-    rebuilt = apply_delta(MultiRealismCodec.pretrained("small-v3"), out, "test")
-    assert rebuilt.num_levels == 8 and rebuilt.fingerprint == wider.fingerprint
-    x = natural_image("coffee", 64).unsqueeze(0)
-    data = rebuilt.compress(x, quality=2)  # the base's lowest level, now level 2
-    assert len(data) == len(base.compress(x, quality=0))
-    assert torch.equal(rebuilt.decompress(data, 5.12), base.decompress(base.compress(x, quality=0), 5.12))
-    assert len(rebuilt.compress(x, quality=0)) < len(data)
-    partial = tmp_path / "partial.safetensors"
-    save_weights(partial, config, {k: v for k, v in wider.state_dict().items() if k.startswith("generator.refiner.")})
-    with pytest.raises(CheckpointError, match="lacks tensors that its base model lacks or has in another shape: .*rate_control"):
-        apply_delta(MultiRealismCodec.pretrained("small-v3"), partial, "test")
-
-
-def test_a_delta_may_give_its_base_new_tensors(tmp_path, capsys) -> None:
-    """A model whose architecture adds tensors to its base's (a realism head that reads the rate) ships as a
-    delta holding them; one that leaves a new tensor out is refused by name."""
-    from multirealism.checkpoint import load_weights, save_weights
-    from multirealism.pretrained import apply_delta
-
-    base = MultiRealismCodec.pretrained("small-v3")
-    config = base.config()
-    config["generator"]["name"] = "residual_cond_rate_refined"
-    aware = MultiRealismCodec.from_config(config)
-    missing, unexpected = aware.load_state_dict(base.state_dict(), strict=False)
-    assert missing and all(k.startswith("generator.refiner.from_rate.") for k in missing) and not unexpected
-    aware.update(force=True)
-    out, _ = exported_on_small_v3(aware, tmp_path, capsys)
-    assert {k for k in load_weights(out)[1] if not k.startswith("entropy_model.")} == set(missing)
-    rebuilt = apply_delta(MultiRealismCodec.pretrained("small-v3"), out, "test")
-    assert rebuilt.generator.reads_rate and rebuilt.fingerprint == aware.fingerprint
-    partial = tmp_path / "partial.safetensors"
-    save_weights(partial, config, {k: v for k, v in aware.state_dict().items() if k.startswith("entropy_model.")})
-    with pytest.raises(CheckpointError, match="lacks tensors that its base model lacks .*from_rate"):
-        apply_delta(MultiRealismCodec.pretrained("small-v3"), partial, "test")
+    tree = ast.parse(Path(multirealism.codec.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "multirealism.codec" not in imported
+    assert not imported & {"multirealism.zoo", "multirealism.latent_refinement"}

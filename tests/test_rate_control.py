@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from multirealism import MultiRealismCodec, container
-from multirealism.components.rate_control import GainUnits, QuantizationStep, extrapolate_levels
+from multirealism.components.rate_control import GainUnits, QuantizationStep
 from multirealism.errors import BitstreamError
-from multirealism.presets import tiny_config
+from multirealism.zoo import tiny_config
 from multirealism.registry import rate_controls
 from helpers import make_tiny_codec, natural_image
 
@@ -122,36 +122,3 @@ def test_reduced_precision_latents_are_scaled_in_float32():
     y = torch.randn(2, 4, 3, 3).bfloat16()
     assert control.scale(y, 1.0).dtype == torch.float32
     assert control.unscale(y, 1.0).dtype == torch.float32
-
-
-def test_levels_below_continue_the_line_through_the_two_lowest():
-    rows = torch.tensor([[1.0, -2.0], [1.5, -1.0], [3.0, 0.0]])
-    out = extrapolate_levels(rows, below=2)
-    assert torch.equal(out[2:], rows)
-    assert torch.equal(out[:2], torch.tensor([[0.0, -4.0], [0.5, -3.0]]))
-    assert extrapolate_levels(rows) is rows
-    # the log-linear interpolation between new level 0 and old level 1 passes through every new level
-    assert torch.allclose(0.5 * out[0] + 0.5 * out[2], out[1])
-
-
-def test_levels_above_continue_the_line_through_the_two_highest():
-    rows = torch.tensor([[1.0, -2.0], [1.5, -1.0], [3.0, 0.0]])
-    out = extrapolate_levels(rows, below=1, above=2)
-    assert out.shape == (6, 2)
-    assert torch.equal(out[1:4], rows)
-    assert torch.equal(out[0], torch.tensor([0.5, -3.0]))
-    assert torch.equal(out[4:], torch.tensor([[4.5, 1.0], [6.0, 2.0]]))
-    assert torch.allclose(0.5 * out[3] + 0.5 * out[5], out[4])
-
-
-@pytest.mark.parametrize("rows,count,match", [
-    (torch.zeros(3, 2), -1, "non-negative integer"),
-    (torch.zeros(3, 2), 1.0, "non-negative integer"),
-    (torch.zeros(1, 2), 1, "levels >= 2"),
-    (torch.zeros(3), 1, "levels >= 2"),
-])
-def test_levels_added_refuse_bad_input(rows, count, match):
-    with pytest.raises(ValueError, match=match):
-        extrapolate_levels(rows, below=count)
-    with pytest.raises(ValueError, match=match):
-        extrapolate_levels(rows, above=count)

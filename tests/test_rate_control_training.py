@@ -10,18 +10,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import tiny_config
-from multirealism.training import MultiRealismModule, RateLadder
+from multirealism.zoo import tiny_config
+from multirealism.training import DiscriminatorSettings, MultiRealismModule, Objective, Optimization, RateLadder
 from multirealism.training.cli import run_lightning_cli
+from multirealism.training.initialization import load_codec_weights
 
 
 def rate_module(gan: bool, ladder: RateLadder, levels: int = 3) -> MultiRealismModule:
     torch.manual_seed(0)
     config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": levels}}}
-    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}} if gan else None
+    discriminator = DiscriminatorSettings(args={"channels": [8, 16, 16, 16]}) if gan else None
     codec = MultiRealismCodec.from_config(config)
-    return MultiRealismModule(codec, discriminator=discriminator, gan=gan, lr=1e-3, perceptual="none",
-                              rate_ladder=ladder, val_real_bpp_batches=1)
+    return MultiRealismModule(codec, discriminator=discriminator, optimization=Optimization(lr=1e-3),
+                              objective=Objective(perceptual="none"), rate_ladder=ladder, val_real_bpp_batches=1)
 
 
 def test_fixed_ladder_weights_each_image_by_its_levels_lambda():
@@ -138,9 +139,10 @@ def test_validation_logs_each_levels_perceptual_distance_at_beta_zero_and_max():
 
     torch.manual_seed(0)
     codec = MultiRealismCodec.from_config(small_rate_codec_config(
-        "residual_cond_refined", refiner_channels=8, refiner_mid_channels=4, base_beta=0.0))
+        "residual_cond_rate_gated", refiner_channels=8, refiner_mid_channels=4, base_beta=0.0))
     torch.nn.init.normal_(codec.generator.refiner.to_image.weight, std=0.2)  # a head whose β acts
-    module = MultiRealismModule(codec, gan=False, perceptual="lpips-random-test-only", lr=1e-3,
+    module = MultiRealismModule(codec, objective=Objective(perceptual="lpips-random-test-only"),
+                                optimization=Optimization(lr=1e-3),
                                 rate_ladder=RateLadder(lambdas=[0.5, 0.1, 0.02]), val_betas=[0.0, 2.56, 5.12])
     x = natural_image("coffee", 64).unsqueeze(0)
     logged = Logged()
@@ -155,7 +157,8 @@ def test_validation_logs_each_levels_perceptual_distance_at_beta_zero_and_max():
                 assert logged.metrics[f"val/lpips{suffix}"] == pytest.approx(float(module.perceptual(out, x).mean()), rel=1e-4)
                 assert logged.metrics[f"val/psnr{suffix}"] == pytest.approx(
                     float(-10 * torch.log10(((out - x) ** 2).mean())), rel=1e-4)
-            assert logged.metrics[f"val/psnr_q{level}_beta5.12"] < logged.metrics[f"val/psnr_q{level}"]
+            # the head acts at every level (a random head: its sign on PSNR is chance)
+            assert logged.metrics[f"val/psnr_q{level}_beta5.12"] != pytest.approx(logged.metrics[f"val/psnr_q{level}"])
         assert "val/lpips_q0_beta2.56" not in logged.metrics  # only β = 0 and the largest β, per level
         only_zero = level_metrics(module.codec, x, "val", module.image_metrics)
     assert set(only_zero) == {f"val/{k}_q{level}" for k in ("bpp", "psnr", "lpips") for level in range(3)}
@@ -167,7 +170,7 @@ def test_a_fixed_rate_checkpoint_initialises_a_rate_controlled_run(tmp_path):
     fixed.save(tmp_path / "warmup.safetensors")
     module = rate_module(False, RateLadder(lambdas=[1.0, 0.5, 0.25]))
     gains = module.codec.rate_control.log_gain.detach().clone()
-    module.load_codec_weights(str(tmp_path / "warmup.safetensors"))
+    load_codec_weights(module.codec, None, str(tmp_path / "warmup.safetensors"))
     for mine, theirs in zip(module.codec.encoder.parameters(), fixed.encoder.parameters()):
         assert torch.equal(mine, theirs)
     assert torch.equal(module.codec.rate_control.log_gain, gains)
@@ -185,74 +188,3 @@ def test_lightning_cli_accepts_a_rate_control_and_a_ladder(capsys):
     assert "multirealism.components.GainUnits" in printed and "num_levels: 3" in printed
     assert "multirealism.training.RateLadder" in printed and "- 0.8" in printed
 
-
-def grown_two_level_codec(tmp_path, offset: float, spacing: float, lambdas, below: int = 0, above: int = 0):
-    """A 2-level codec with distinct per-channel gains (as a trained rate control has), saved, and the codec
-    of a ``len(lambdas)``-level run started from it with ``below`` / ``above`` levels added; both ready to code."""
-    from multirealism.checkpoint import save_weights
-
-    old = rate_module(False, RateLadder(lambdas=[0.5, 0.1]), levels=2).codec
-    with torch.no_grad():
-        channels = torch.linspace(offset, offset + 1.0, 16)
-        old.rate_control.log_gain.copy_(torch.stack([channels, channels + spacing]))
-    path = tmp_path / "two_levels.safetensors"
-    save_weights(path, old.config(), old.state_dict())
-    module = rate_module(False, RateLadder(lambdas=lambdas), levels=len(lambdas))
-    module.load_codec_weights(str(path), levels_below=below, levels_above=above)
-    for codec in (old, module.codec):
-        codec.update(force=True)
-        codec.eval()
-    return old, module.codec, path
-
-
-def assert_stored_levels_code_alike(old, new, below: int, beta: float) -> torch.Tensor:
-    """The stored levels 0 and 1 are ``new``'s ``below`` and ``below + 1``: the same symbols and pixels (only the
-    header's quality differs). Returns the 64² test image."""
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    for q_old in (0, 1):
-        data_new, data_old = new.compress(x, quality=q_old + below), old.compress(x, quality=q_old)
-        assert len(data_new) == len(data_old)
-        assert torch.equal(new.decompress(data_new, beta), old.decompress(data_old, beta))
-    return x
-
-
-def test_init_levels_above_keeps_the_stored_levels_and_adds_higher_rates(tmp_path):
-    """A 2-level checkpoint starts a 5-level run with one level below and two above: stored levels become 1
-    and 2 (same bytes and pixels), and the levels above code more bits than the stored top."""
-    old, new, _ = grown_two_level_codec(tmp_path, -0.5, 0.4, [1.0, 0.5, 0.1, 0.05, 0.025], below=1, above=2)
-    x = assert_stored_levels_code_alike(old, new, below=1, beta=0.0)
-    sizes = [len(new.compress(x, quality=q)) for q in range(5)]
-    assert sizes[2] < sizes[3] < sizes[4]
-    with torch.no_grad():
-        step = old.rate_control.log_gain[1] - old.rate_control.log_gain[0]
-        assert torch.allclose(new.rate_control.log_gain[4], old.rate_control.log_gain[1] + 2 * step)
-        assert torch.allclose(new.rate_control.log_inverse_gain[3], old.rate_control.log_inverse_gain[1]
-                              + old.rate_control.log_inverse_gain[1] - old.rate_control.log_inverse_gain[0])
-
-
-def test_init_levels_below_keeps_the_stored_levels_and_adds_lower_rates(tmp_path):
-    """A 2-level checkpoint starts a 4-level run: stored levels become 2 and 3, levels 0 and 1 code fewer bits."""
-    from multirealism.checkpoint import save_weights
-    from multirealism.errors import CheckpointError
-
-    old, new, path = grown_two_level_codec(tmp_path, 1.0, 0.5, [2.0, 1.0, 0.5, 0.1], below=2)
-    x = assert_stored_levels_code_alike(old, new, below=2, beta=2.56)
-    sizes = [len(new.compress(x, quality=q)) for q in range(4)]
-    assert sizes[0] < sizes[1] < sizes[2]
-    with torch.no_grad():
-        step = old.rate_control.log_gain[1] - old.rate_control.log_gain[0]
-        assert torch.allclose(new.rate_control.log_gain[0], old.rate_control.log_gain[0] - 2 * step)
-        assert torch.equal(new.rate_control.scale(torch.ones(1, 16, 1, 1), 2.5), old.rate_control.scale(torch.ones(1, 16, 1, 1), 0.5))
-
-    with pytest.raises(CheckpointError, match=r"has \[2\] rate levels; with init_levels_below=1 and init_levels_above=0 this codec \(4 levels\) needs 3"):
-        rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4).load_codec_weights(str(path), levels_below=1)
-    for name in ("init_levels_below", "init_levels_above"):
-        for bad, match in ((-1, "non-negative integer"), (True, "non-negative integer"), (2, "give init_from")):
-            with pytest.raises(ValueError, match=f"{name}.*{match}"):
-                MultiRealismModule(MultiRealismCodec.from_config(old.config()), gan=False, perceptual="none",
-                                   rate_ladder=RateLadder(lambdas=[0.5, 0.1]), **{name: bad})
-    fixed = tmp_path / "fixed.safetensors"
-    plain = MultiRealismCodec.from_config(tiny_config())
-    save_weights(fixed, plain.config(), plain.state_dict())
-    with pytest.raises(CheckpointError, match="no rate control"):
-        rate_module(False, RateLadder(lambdas=[2.0, 1.0, 0.5, 0.1]), levels=4).load_codec_weights(str(fixed), levels_below=2)

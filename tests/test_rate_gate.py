@@ -1,7 +1,9 @@
-"""The rate gate: a gain per rate level on a blind realism head's residual, so one trained head can act more
+"""The rate gate: a gain per rate level on the realism head's residual, so one trained head can act more
 strongly at the low rates without changing what it adds; β = 0 and the head's β path within a level stay."""
 
 from __future__ import annotations
+
+import copy
 
 import lightning as L
 import pytest
@@ -10,9 +12,8 @@ from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
 from multirealism.checkpoint import save_weights
-from multirealism.components import RateGate, RateGatedRefinedGenerator, RefinedResidualGenerator
-from multirealism.presets import codec_config
-from multirealism.training import MultiRealismModule, RateLadder
+from multirealism.components import RateGate, RateGatedRefinedGenerator
+from multirealism.training import Initialization, MultiRealismModule, Objective, Optimization, RateLadder
 
 from helpers import SMALL_GENERATOR_ARGS, natural_image, small_rate_codec_config
 
@@ -24,15 +25,13 @@ def gate_acts(gate: RateGate) -> None:
     torch.nn.init.normal_(gate.net[2].weight, std=0.5)
 
 
-def blind_and_gated(seed: int = 0) -> "tuple[RefinedResidualGenerator, RateGatedRefinedGenerator]":
-    """A blind head whose output layer acts, and a gated generator holding the same weights."""
+def blind_and_gated(seed: int = 0) -> "tuple[RateGatedRefinedGenerator, RateGatedRefinedGenerator]":
+    """A head whose output layer acts under a fresh gate (gain 1 at every rate: blind to the rate), and a copy
+    whose gate will be changed."""
     torch.manual_seed(seed)
-    blind = RefinedResidualGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
+    blind = RateGatedRefinedGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
     torch.nn.init.normal_(blind.refiner.to_image.weight, std=0.2)
-    gated = RateGatedRefinedGenerator(**SMALL_GENERATOR_ARGS, **HEAD).eval()
-    missing, unexpected = gated.load_state_dict(blind.state_dict(), strict=False)
-    assert sorted(missing) == sorted(f"rate_gate.{k}" for k in gated.rate_gate.state_dict()) and not unexpected
-    return blind, gated
+    return blind, copy.deepcopy(blind)
 
 
 def test_a_fresh_gate_is_one_and_a_trained_one_is_positive_and_smooth() -> None:
@@ -58,19 +57,19 @@ def test_the_gain_scales_only_the_heads_residual() -> None:
     fine, coarse = torch.full((2,), -0.5), torch.full((2,), 1.5)
     with torch.no_grad():  # a fresh gate leaves the trained head as it was
         for beta in (0.0, 2.56, 5.12):
-            assert torch.equal(gated(y_hat, beta, coarse), blind(y_hat, beta))
+            assert torch.equal(gated(y_hat, beta, coarse), blind(y_hat, beta, fine))
         gate_acts(gated.rate_gate)
-        base = blind(y_hat, 0.0)
+        base = blind(y_hat, 0.0, fine)
         assert torch.equal(gated(y_hat, 0.0, coarse), base)  # β = 0: the base image whatever the rate
         for steps in (fine, coarse):
             gain = gated.rate_gate(steps, 2).view(-1, 1, 1, 1)
             for beta in (1.28, 5.12):  # x̂(β) = x̂₀ + gain · (the blind head's residual)
-                torch.testing.assert_close(gated(y_hat, beta, steps) - base, gain * (blind(y_hat, beta) - base))
+                torch.testing.assert_close(gated(y_hat, beta, steps) - base, gain * (blind(y_hat, beta, steps) - base))
         assert (gated(y_hat, 5.12, fine) - gated(y_hat, 5.12, coarse)).abs().max() > 1e-4
         mixed = gated(y_hat, 5.12, torch.tensor([-0.5, 1.5]))  # one gain per image
         torch.testing.assert_close(mixed[1:], gated(y_hat[1:], 5.12, coarse[1:]))
         assert torch.equal(gated.forward_betas(y_hat, [0.0, 5.12], log_step=fine)[1], gated(y_hat, 5.12, fine))
-    assert gated.reads_rate and not gated.head_reads_rate and gated.refiner.from_rate is None
+    assert gated.reads_rate
     with pytest.raises(ValueError, match="rate-gated realism head needs log_step"):
         gated(y_hat, 5.12)
 
@@ -97,24 +96,19 @@ def test_a_stream_decodes_with_its_levels_gain() -> None:
         assert (codec.synthesize(y_hat, [beta], 0.0)[0] - codec.synthesize(y_hat, [beta], 2.0)[0]).abs().max() > 1e-4
 
 
-def test_presets_and_training_only_the_gate_from_a_blind_checkpoint(tmp_path) -> None:
-    config = codec_config("small_realism", refiner_rate_gate=True)
-    assert config["generator"]["name"] == "residual_cond_rate_gated"
-    assert config["generator"]["args"] == codec_config("small_realism")["generator"]["args"]
-    with pytest.raises(ValueError, match="refiner_rate_gate needs a realism head"):
-        codec_config("small", refiner_rate_gate=True)
-    with pytest.raises(ValueError, match="pick one"):
-        codec_config("small_realism", refiner_reads_rate=True, refiner_rate_gate=True)
+def test_training_only_the_gate_from_a_trained_head(tmp_path) -> None:
     torch.manual_seed(0)
-    blind = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_refined", **HEAD))
+    blind = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_rate_gated", **HEAD))
     torch.nn.init.normal_(blind.generator.refiner.to_image.weight, std=0.2)
     stored = tmp_path / "blind.safetensors"
     save_weights(stored, blind.config(), blind.state_dict())
     torch.manual_seed(1)
     codec = MultiRealismCodec.from_config(small_rate_codec_config("residual_cond_rate_gated", **HEAD))
-    module = MultiRealismModule(codec.train(), gan=False, perceptual="lpips-random-test-only", lr=1e-1,
+    module = MultiRealismModule(codec.train(), objective=Objective(perceptual="lpips-random-test-only"),
+                                optimization=Optimization(lr=1e-1),
                                 rate_ladder=RateLadder([0.04, 0.02, 0.01], realism_scales=[2.0, 1.5, 1.0]),
-                                init_from=str(stored), init_new=["generator.rate_gate"], trainable=["generator.rate_gate"])
+                                init=Initialization(str(stored), trainable=["generator.rate_gate"],
+                                                    new_parts=["generator.rate_gate"]))
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     y_hat = torch.randn(1, 16, 4, 4).round()
     with torch.no_grad():  # the gated codec starts as the blind one

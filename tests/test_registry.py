@@ -7,7 +7,7 @@ import torch
 
 from multirealism import MultiRealismCodec, encoders, entropy_models, generators
 from multirealism.components import ElicEncoder
-from multirealism.presets import tiny_config
+from multirealism.zoo import tiny_config
 from multirealism.registry import Registry, component_spec
 
 
@@ -86,17 +86,18 @@ def test_mismatched_latent_widths_are_refused() -> None:
 
 
 def test_codec_presets_are_named_and_built_by_name():
-    from multirealism.presets import codec_config, create_codec, list_codecs, register_codec
+    from multirealism.zoo import codec_config, create_codec, list_codecs, register_codec
 
-    assert {"paper", "paper_hyperprior", "tiny", "tiny_charm"} <= set(list_codecs())
-    codec = create_codec("tiny_charm", conditioner="table")
+    assert {"paper", "tiny", "small", "medium"} <= set(list_codecs())
+    codec = create_codec("tiny", entropy_model="charm", conditioner="table")
     assert codec.config()["entropy_model"]["name"] == "charm"
     assert codec.config()["generator"]["args"]["conditioner"] == "table"
     assert create_codec("tiny", beta_max=2.56).beta_max == 2.56
     assert create_codec("small", options={"num_levels": 9}).num_levels == 9  # the form YAML's init_args give
     with pytest.raises(ValueError, match="num_levels given twice"):
         create_codec("small", options={"num_levels": 9}, num_levels=3)
-    assert codec_config("paper_hyperprior")["entropy_model"]["name"] == "hyperprior"
+    assert codec_config("paper", entropy_model="hyperprior")["entropy_model"]["name"] == "hyperprior"
+    assert create_codec("small", realism_head=False).config()["generator"]["name"] == "residual_cond"
     with pytest.raises(ValueError, match="unknown codec preset 'nope'"):
         create_codec("nope")
     with pytest.raises(ValueError, match="already registered"):

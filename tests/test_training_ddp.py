@@ -19,8 +19,10 @@ SCRIPT = textwrap.dedent(
     import torch
     from torch.utils.data import DataLoader
     from multirealism import MultiRealismCodec
-    from multirealism.presets import tiny_config
-    from multirealism.training import BetaSampler, MultiRealismModule, RateLadder
+    from multirealism.zoo import tiny_config
+    from multirealism.training import (
+        BetaSampler, DiscriminatorSettings, MultiRealismModule, Objective, Optimization, RateLadder,
+    )
 
     class RecordingSampler(BetaSampler):
         def __init__(self):
@@ -49,11 +51,12 @@ SCRIPT = textwrap.dedent(
             self.batches += 1
 
     L.seed_everything(0)
-    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
+    discriminator = DiscriminatorSettings(args={"channels": [8, 16, 16, 16]})
     sampler, ladder, counter = RecordingSampler(), RecordingLadder(), CountValidation()
     config = {**tiny_config(), "rate_control": {"name": "gain", "args": {"latent_channels": 16, "num_levels": 3}}}
-    module = MultiRealismModule(MultiRealismCodec.from_config(config), discriminator=discriminator, perceptual="none",
-                                lr=1e-3, beta_sampler=sampler, rate_ladder=ladder, val_real_bpp_batches=1)
+    module = MultiRealismModule(MultiRealismCodec.from_config(config), discriminator=discriminator,
+                                objective=Objective(perceptual="none"), optimization=Optimization(lr=1e-3),
+                                beta_sampler=sampler, rate_ladder=ladder, val_real_bpp_batches=1)
     data = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_steps=3,
@@ -112,8 +115,8 @@ UNEVEN_SCRIPT = textwrap.dedent(
     import torch
     from multirealism import MultiRealismCodec
     from multirealism.data import MultiRealismDataModule
-    from multirealism.presets import tiny_config
-    from multirealism.training import MultiRealismModule
+    from multirealism.zoo import tiny_config
+    from multirealism.training import MultiRealismModule, Objective, Optimization
 
     class Count(L.Callback):
         val_batches = 0
@@ -123,8 +126,8 @@ UNEVEN_SCRIPT = textwrap.dedent(
 
     L.seed_everything(0)
     root = sys.argv[1]
-    module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), gan=False, perceptual="none",
-                                lr=1e-3, val_real_bpp_batches=0)
+    module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), objective=Objective(perceptual="none"),
+                                optimization=Optimization(lr=1e-3), val_real_bpp_batches=0)
     data = MultiRealismDataModule(train=f"{root}/train", val=f"{root}/val", crop_size=32, batch_size=2,
                                   val_crop=32, num_workers=1)
     counter = Count()

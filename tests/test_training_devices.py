@@ -8,15 +8,15 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import tiny_config
-from multirealism.training import MultiRealismModule
+from multirealism.zoo import tiny_config
+from multirealism.training import DiscriminatorSettings, MultiRealismModule, Objective, Optimization
 
 
 def tiny_module(**kwargs: Any) -> MultiRealismModule:
     torch.manual_seed(0)
-    kwargs.setdefault("perceptual", "none")
-    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
-    return MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator, lr=1e-3, **kwargs)
+    discriminator = DiscriminatorSettings(args={"channels": [8, 16, 16, 16]})
+    return MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator,
+                              objective=Objective(perceptual="none"), optimization=Optimization(lr=1e-3), **kwargs)
 
 
 def trainer(max_steps: int = 1, **kwargs: Any) -> L.Trainer:

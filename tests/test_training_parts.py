@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from multirealism.training import BetaSampler, FixedLambda, HiFiCLambdaSchedule, LossWeights, build_perceptual
+from multirealism.training import BetaSampler, FixedLambda, HiFiCLambdaSchedule, Objective, build_perceptual
 from multirealism.training.losses import (
     beta_weighted_mean,
     discriminator_accuracy,
@@ -58,17 +58,17 @@ def test_beta_stream_without_max_share_is_unchanged():
 
 def test_beta_max_is_said_once_by_the_codec():
     from multirealism import MultiRealismCodec
-    from multirealism.presets import tiny_config
+    from multirealism.zoo import tiny_config
     from multirealism.training import MultiRealismModule
 
     with pytest.raises(ValueError, match="beta_max"):
         BetaSampler()(2, 8, 8)
     codec = MultiRealismCodec.from_config(tiny_config())
-    module = MultiRealismModule(codec, gan=False, perceptual="none", beta_sampler=BetaSampler(zero_fraction=0.5))
+    module = MultiRealismModule(codec, objective=Objective(perceptual="none"), beta_sampler=BetaSampler(zero_fraction=0.5))
     assert module.beta_sampler.beta_max == codec.beta_max
     assert module.hparams["beta_sampler"]["init_args"]["beta_max"] == codec.beta_max
     with pytest.raises(ValueError, match="fixed"):
-        MultiRealismModule(codec, gan=False, perceptual="none", beta_sampler=BetaSampler(fixed=codec.beta_max + 1))
+        MultiRealismModule(codec, objective=Objective(perceptual="none"), beta_sampler=BetaSampler(fixed=codec.beta_max + 1))
 
 
 def test_rate_weights():
@@ -80,9 +80,11 @@ def test_rate_weights():
 
 
 def test_default_weights_follow_the_paper_normalisation():
-    w = LossWeights()
-    assert w.mse == 150.0
-    assert w.lpips * 2.56 == pytest.approx(1.0) and w.adversarial * 2.56 == pytest.approx(0.001)
+    w = Objective()
+    assert w.mse_weight == 150.0
+    assert w.perceptual_weight * 2.56 == pytest.approx(1.0) and w.adversarial_weight * 2.56 == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="mse_weight"):
+        Objective(mse_weight=-1.0)
 
 
 def test_gan_losses_and_beta_weighting():

@@ -10,8 +10,8 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import tiny_config
-from multirealism.training import FixedLambda, MultiRealismModule
+from multirealism.zoo import tiny_config
+from multirealism.training import DiscriminatorSettings, FixedLambda, MultiRealismModule, Objective, Optimization
 
 SCALE = 1024.0
 
@@ -46,10 +46,12 @@ class FakeScaler:
         pass
 
 
-def tiny_module(**kwargs) -> MultiRealismModule:
+def tiny_module(perceptual: str, gradient_clip_val: "float | None" = 1.0, **kwargs) -> MultiRealismModule:
     torch.manual_seed(0)
-    discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}}
-    return MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator, lr=1e-3, **kwargs)
+    discriminator = DiscriminatorSettings(args={"channels": [8, 16, 16, 16]})
+    return MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator,
+                              objective=Objective(perceptual=perceptual),
+                              optimization=Optimization(lr=1e-3, gradient_clip_val=gradient_clip_val), **kwargs)
 
 
 def test_gradients_are_clipped_after_the_scaler_unscales_them():

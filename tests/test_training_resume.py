@@ -26,7 +26,7 @@ def tiny_args(entropy: str, max_steps: int) -> list:
         "fit", "--config", str(CONFIGS / "tiny.yaml"),
         f"--trainer.max_steps={max_steps}", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--model.perceptual=none", "--model.val_real_bpp_batches=1",
+        "--model.objective.perceptual=none", "--model.val_real_bpp_batches=1",
         "--data.init_args.crop_size=32", "--data.init_args.val_crop=32",
         "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
     ]
@@ -68,14 +68,14 @@ def test_a_run_stopped_off_the_checkpoint_interval_leaves_last_at_its_final_step
     from torch.utils.data import DataLoader
 
     from multirealism import MultiRealismCodec
-    from multirealism.presets import tiny_config
-    from multirealism.training import MultiRealismModule
+    from multirealism.zoo import tiny_config
+    from multirealism.training import DiscriminatorSettings, MultiRealismModule, Objective, Optimization
 
     def fit(max_steps: int, ckpt_path=None) -> L.Trainer:
         torch.manual_seed(0)
-        discriminator = {"name": "hific", "args": {"channels": [8, 16, 16, 16]}} if gan else None
+        discriminator = DiscriminatorSettings(args={"channels": [8, 16, 16, 16]}) if gan else None
         module = MultiRealismModule(MultiRealismCodec.from_config(tiny_config()), discriminator=discriminator,
-                                    gan=gan, perceptual="none", lr=1e-3)
+                                    objective=Objective(perceptual="none"), optimization=Optimization(lr=1e-3))
         checkpoints = ModelCheckpoint(dirpath=tmp_path, filename="step{step}", auto_insert_metric_name=False,
                                       every_n_train_steps=2, save_last=True)
         trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, callbacks=[checkpoints],
@@ -91,53 +91,12 @@ def test_a_run_stopped_off_the_checkpoint_interval_leaves_last_at_its_final_step
     assert trainer.global_step == 4 and torch.load(last, weights_only=True)["global_step"] == 4
 
 
-def test_checkpoint_in_the_old_layout_with_the_discriminator_inside_the_codec_resumes(tmp_path):
-    """Runs from before the discriminator moved to the module stored it as ``codec.discriminator.*``."""
-    import lightning as L
-    from torch.utils.data import DataLoader
-
-    from multirealism import MultiRealismCodec
-    from multirealism.presets import tiny_config
-    from multirealism.training import MultiRealismModule
-
-    def module(seed: int) -> MultiRealismModule:
-        torch.manual_seed(seed)
-        codec = MultiRealismCodec.from_config(tiny_config())
-        return MultiRealismModule(codec, discriminator={"name": "hific", "args": {"channels": [8, 8]}}, perceptual="none")
-
-    def trainer(max_steps: int, **kwargs) -> L.Trainer:
-        return L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, **kwargs)
-
-    data = DataLoader(torch.rand(4, 3, 32, 32), batch_size=2)
-    first = module(0)
-    run = trainer(1, enable_checkpointing=False)
-    run.fit(first, data)
-    run.save_checkpoint(tmp_path / "new.ckpt")
-    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
-    checkpoint["state_dict"] = {
-        ("codec." + k if k.startswith("discriminator.") else k): v for k, v in checkpoint["state_dict"].items()
-    }
-    assert any(k.startswith("codec.discriminator.") for k in checkpoint["state_dict"])
-    torch.save(checkpoint, tmp_path / "old.ckpt")
-
-    resumed = module(1)
-    trainer(2, enable_checkpointing=False).fit(resumed, data, ckpt_path=tmp_path / "old.ckpt")
-    assert resumed.global_step == 2
-    # the first step of the resumed run started from the stored discriminator: weights moved from there
-    again = module(2)
-    again.on_load_checkpoint(checkpoint)
-    again.load_state_dict(checkpoint["state_dict"])
-    for key, value in first.discriminator.state_dict().items():
-        assert torch.equal(again.discriminator.state_dict()[key], value), key
-
-
 def test_checkpoint_with_longer_coder_tables_loads_into_a_codec_whose_tables_are_built():
-    """``init_from`` a warm-up builds the coder tables; a later ``fit --ckpt_path`` must still load a
+    """Starting from a warm-up builds the coder tables; a later ``fit --ckpt_path`` must still load a
     checkpoint whose validation rebuilt them with another length (CompressAI resizes empty ones only)."""
     from multirealism import MultiRealismCodec
-    from multirealism.presets import tiny_config
-    from multirealism.training import MultiRealismModule
+    from multirealism.zoo import tiny_config
+    from multirealism.training import MultiRealismModule, Objective
 
     def module(seed: int, widen: float) -> MultiRealismModule:
         torch.manual_seed(seed)
@@ -147,7 +106,7 @@ def test_checkpoint_with_longer_coder_tables_loads_into_a_codec_whose_tables_are
                 param.data[..., 0] -= widen
                 param.data[..., 2] += widen
         codec.update(force=True)
-        return MultiRealismModule(codec, perceptual="none", gan=False)
+        return MultiRealismModule(codec, objective=Objective(perceptual="none"))
 
     target, stored = module(0, widen=0.0), module(1, widen=6.0)
     key = next(k for k in stored.state_dict() if k.endswith("entropy_bottleneck._quantized_cdf"))

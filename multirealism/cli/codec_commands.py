@@ -29,7 +29,7 @@ def _load_codec(args: argparse.Namespace, fingerprint: Optional[bytes] = None):
     """The codec ``--ckpt`` or ``--model`` names; with neither, the shipped model that wrote a bitstream
     of ``fingerprint`` (decoding), else the default shipped model (encoding)."""
     from multirealism.codec import MultiRealismCodec  # torch is loaded only for commands that need it
-    from multirealism.pretrained import DEFAULT_MODEL, find_pretrained
+    from multirealism.weights import find_pretrained
 
     if args.ckpt is not None:
         return MultiRealismCodec.from_checkpoint(args.ckpt)
@@ -41,7 +41,7 @@ def _load_codec(args: argparse.Namespace, fingerprint: Optional[bytes] = None):
                 f"{args.input!r} was written by model {fingerprint.hex()}, which is not a shipped model; "
                 "pass --ckpt with the checkpoint that wrote it"
             )
-    return MultiRealismCodec.pretrained(name or DEFAULT_MODEL)
+    return MultiRealismCodec.pretrained(name)
 
 
 def read_bitstream(path: str, max_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES) -> bytes:
@@ -94,7 +94,7 @@ def run_compress(args: argparse.Namespace) -> int:
     import warnings
 
     from multirealism.imageio import TransparencyError, check_destination, load_image, write_new_file
-    from multirealism.latent_refinement import refinement_from_args, refinement_problem
+    from multirealism.latent_refinement import refine_or_encode, refinement_from_args, refinement_problem
 
     out = Path(args.output)
     check_destination(out, args.force)  # before loading anything: a missing folder is found at once
@@ -105,9 +105,9 @@ def run_compress(args: argparse.Namespace) -> int:
     if not 0.0 <= quality <= top:  # also refuses NaN; before the image is read or anything encoded
         print(f"multirealism compress: error: quality {quality:g} outside [0, {top}] (this model's levels)", file=sys.stderr)
         return 2
-    refine, problem = refinement_from_args(args.refine, args.refine_realism)
-    if problem is None and refine is not None:
-        problem = refinement_problem(codec.objective, refine)
+    refinement, problem = refinement_from_args(args.refine, args.refine_realism)
+    if problem is None and refinement is not None:
+        problem = refinement_problem(codec.objective, refinement)
     if problem is not None:
         print(f"multirealism compress: error: {problem}", file=sys.stderr)
         return 2
@@ -119,7 +119,7 @@ def run_compress(args: argparse.Namespace) -> int:
             raise ImageInputError(f"{err.description} (pass --alpha drop to ignore it)") from None
     for warning in caught:  # a plain line, not a Python warning record
         print(f"multirealism compress: warning: {warning.message}", file=sys.stderr)
-    data = codec.compress(image, quality=quality, refine=refine)
+    data = codec.compress_latent(refine_or_encode(codec, image, quality, refinement))
     write_new_file(out, data, force=args.force)
     height, width = image.shape[-2:]
     print(f"{args.input} -> {out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp, quality {quality:g}")
@@ -169,7 +169,7 @@ def run_info(args: argparse.Namespace) -> int:
     sizes = ", ".join(str(sum(len(s) for s in per_image)) for per_image in stream.strings)
     print(f"streams:        {len(stream.strings)} ({sizes} bytes)")
     if args.ckpt is None and args.model is None:
-        from multirealism.pretrained import find_pretrained
+        from multirealism.weights import find_pretrained
 
         shipped = find_pretrained(stream.fingerprint)
         print(f"shipped model:  {shipped or 'none (pass --ckpt to check a checkpoint)'}")
@@ -200,11 +200,11 @@ def _beta(text: str) -> float:
 
 
 def _add_model_options(parser: argparse.ArgumentParser, ckpt_help: str, model_help: str) -> None:
-    from multirealism.pretrained import DEFAULT_MODEL, list_pretrained
+    from multirealism.weights import default_pretrained, list_pretrained
 
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--ckpt", help=ckpt_help)
-    group.add_argument("--model", choices=list_pretrained(), help=model_help.format(default=DEFAULT_MODEL))
+    group.add_argument("--model", choices=list_pretrained(), help=model_help.format(default=default_pretrained()))
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
@@ -226,7 +226,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--refine-realism", type=float, default=0.0, metavar="W",
                    help="with --refine: share of the objective taken at the highest β (its training distortion, "
                         "MSE plus the perceptual term) against β = 0's, in [0, 1]; 0.5 serves both ends (with "
-                        "--refine 2 the default model meets every target in its README card), needs the stlpips "
+                        "--refine 2 the default model's β path falls furthest in ST-LPIPS), needs the stlpips "
                         "extra and costs ~20 s per step per megapixel on 2 CPU cores (default 0: refine for β = 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=run_compress)

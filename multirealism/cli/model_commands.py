@@ -3,10 +3,9 @@ weights file like theirs.
 
 ``export`` is CompressAI's ``update_model`` for this library: it loads a Lightning checkpoint behind
 the usual guards, drops everything training-only (optimizer, discriminator), builds the entropy-coder
-tables and writes a ``.safetensors`` file with the config in its metadata. It prints the file's
-SHA-256 and the model fingerprint, the two values an entry of :mod:`multirealism.pretrained` holds.
-With ``--base MODEL`` it writes only the tensors that differ from the shipped ``MODEL``'s, for an entry
-that extends that model (``base=``).
+tables and writes a ``.safetensors`` file with the config and the training objective in its metadata.
+It prints the file's SHA-256 and the model fingerprint, the two values an entry of
+``multirealism/weights/models.json`` holds.
 """
 
 from __future__ import annotations
@@ -14,22 +13,24 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict
 
-from multirealism.errors import CheckpointError, OutputPathError
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-    from multirealism.codec import MultiRealismCodec
+from multirealism.errors import OutputPathError
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from multirealism.pretrained import DEFAULT_MODEL, list_pretrained, pretrained_info
+    """One line per shipped model: name, rate levels and measured bpp range, β range, parameters, file size."""
+    from multirealism.checkpoint import shipped_weights
+    from multirealism.codec import MultiRealismCodec
+    from multirealism.weights import default_pretrained, list_pretrained, pretrained_info
 
     for name in list_pretrained():
-        marker = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name}{marker}: {pretrained_info(name).summary}")
+        codec, info = MultiRealismCodec.pretrained(name), pretrained_info(name)
+        low, high = info["bpp"]
+        size = shipped_weights(name).stat().st_size / 2**20
+        params = sum(p.numel() for p in codec.parameters()) / 1e6
+        marker = " (default)" if name == default_pretrained() else ""
+        print(f"{name}{marker}: {codec.num_levels} levels, {low:g}-{high:g} bpp, beta 0-{codec.beta_max:g}, "
+              f"{params:.2f} M parameters, {size:.1f} MiB")
     return 0
 
 
@@ -43,10 +44,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise OutputPathError(f"cannot write {str(out)!r}: export writes .safetensors files")
     check_destination(out, args.force)  # before the (slower) checkpoint load
     codec = MultiRealismCodec.from_checkpoint(args.ckpt)
-    state = codec.state_dict()
-    if args.base is not None:
-        state = _differing_from(state, MultiRealismCodec.pretrained(args.base), args.base)
-    data = weights_bytes(codec.config(), state)
+    data = weights_bytes(codec.config(), codec.state_dict(), objective=codec.objective)
     write_new_file(out, data, force=args.force)  # also refuses a file created meanwhile
     print(f"{args.ckpt} -> {out}: {len(data) / 2**20:.2f} MiB")
     print(f"sha256:      {hashlib.sha256(data).hexdigest()}")
@@ -54,27 +52,13 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _differing_from(state: "Dict[str, Tensor]", base: "MultiRealismCodec", name: str) -> "Dict[str, Tensor]":
-    """The tensors of ``state`` that the shipped model ``base`` does not hold as they are (a retrained head,
-    entropy-coder tables that moved, tensors it lacks); refused when the checkpoint lacks any of the base's."""
-    import torch
-
-    theirs = base.state_dict()
-    if not set(theirs) <= set(state):
-        raise CheckpointError(f"--base {name}: the checkpoint's architecture is not the base model's")
-    return {k: v for k, v in state.items() if k not in theirs or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
-
-
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     """Register ``models`` and ``export``."""
     p = subparsers.add_parser("models", help="list the models shipped in the package")
     p.set_defaults(func=run_models)
 
-    p = subparsers.add_parser("export", help="training checkpoint -> inference .safetensors (config in metadata)")
+    p = subparsers.add_parser("export", help="training checkpoint -> inference .safetensors (config and objective in metadata)")
     p.add_argument("ckpt", help="Lightning checkpoint (.ckpt) or any weights file the codec reads")
     p.add_argument("output", help="file to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--base", default=None, metavar="MODEL",
-                   help="write only the tensors that differ from this shipped model's (for a pretrained entry "
-                   "with base=MODEL, e.g. a retrained realism head)")
     p.set_defaults(func=run_export)

@@ -8,19 +8,12 @@ from multirealism.components.gdn_encoder import GdnEncoder
 from multirealism.components.generator import ElicConditionalGenerator
 from multirealism.components.rate_control import GainUnits, QuantizationStep, RateControl
 from multirealism.components.rate_gate import RateGate
-from multirealism.components.realism_refiner import (
-    DeepRateGatedRefinedGenerator,
-    RateAwareRefinedGenerator,
-    RateGatedRefinedGenerator,
-    RealismRefiner,
-    RefinedResidualGenerator,
-)
+from multirealism.components.realism_refiner import RateGatedRefinedGenerator, RealismRefiner
 from multirealism.components.residual_generator import ResidualConditionalGenerator
 
 __all__ = [
     "ChannelAutoregressive",
     "ConditionalGenerator",
-    "DeepRateGatedRefinedGenerator",
     "Discriminator",
     "ElicConditionalGenerator",
     "ElicEncoder",
@@ -32,8 +25,6 @@ __all__ = [
     "QuantizationStep",
     "RateControl",
     "RealismRefiner",
-    "RefinedResidualGenerator",
-    "RateAwareRefinedGenerator",
     "RateGatedRefinedGenerator",
     "RateGate",
     "ResidualConditionalGenerator",

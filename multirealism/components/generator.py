@@ -16,16 +16,14 @@ from multirealism.registry import generators
 
 class ConditionedBottleneck(nn.Module):
     """Residual bottleneck whose three convolutions each get a 1x1 projection of the β embedding
-    added to their output; ``dilation`` spaces the middle 3x3 convolution's taps (a wider view, same cost)."""
+    added to their output."""
 
-    def __init__(self, channels: int, mid_channels: int, cond_channels: int, dilation: int = 1) -> None:
+    def __init__(self, channels: int, mid_channels: int, cond_channels: int) -> None:
         super().__init__()
-        if dilation < 1:
-            raise ValueError(f"dilation must be positive, got {dilation}")
         self.convs = nn.ModuleList(
             [
                 nn.Conv2d(channels, mid_channels, 1),
-                nn.Conv2d(mid_channels, mid_channels, 3, padding=dilation, dilation=dilation),
+                nn.Conv2d(mid_channels, mid_channels, 3, padding=1),
                 nn.Conv2d(mid_channels, channels, 1),
             ]
         )

@@ -119,26 +119,6 @@ class QuantizationStep(_LogScaling):
         super().__init__(num_levels, 1, min_gain)
 
 
-def extrapolate_levels(log_vectors: Tensor, below: int = 0, above: int = 0) -> Tensor:
-    """``(L, C)`` per-level log-vectors with ``below`` rows put under level 0 on the line through levels 0
-    and 1 (level ``-k`` = level 0 − k·(level 1 − level 0)) and ``above`` rows over the top level on the line
-    through the two highest: the continuation of the log-linear interpolation, so a trained codec gains
-    lower or higher rates that start where its own spacing puts them (``init_levels_below`` /
-    ``init_levels_above`` in training, then fine-tuned)."""
-    for name, count in (("below", below), ("above", above)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"the number of levels to add {name} must be a non-negative integer, got {count!r}")
-    if log_vectors.dim() != 2 or log_vectors.shape[0] < 2:
-        raise ValueError(f"need per-level vectors of shape (levels >= 2, channels), got {tuple(log_vectors.shape)}")
-    if not below and not above:
-        return log_vectors
-    low_step = log_vectors[1] - log_vectors[0]
-    high_step = log_vectors[-1] - log_vectors[-2]
-    rows = [log_vectors[0] - k * low_step for k in range(below, 0, -1)]
-    rows += list(log_vectors) + [log_vectors[-1] + k * high_step for k in range(1, above + 1)]
-    return torch.stack(rows)
-
-
 def resolve_quality(rate_control: "RateControl | None", quality: "Quality | None") -> Quality:
     """``quality`` checked for a codec with ``rate_control`` (None: the highest trained level).
 

@@ -16,7 +16,7 @@ from multirealism.evaluation.bdrate import METHODS
 from multirealism.evaluation.classical_codecs import CODECS, DEFAULT_QUALITIES
 from multirealism.evaluation.extractor_names import EXTRACTORS
 from multirealism.perceptual_names import EVAL_PERCEPTUAL
-from multirealism.pretrained import DEFAULT_MODEL, list_pretrained
+from multirealism.weights import default_pretrained, list_pretrained
 
 if TYPE_CHECKING:
     from multirealism.evaluation.metrics import LPIPSMetric
@@ -36,7 +36,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     )
     parser.add_argument("--ckpt", nargs="+", default=[], help="checkpoint(s); several give a rate curve per β")
     parser.add_argument("--model", nargs="+", default=None, choices=[*list_pretrained(), "none"],
-                        help=f"shipped model(s) to evaluate (default: {DEFAULT_MODEL} when no --ckpt is given; "
+                        help=f"shipped model(s) to evaluate (default: {default_pretrained()} when no --ckpt is given; "
                         "'none' for classical codecs only)")
     parser.add_argument("--data", required=True, help="image folder, 'samples' or 'samples:NAME,NAME'")
     parser.add_argument("--betas", nargs="+", type=float, default=list(DEFAULT_BETAS), help="realism weights")
@@ -109,7 +109,7 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
 def _shipped_models(args: argparse.Namespace) -> List[str]:
     """Shipped models to evaluate: ``--model`` (``none``: none), else the default one unless ``--ckpt`` is given."""
     if args.model is None:
-        return [] if args.ckpt else [DEFAULT_MODEL]
+        return [] if args.ckpt else [default_pretrained()]
     return [name for name in args.model if name != "none"]
 
 

@@ -39,7 +39,7 @@ from multirealism.evaluation.patches import extract_patches
 from multirealism.evaluation.realism import RealismMeter
 from multirealism.evaluation.viewer import ViewerImage, viewer_image
 from multirealism.imageio import to_pil
-from multirealism.latent_refinement import LatentRefinement
+from multirealism.latent_refinement import LatentRefinement, refine_or_encode
 
 ROW_FIELDS = (
     "codec", "model", "beta", "quality", "image", "width", "height",
@@ -95,7 +95,7 @@ def learned_rows(codec: MultiRealismCodec, name: str, image: Tensor, betas: Sequ
     """Compress ``image`` once (at ``quality``, its latent refined with ``refine``), decode it at every β;
     rows and the decoded images (one per β). The estimate is the likelihoods' bpp of the coded latent."""
     start = time.perf_counter()
-    latent = codec.encode(image, quality, refine)
+    latent = refine_or_encode(codec, image, quality, refine)
     data = codec.compress_latent(latent)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()

@@ -14,7 +14,7 @@ per scale.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import TYPE_CHECKING, List, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 from multirealism.components.base import Discriminator
 from multirealism.components.conditioning import FourierConditioner, beta_as_map
 from multirealism.registry import discriminators
+from multirealism.training.settings import DiscriminatorSettings
+
+if TYPE_CHECKING:
+    from multirealism.codec import MultiRealismCodec
 
 
 class ConditionalInput(nn.Module):
@@ -140,3 +144,10 @@ class TimmDiscriminator(Discriminator):
     def forward(self, x: Tensor, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         features = self.backbone(self.condition(x, y_hat, beta))
         return self.logits(features[self.out_index])
+
+
+def build_discriminator(settings: DiscriminatorSettings, codec: "MultiRealismCodec") -> nn.Module:
+    """Build a discriminator registry entry for ``codec``: its latent width and β_max come from the codec."""
+    return discriminators.build(
+        settings.name, latent_channels=codec.generator.latent_channels, beta_max=codec.beta_max, **settings.args
+    )

@@ -8,7 +8,6 @@ with HiFiC's non-saturating GAN loss. β may differ per image (``(B,)``) or per 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import List, Sequence, Union
 
 import torch
@@ -16,24 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Logits = Union[Tensor, Sequence[Tensor]]
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the distortion and realism terms.
-
-    Defaults (Agustsson et al. 2023, Sec. 4): ``mse`` = k_M = 150 for images in [0, 1]
-    (HiFiC's 0.075·2^-5 on [0, 255]); ``lpips`` = C_P = 1/2.56 and ``adversarial`` = C_adv =
-    0.001/2.56, normalised so that β = 2.56 weighs LPIPS by 1 and the GAN by 0.001.
-    """
-
-    mse: float = 150.0
-    lpips: float = 1.0 / 2.56
-    adversarial: float = 0.001 / 2.56
-
-    def __post_init__(self) -> None:
-        if min(self.mse, self.lpips, self.adversarial) < 0:
-            raise ValueError(f"loss weights must be non-negative, got {asdict(self)}")
 
 
 def _as_list(logits: Logits) -> List[Tensor]:

@@ -2,15 +2,15 @@
 
 Manual optimisation, one training step = one generator update, one discriminator update (GAN
 stage only) and one update of the entropy bottleneck's quantiles on CompressAI's auxiliary loss (while
-the bottleneck's density trains); during ``discriminator_warmup_steps`` a step is the discriminator's
-update alone.
+the bottleneck's density trains); during the discriminator's ``warmup_steps`` a step is its update alone.
 ``trainer.global_step`` counts training iterations (one counted update each), so ``max_steps``, LR
 milestones and checkpoint intervals are in training iterations, warm-up steps included.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import asdict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import lightning as L
 import torch
@@ -20,16 +20,13 @@ from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
-from multirealism.checkpoint import CONFIG_KEY, load_weights
+from multirealism.checkpoint import CONFIG_KEY, OBJECTIVE_KEY
 from multirealism.codec import CodecOutput, MultiRealismCodec
-from multirealism.components.rate_control import extrapolate_levels
-from multirealism.errors import CheckpointError
 from multirealism.perceptual_scales import check_scales, multiscale_distance
-from multirealism.registry import REGISTRIES
-from multirealism.training import discriminators as _discriminators  # noqa: F401  (registers them)
 from multirealism.training.beta_sampling import BetaSampler
+from multirealism.training.discriminators import build_discriminator
+from multirealism.training.initialization import freeze_all_but, load_codec_weights, quantile_parameters
 from multirealism.training.losses import (
-    LossWeights,
     beta_weighted_mean,
     discriminator_accuracy,
     discriminator_loss,
@@ -39,12 +36,7 @@ from multirealism.training.losses import (
 from multirealism.training.perceptual import build_perceptual
 from multirealism.training.quality import RateLadder, level_metrics
 from multirealism.training.rate_schedule import HiFiCLambdaSchedule, RateWeight
-
-ARCHITECTURE_KEYS = ("encoder", "entropy_model", "generator")
-
-#: a discriminator registry entry: its name, or ``{"name": ..., "args": {...}}``
-DiscriminatorSpec = Union[str, Dict[str, Any]]
-
+from multirealism.training.settings import DiscriminatorSettings, Initialization, Objective, Optimization
 
 def class_path_config(obj: Any) -> Dict[str, Any]:
     """``{class_path, init_args}`` of a plain-attribute object, so LightningCLI can re-parse it on resume."""
@@ -62,256 +54,86 @@ def batch_images(batch: Any) -> Tensor:
     return batch
 
 
-def build_discriminator(spec: DiscriminatorSpec, codec: MultiRealismCodec) -> nn.Module:
-    """Build a discriminator registry entry for ``codec``: its latent width and β_max come from the codec."""
-    name, args = (spec, {}) if isinstance(spec, str) else (spec["name"], dict(spec.get("args", {})))
-    given = sorted({"latent_channels", "beta_max"} & set(args))
-    if given:
-        raise ValueError(f"discriminator args must not set {', '.join(given)}: they are taken from the codec")
-    return REGISTRIES["discriminator"].build(
-        name, latent_channels=codec.generator.latent_channels, beta_max=codec.beta_max, **args
-    )
-
-
-def quantile_parameters(codec: MultiRealismCodec) -> List[nn.Parameter]:
-    """The entropy bottleneck quantiles, trained only by the auxiliary loss (CompressAI convention)."""
-    return [p for name, p in codec.entropy_model.named_parameters() if name.endswith("quantiles")]
-
-
-def quantile_densities(codec: MultiRealismCodec) -> List[nn.Parameter]:
-    """The density parameters of the modules that hold quantiles: the auxiliary loss depends only on them,
-    so while they are frozen the quantiles' targets stand still."""
-    return [p for module in codec.entropy_model.modules() if isinstance(getattr(module, "quantiles", None), nn.Parameter)
-            for name, p in module.named_parameters() if name != "quantiles"]
-
-
 class MultiRealismModule(L.LightningModule):
-    """Trains ``codec`` on λ·rate + k_M·MSE + β·(C_P·LPIPS + C_adv·L_adv) with β drawn per image.
+    """Trains ``codec`` on λ·rate + k_M·MSE + β·(C_P·P + C_adv·L_adv) with β drawn per image.
 
     Args:
-        codec: the codec (encoder, entropy model, generator).
-        discriminator: registry name or ``{name, args}`` of the discriminator, built here with the
-            codec's latent width and β_max (the discriminator belongs to training, not to the codec).
-        gan: False gives the rate-distortion(-perceptual) warm-up stage: no discriminator step.
-        rate_weight: λ as a function of the batch bpp; default HiFiC's schedule (0.3 bpp target).
-        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max]; its
-            ``beta_max`` defaults to the codec's. When no loss term depends on β (``gan=False`` and
-            no perceptual term, the rate-distortion warm-up), the generator is trained at β = 0:
-            a random β that the loss ignores only teaches it to silence its β conditioning (the
-            `small` warm-up shrank the conditioner's output from 0.13 to 0.0014 in 14k steps).
-        mse_weight: k_M = 150 for images in [0, 1] (Agustsson et al. 2023; HiFiC's 0.075·2^-5 on [0, 255]).
-        lpips_weight: C_P = 1/2.56 (so β = 2.56 weighs LPIPS by 1; Agustsson et al. 2023).
-        adversarial_weight: C_adv = 0.001/2.56 (β = 2.56 weighs the GAN by 0.001; Agustsson et al. 2023).
-        perceptual: ``"lpips-alex"`` (pretrained; see :mod:`multirealism.training.perceptual`),
-            ``"stlpips-alex"``/``"stlpips-vgg"`` (shift-tolerant LPIPS, offline; logged as
-            ``st_lpips``), ``"lpips-random-test-only"`` or ``"none"`` (no perceptual term or metric).
-        lpips_backbone_path: local torchvision AlexNet checkpoint for offline machines.
-        lr, discriminator_lr, aux_lr: Adam learning rates (paper and HiFiC: 1e-4; CompressAI's aux: 1e-3).
-        lr_milestones, lr_gamma: multiply both learning rates by ``lr_gamma`` at these steps
-            (HiFiC decays by 10x halfway).
-        gradient_clip_val: max gradient norm of the generator and discriminator updates (None: off).
-        init_from: checkpoint whose codec weights initialise this run (e.g. the warm-up stage);
-            loaded safely, the discriminator's weights are taken only if present.
-        val_betas: fixed β values at which validation reports PSNR, LPIPS and bpp.
-        val_real_bpp_batches: validation batches per epoch that are also really compressed, to
-            log the bpp of the actual bitstream (0: off).
-        rate_ladder: λ per quality level, required when the codec has a rate control (then a level
-            is drawn per image and ``rate_weight`` is unused); validation then also logs, per level,
-            ``bpp_q{level}``, ``psnr_q{level}`` and the perceptual distance at β = 0 and the same metrics
-            at the largest of ``val_betas`` (``psnr_q{level}_beta5.12``, ...).
-        trainable: the codec parts the generator step trains, by attribute path (e.g. ``["generator"]``:
-            a decoder-only multi-realism stage that keeps the warm-up's bitstream, and with it its rate
-            and β = 0 distortion, and runs faster; ``["generator.refiner"]`` trains only that head);
-            None trains them all. The entropy bottleneck's quantiles follow the auxiliary loss while its
-            density trains (``trainable`` covers the entropy model, or is None); otherwise they stay as
-            stored too, so a stage that freezes the bitstream keeps the coder's tables bit for bit.
-        init_new: codec parts, by attribute path, that start afresh (e.g. ``["generator.refiner"]`` when a
-            refined generator starts from a plain one, or a new head replaces a stored one): they keep their
-            initial values whatever ``init_from``'s checkpoint holds for them; the components holding them
-            skip the config check, and every other stored weight must still match by name and shape.
-        init_levels_below: rate levels this codec has below ``init_from``'s lowest (its rate control has
-            that many more levels, all at the low end): their gain vectors start on the line through the
-            stored two lowest levels (:func:`~multirealism.components.rate_control.extrapolate_levels`),
-            and the stored levels become levels ``init_levels_below`` and up.
-        init_levels_above: likewise, rate levels this codec has above ``init_from``'s highest, started on
-            the line through the stored two highest (a model extended to higher rates).
-        discriminator_warmup_steps: the run's first steps train only the discriminator, against the
-            codec run without gradients (GAN stage only). A fresh spectral-normalised discriminator stays
-            at chance for hundreds of steps (``train/d_accuracy`` ≈ 0.5, ``d_loss`` ≈ 2·ln 2), so a short
-            stage's generator would otherwise hear only noise from it; these steps cost about an eighth of
-            full ones on a CPU (no perceptual net, no generator backward).
-        perceptual_scales: the perceptual term is the mean of the distance at these integer downscales
-            (2: both images average-pooled 2x2), so it also weighs coarser structure than the network's
-            first layers see at full size; ``(1,)`` is the plain term. Validation reports full size only. A
-            downscale that would leave a crop under 32 px is left out (see :mod:`multirealism.perceptual_scales`).
-        discriminator_betas: the discriminator's Adam (β1, β2). PyTorch's default (0.9, 0.999) is kept
-            unless set; GAN practice (DCGAN, and the standalone check in configs/small_gan_head.yaml, where
-            it left chance about twice as fast) uses β1 = 0.5.
+        codec: the codec (encoder, entropy model, generator, rate control).
+        objective: the loss weights and the perceptual distance (:class:`~multirealism.training.settings.Objective`).
+        discriminator: the GAN stage's discriminator and its optimiser; None gives the rate-distortion(-perceptual)
+            stage, with no adversarial term.
+        rate_ladder: λ per quality level, required when the codec has a rate control (a level is drawn per
+            image); validation then also logs every level's bpp, PSNR and perceptual distance at β = 0 and at
+            the largest of ``val_betas``. With fixed λs it becomes the codec's stored
+            :class:`~multirealism.objective.RateDistortionObjective`.
+        rate_weight: λ as a function of the batch bpp for a codec with one rate; default HiFiC's schedule.
+        beta_sampler: how β is drawn per image; default uniform in [0, codec.beta_max]. When no loss term
+            depends on β (no discriminator and no perceptual term: the rate-distortion warm-up), the generator
+            trains at β = 0: a random β the loss ignores only teaches it to silence its β conditioning.
+        optimization: learning rates, their schedule and gradient clipping.
+        init: the checkpoint a run starts from, the parts that start afresh, the parts that train.
+        val_betas: β values at which validation reports PSNR, the perceptual distance and bpp.
+        val_real_bpp_batches: validation batches per epoch also really compressed, to log the bitstream's bpp.
     """
 
     def __init__(
         self,
         codec: MultiRealismCodec,
-        discriminator: Optional[DiscriminatorSpec] = None,
-        gan: bool = True,
+        objective: Objective = Objective(),
+        discriminator: Optional[DiscriminatorSettings] = None,
+        rate_ladder: Optional[RateLadder] = None,
         rate_weight: Optional[RateWeight] = None,
         beta_sampler: Optional[BetaSampler] = None,
-        mse_weight: float = 150.0,
-        lpips_weight: float = 1.0 / 2.56,
-        adversarial_weight: float = 0.001 / 2.56,
-        perceptual: str = "lpips-alex",
-        lpips_backbone_path: Optional[str] = None,
-        lr: float = 1e-4,
-        discriminator_lr: float = 1e-4,
-        aux_lr: float = 1e-3,
-        lr_milestones: Sequence[int] = (),
-        lr_gamma: float = 0.1,
-        gradient_clip_val: Optional[float] = 1.0,
-        init_from: Optional[str] = None,
+        optimization: Optimization = Optimization(),
+        init: Initialization = Initialization(),
         val_betas: Sequence[float] = (0.0, 2.56, 5.12),
         val_real_bpp_batches: int = 2,
-        rate_ladder: Optional[RateLadder] = None,
-        trainable: Optional[Sequence[str]] = None,
-        init_new: Sequence[str] = (),
-        init_levels_below: int = 0,
-        init_levels_above: int = 0,
-        discriminator_warmup_steps: int = 0,
-        discriminator_betas: Tuple[float, float] = (0.9, 0.999),
-        perceptual_scales: Sequence[int] = (1,),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self._saved_step: Optional[int] = None  # global step of the last checkpoint written
-        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler", "rate_ladder"])
+        groups = ["objective", "discriminator", "optimization", "init"]
+        self.save_hyperparameters(ignore=["codec", "rate_weight", "beta_sampler", "rate_ladder", *groups])
         self.codec = codec
-        self.gan = bool(gan)
-        if self.gan and discriminator is None:
-            raise ValueError("gan=True needs a discriminator (e.g. discriminator: hific); or set gan: false")
+        self.objective, self.optimization, self.discriminator_settings = objective, optimization, discriminator
         self.discriminator = None if discriminator is None else build_discriminator(discriminator, codec)
-        if not self.gan and self.discriminator is not None:
-            self.discriminator.requires_grad_(False)  # kept (and saved) but not trained in this stage
         self.rate_weight = rate_weight if rate_weight is not None else HiFiCLambdaSchedule()
         self.beta_sampler = beta_sampler if beta_sampler is not None else BetaSampler()
         if self.beta_sampler.beta_max is None:
             self.beta_sampler.set_beta_max(codec.beta_max)
         elif self.beta_sampler.beta_max > codec.beta_max:
             raise ValueError(f"beta_sampler.beta_max {self.beta_sampler.beta_max} exceeds the codec's {codec.beta_max}")
-        self.weights = LossWeights(mse_weight, lpips_weight, adversarial_weight)
-        self.perceptual = build_perceptual(perceptual, lpips_backbone_path)
+        self.perceptual = build_perceptual(objective.perceptual, objective.lpips_backbone_path)
+        self.perceptual_scales = check_scales(objective.perceptual_scales, has_perceptual=self.perceptual is not None)
         #: whether any loss term is weighted by β; without one, training runs at β = 0 (see beta_sampler)
-        self.beta_in_loss = self.gan or self.perceptual is not None
-        self.lr, self.discriminator_lr, self.aux_lr = lr, discriminator_lr, aux_lr
-        self.lr_milestones, self.lr_gamma = list(lr_milestones), lr_gamma
-        self.gradient_clip_val = gradient_clip_val
+        self.beta_in_loss = self.discriminator is not None or self.perceptual is not None
         self.val_betas = [float(b) for b in val_betas]
         self.val_real_bpp_batches = int(val_real_bpp_batches)
-        # class_path form: `fit --ckpt_path` re-parses these through LightningCLI (issue 14)
+        # plain data: checkpoints load with weights_only=True, and `fit --ckpt_path` re-parses these (issue 14)
+        self.hparams.update({name: None if value is None else asdict(value) for name, value in
+                             zip(groups, (objective, discriminator, optimization, init))})
         self.hparams.update(rate_weight=class_path_config(self.rate_weight), beta_sampler=class_path_config(self.beta_sampler))
         if (rate_ladder.num_levels if rate_ladder is not None else 1) != codec.num_levels:
-            raise ValueError(
-                f"the codec has {codec.num_levels} rate levels but rate_ladder gives "
-                f"{'none' if rate_ladder is None else rate_ladder.num_levels}; give one λ per level"
-            )
+            raise ValueError(f"the codec has {codec.num_levels} rate levels but rate_ladder gives "
+                             f"{'none' if rate_ladder is None else rate_ladder.num_levels}; give one λ per level")
         self.rate_ladder = rate_ladder
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
-        counts = {"init_levels_below": init_levels_below, "init_levels_above": init_levels_above,
-                  "discriminator_warmup_steps": discriminator_warmup_steps}
-        for name, count in counts.items():
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {count!r}")
-        for name in ("init_levels_below", "init_levels_above"):
-            if counts[name] and init_from is None:
-                raise ValueError(f"{name} extends the rate levels of init_from's checkpoint: give init_from")
-        if discriminator_warmup_steps and not self.gan:
-            raise ValueError("discriminator_warmup_steps needs a GAN stage (gan: true)")
-        self.discriminator_warmup_steps = discriminator_warmup_steps
-        betas = tuple(float(b) for b in discriminator_betas)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"discriminator_betas must be two values in [0, 1), got {discriminator_betas!r}")
-        self.discriminator_betas = betas
-        self.perceptual_scales = list(check_scales(perceptual_scales, has_perceptual=self.perceptual is not None))
-        if init_from is not None:
-            self.load_codec_weights(init_from, init_new, init_levels_below, init_levels_above)
-        if trainable is not None:
-            self.freeze_all_but(trainable)
-
-    # ------------------------------------------------------------------ set-up
-    def load_codec_weights(
-        self, path: str, new_parts: Sequence[str] = (), levels_below: int = 0, levels_above: int = 0
-    ) -> None:
-        """Initialise from another run's checkpoint (same encoder/entropy model/generator, except for the
-        ``new_parts`` it lacks, which keep their initial values, and ``levels_below`` / ``levels_above``
-        extra rate levels)."""
-        for name in new_parts:
-            self.codec_part(name)
-        stored, state = load_weights(path)
-        if stored is not None:
-            mine = self.codec.config()
-            extended = {name.split(".")[0] for name in new_parts}
-            differ = [k for k in ARCHITECTURE_KEYS if k not in extended and stored.get(k) != mine.get(k)]
-            if differ:
-                raise CheckpointError(f"init_from {path!r} has a different {', '.join(differ)} than this codec")
-        prefix = "discriminator."
-        disc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
-        if levels_below or levels_above:
-            state = self._rate_levels_extended(path, state, levels_below, levels_above)
-        if disc_state and self.discriminator is not None:  # runs whose codec held the discriminator
-            self.discriminator.load_state_dict(disc_state)
-        # new parts keep their initial values, also where the checkpoint has an older (or other-sized) version
-        new_prefixes = tuple(f"{name}." for name in new_parts)
-        state = {k: v for k, v in state.items() if not k.startswith(new_prefixes)}
-        missing, unexpected = self.codec.load_state_dict(state, strict=False)
-        # a fixed-rate checkpoint may start a rate-controlled run: its gains keep their initial values
-        fresh = ("rate_control.", *new_prefixes)
-        missing = [k for k in missing if not k.startswith(fresh)]
-        if missing or unexpected:
-            raise CheckpointError(f"init_from {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-
-    def _rate_levels_extended(self, path: str, state: Dict[str, Tensor], below: int, above: int) -> Dict[str, Tensor]:
-        """``state`` with ``below`` levels extrapolated under, and ``above`` over, each stored rate-control vector."""
-        stored = {k: v for k, v in state.items() if k.startswith("rate_control.")}
-        if not stored:
-            raise CheckpointError(f"init_from {path!r} has no rate control whose levels init_levels_below/above could extend")
-        levels = {v.shape[0] for v in stored.values()}
-        if levels != {self.codec.num_levels - below - above}:
-            raise CheckpointError(
-                f"init_from {path!r} has {sorted(levels)} rate levels; with init_levels_below={below} and "
-                f"init_levels_above={above} this codec ({self.codec.num_levels} levels) needs "
-                f"{self.codec.num_levels - below - above}"
-            )
-        return {**state, **{k: extrapolate_levels(v, below, above) for k, v in stored.items()}}
-
-    def codec_part(self, name: str) -> nn.Module:
-        """The codec submodule at attribute path ``name`` (e.g. ``generator.refiner``)."""
-        try:
-            return self.codec.get_submodule(name)
-        except AttributeError:
-            parts = sorted(n for n, _ in self.codec.named_children())
-            raise ValueError(f"{name!r} is not a part of this codec (its parts: {', '.join(parts)})") from None
-
-    def freeze_all_but(self, trainable: Sequence[str]) -> None:
-        """Stop gradients to every codec part not named in ``trainable``; the quantiles train only with
-        their density."""
-        if not trainable:
-            raise ValueError("trainable must name at least one codec part (None trains them all)")
-        parts = [self.codec_part(name) for name in trainable]
-        self.codec.requires_grad_(False)
-        for part in parts:
-            part.requires_grad_(True)
-        density_trains = any(p.requires_grad for p in quantile_densities(self.codec))
-        for quantiles in quantile_parameters(self.codec):
-            quantiles.requires_grad_(density_trains)
+        if init.checkpoint is not None:
+            load_codec_weights(codec, self.discriminator, init.checkpoint, init.new_parts)
+        if init.trainable is not None:
+            freeze_all_but(codec, init.trainable)
+        codec.objective = objective.stored(rate_ladder, has_perceptual=self.perceptual is not None)
 
     def configure_optimizers(self) -> Tuple[List[Optimizer], List[Any]]:
         quantiles = {id(p) for p in quantile_parameters(self.codec)}
         main = [p for p in self.codec.parameters() if id(p) not in quantiles and p.requires_grad]
-        optimizers: List[Optimizer] = [Adam(main, lr=self.lr)]
-        if self.gan:
-            optimizers.append(Adam(self.discriminator.parameters(), lr=self.discriminator_lr, betas=self.discriminator_betas))
-        optimizers.append(Adam(quantile_parameters(self.codec), lr=self.aux_lr))
-        schedulers = [MultiStepLR(opt, self.lr_milestones, self.lr_gamma) for opt in optimizers[:-1]]
+        settings, optimization = self.discriminator_settings, self.optimization
+        optimizers: List[Optimizer] = [Adam(main, lr=optimization.lr)]
+        if settings is not None:
+            optimizers.append(Adam(self.discriminator.parameters(), lr=settings.lr, betas=settings.betas))
+        optimizers.append(Adam(quantile_parameters(self.codec), lr=optimization.aux_lr))
+        schedulers = [MultiStepLR(opt, list(optimization.lr_milestones), optimization.lr_gamma) for opt in optimizers[:-1]]
         return optimizers, schedulers
 
     # ------------------------------------------------------------------ objective
@@ -332,19 +154,19 @@ class MultiRealismModule(L.LightningModule):
             lmbda = self.rate_weight(bpp)  # a float or a 0-d tensor on bpp's device (no host sync)
             rate = lmbda * bpp
         mse = mse_per_image(out.x_hat, x).mean()
-        loss = rate + self.weights.mse * mse
+        loss = rate + self.objective.mse_weight * mse
         terms = {"bpp": bpp, "mse": mse, "lambda": torch.as_tensor(lmbda, dtype=torch.float32, device=bpp.device)}
         # β as the loss weighs it: the ladder may scale it per rate level (the codec saw the drawn β)
         loss_beta = beta if self.rate_ladder is None or quality is None else self.rate_ladder.loss_beta(beta, quality)
         if self.perceptual is not None:
             lpips_map = self.perceptual_map(out.x_hat, x, beta)
             terms[self.perceptual.key] = lpips_map.mean()
-            loss = loss + self.weights.lpips * beta_weighted_mean(lpips_map, loss_beta)
-        if self.gan:
+            loss = loss + self.objective.perceptual_weight * beta_weighted_mean(lpips_map, loss_beta)
+        if self.discriminator is not None:
             fake_logits = self.discriminator(out.x_hat, out.y_hat, beta)
             adversarial = generator_adversarial_loss(fake_logits, loss_beta)
             terms["adversarial"] = adversarial
-            loss = loss + self.weights.adversarial * adversarial
+            loss = loss + self.objective.adversarial_weight * adversarial
         terms["loss"] = loss
         return terms
 
@@ -358,7 +180,7 @@ class MultiRealismModule(L.LightningModule):
             if not self._finite_everywhere(loss):
                 return False
             self.manual_backward(loss)
-            self._clip_next_step = clip and self.gradient_clip_val is not None  # see on_before_optimizer_step
+            self._clip_next_step = clip and self.optimization.gradient_clip_val is not None  # see on_before_optimizer_step
             if counted:
                 optimizer.step()
             else:  # the same step without advancing trainer.global_step (see module docstring)
@@ -371,7 +193,8 @@ class MultiRealismModule(L.LightningModule):
         """Clip here, not after ``manual_backward``: under 16-mixed the precision plugin unscales
         the gradients just before this hook, so clipping acts on true gradient norms (issue 14)."""
         if getattr(self, "_clip_next_step", False):
-            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self.clip_gradients(optimizer, gradient_clip_val=self.optimization.gradient_clip_val,
+                                gradient_clip_algorithm="norm")
             self._clip_next_step = False
 
     def beta_generator(self, device: torch.device) -> torch.Generator:
@@ -395,7 +218,8 @@ class MultiRealismModule(L.LightningModule):
         # drawn after β from the same per-rank stream
         rate = {} if self.rate_ladder is None else {"quality": self.rate_ladder.sample(x.shape[0], x.device, generator)}
 
-        warming_up = self.global_step < self.discriminator_warmup_steps
+        settings = self.discriminator_settings
+        warming_up = settings is not None and self.global_step < settings.warmup_steps
         if warming_up:  # only the discriminator learns: the codec runs without gradients
             with torch.no_grad():
                 out = self.codec(x, beta, **rate)
@@ -407,7 +231,7 @@ class MultiRealismModule(L.LightningModule):
                 terms = self.generator_terms(x, out, beta, **rate)
                 skipped = not self._update(opt_g, terms["loss"], clip=True, counted=True)
 
-        if self.gan:
+        if self.discriminator is not None:
             opt_d = optimizers[1]
             discriminator = self.discriminator
             y_hat, x_hat = out.y_hat.detach(), out.x_hat.detach()
@@ -478,8 +302,10 @@ class MultiRealismModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        """Record the architecture so ``MultiRealismCodec.from_checkpoint(ckpt)`` can rebuild it."""
+        """Record the architecture and the objective so ``MultiRealismCodec.from_checkpoint(ckpt)`` rebuilds both."""
         checkpoint[CONFIG_KEY] = {"config": self.codec.config()}
+        if self.codec.objective is not None:
+            checkpoint[CONFIG_KEY][OBJECTIVE_KEY] = self.codec.objective.to_dict()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
         self._saved_step = checkpoint.get("global_step")
 
@@ -517,11 +343,7 @@ class MultiRealismModule(L.LightningModule):
         return _IncompatibleKeys(missing, unexpected)
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        """Move an old layout's ``codec.discriminator.*`` to ``discriminator.*`` and re-add the perceptual net."""
-        old, new = "codec.discriminator.", "discriminator."
-        checkpoint["state_dict"] = {
-            (new + k[len(old):] if k.startswith(old) else k): v for k, v in checkpoint["state_dict"].items()
-        }
+        """Re-add the frozen perceptual network, which checkpoints leave out."""
         if self.perceptual is not None:  # the frozen LPIPS network is rebuilt, not stored
             for key, value in self.perceptual.state_dict().items():
                 checkpoint["state_dict"][f"perceptual.{key}"] = value

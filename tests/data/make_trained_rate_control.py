@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # the repository, so its multirealism 
 from compact_codec import load_compact, round_parameters_to_half, save_compact  # noqa: E402
 
 from multirealism import MultiRealismCodec  # noqa: E402
-from multirealism.presets import tiny_config  # noqa: E402
+from multirealism.zoo import tiny_config  # noqa: E402
 from multirealism.training.quality import RateLadder  # noqa: E402
 
 LAMBDAS = (16.0, 4.0, 1.0)  # rate weight per level, level 0 = lowest rate

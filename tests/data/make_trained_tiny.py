@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE.parent))  # tests/, for compact_codec
 from compact_codec import round_parameters_to_half, save_compact  # noqa: E402
 
 from multirealism import MultiRealismCodec  # noqa: E402
-from multirealism.presets import tiny_config  # noqa: E402
+from multirealism.zoo import tiny_config  # noqa: E402
 
 
 def fit(entropy_model: str, steps: int = 600, crop: int = 64, batch: int = 8, mse_weight: float = 1e4) -> MultiRealismCodec:
