@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import torch
 
 from multirealism import MultiRealismCodec
-from multirealism.presets import codec_config as preset_config
+from multirealism.zoo import codec_config as preset_config
 from multirealism.registry import REGISTRIES
 
 

@@ -125,7 +125,7 @@ def training_images_per_second(args: argparse.Namespace, steps: int = 3) -> floa
     """Images/s of tiny-codec training steps (rate + 150*MSE, Adam): an upper bound of real training speed,
     which also pays for LPIPS and the discriminator."""
     from multirealism import MultiRealismCodec
-    from multirealism.presets import tiny_config
+    from multirealism.zoo import tiny_config
 
     torch.manual_seed(0)
     codec = MultiRealismCodec.from_config(tiny_config()).train()

@@ -3,9 +3,8 @@
 MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one image of
 ``--size`` pixels, divided by its pixel count; they do not depend on the weights or the machine, so
 they are the noise-free companion of ``codec_speed.py``. CompressAI's ``Elic2022Official`` and
-``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized ``small``
-codec (GDN encoder, hyperprior, residual β-conditioned generator) and ``small_realism`` (the same with the
-realism head of the shipped ``small-v2`` and ``small-v3``) next to ``MeanScaleHyperprior(64, 96)``.
+``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized presets (``small``
+without and with its rate-gated realism head, ``medium``) next to ``MeanScaleHyperprior(64, 96)``.
 
     python benchmarks/model_size.py                   # paper and tiny scale
     python benchmarks/model_size.py --scales paper --out size.json
@@ -85,8 +84,8 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
 
 
 def small_rows(size: int) -> List[Dict[str, Any]]:
-    """The ``small`` and ``small_realism`` codecs (the latter also with small-v7's rate gate and with the
-    64-channel rate-aware head of configs/small_rate_head.yaml) by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
+    """The ``small`` preset's base and the shipped ``small`` (with its rate-gated realism head) and the ``medium``
+    base by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
     from compressai.models import MeanScaleHyperprior
 
     from multirealism import create_codec
@@ -95,10 +94,8 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
     pixels = size * size
     beta_map = torch.full((1, 1, 1, 1), BETA)
     rows = []
-    presets = [("small", {}, ""), ("small_realism", {}, ""),
-               ("small_realism", {"num_levels": 9, "refiner_rate_gate": True}, " rate-gated head (small-v7, small-v8, small-v9)"),
-               ("small_realism", {"num_levels": 9, "refiner_channels": 64, "refiner_reads_rate": True},
-                " rate-aware 64-channel head")]
+    presets = [("small", {"realism_head": False}, " base"), ("small", {}, " with its rate-gated realism head (shipped)"),
+               ("medium", {}, "")]
     for preset, options, suffix in presets:
         torch.manual_seed(0)
         codec = create_codec(preset, options=options).eval()

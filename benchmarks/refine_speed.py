@@ -1,7 +1,7 @@
 """Encoder-side latent refinement: what each number of steps buys and costs with the shipped model.
 
 For each quality and step count this codes held-out photographs (scikit-image's, never trained on) with
-``compress(..., refine=LatentRefinement(steps))`` and prints the encode time per megapixel, the bytes and
+``refine(codec, x, quality, LatentRefinement(steps))`` and prints the encode time per megapixel, the bytes and
 the β = 0 PSNR next to the plain encoder's (0 steps), and the coded objective λ(q)·bpp + 150·MSE that
 refinement lowers. ``--realism W`` refines for both ends of β instead (``LatentRefinement(realism=W)``:
 a pass of the model's perceptual distance at β_max per step, at its training scales, so slower); the objective column stays the β = 0 one.
@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, write_json  # noqa: E402
 
-from multirealism import LatentRefinement, MultiRealismCodec  # noqa: E402
+from multirealism import LatentRefinement, MultiRealismCodec, refine  # noqa: E402
 from multirealism.data.samples import load_sample  # noqa: E402
 from multirealism.data.transforms import to_tensor  # noqa: E402
 from multirealism.evaluation.metrics import psnr  # noqa: E402
@@ -36,7 +36,8 @@ def measure(codec: MultiRealismCodec, name: str, x: torch.Tensor, quality: float
     """One coding of ``x`` at ``quality`` with ``steps`` refinement steps: time, bytes, PSNR, objective."""
     pixels = x.shape[-2] * x.shape[-1]
     start = time.perf_counter()
-    data = codec.compress(x, quality, LatentRefinement(steps, realism=realism) if steps else None)
+    latent = refine(codec, x, quality, LatentRefinement(steps, realism=realism)) if steps else codec.encode(x, quality)
+    data = codec.compress_latent(latent)
     seconds = time.perf_counter() - start
     decoded = codec.decompress(data, 0.0)
     bpp = 8 * len(data) / pixels

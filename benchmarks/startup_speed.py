@@ -25,7 +25,7 @@ def bitstream(root: Path, folder: Path) -> Path:
     """A small .mrc written by the tiny preset of ``root``'s package (for the ``info`` row)."""
     path = folder / "x.mrc"
     code = (
-        "import torch\nfrom multirealism import MultiRealismCodec\nfrom multirealism.presets import tiny_config\n"
+        "import torch\nfrom multirealism import MultiRealismCodec\nfrom multirealism.zoo import tiny_config\n"
         "torch.manual_seed(0)\ncodec = MultiRealismCodec.from_config(tiny_config()).eval()\n"
         f"open({str(path)!r}, 'wb').write(codec.compress(torch.rand(3, 64, 64)))\n"
     )

@@ -50,8 +50,8 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SCALES, build_codec, devices, discriminator_spec, machine, median, print_table, synchronize, write_json  # noqa: E402,E501
 
-from multirealism.training import MultiRealismModule, discriminator_loss  # noqa: E402
-from multirealism.training.module import quantile_parameters  # noqa: E402
+from multirealism.training import DiscriminatorSettings, MultiRealismModule, Objective, discriminator_loss  # noqa: E402
+from multirealism.training.initialization import quantile_parameters  # noqa: E402
 
 CPU_PRECISIONS = ("32-true", "bf16-mixed")
 GPU_PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
@@ -63,7 +63,8 @@ def make_module(scale: str, seed: int = 0) -> MultiRealismModule:
     spec = {"name": spec["name"], "args": {k: v for k, v in spec["args"].items() if k not in ("latent_channels", "beta_max")}}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*lpips-random-test-only.*")
-        return MultiRealismModule(codec, discriminator=spec, gan=True, perceptual="lpips-random-test-only")
+        return MultiRealismModule(codec, discriminator=DiscriminatorSettings(**spec),
+                                  objective=Objective(perceptual="lpips-random-test-only"))
 
 
 def make_loader(batch_size: int, crop: int, batches: int) -> DataLoader:
@@ -112,10 +113,10 @@ class BareLoop:
         self.quantiles = quantile_parameters(codec)
         ids = {id(p) for p in self.quantiles}
         self.main = [p for p in codec.parameters() if id(p) not in ids]
-        self.opt_g = torch.optim.Adam(self.main, lr=module.lr)
-        self.opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=module.discriminator_lr,
-                                      betas=module.discriminator_betas)
-        self.opt_aux = torch.optim.Adam(self.quantiles, lr=module.aux_lr)
+        settings, optimization = module.discriminator_settings, module.optimization
+        self.opt_g = torch.optim.Adam(self.main, lr=optimization.lr)
+        self.opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=settings.lr, betas=settings.betas)
+        self.opt_aux = torch.optim.Adam(self.quantiles, lr=optimization.aux_lr)
         self.dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
 

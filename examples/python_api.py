@@ -2,7 +2,7 @@
 
     .venv/bin/python examples/python_api.py [--ckpt runs/tiny/checkpoints/last.ckpt] [--quality 2]
 
-Without ``--ckpt`` the model shipped in the package (``small-v9``) is used: bytes from the rANS
+Without ``--ckpt`` the model shipped in the package is used: bytes from the rANS
 coder, one entropy decode for all β, a spatial β map.
 """
 
@@ -20,7 +20,7 @@ from multirealism import MultiRealismCodec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", help="checkpoint to load (default: the shipped model small-v9)")
+    parser.add_argument("--ckpt", help="checkpoint to load (default: the shipped model)")
     parser.add_argument("--quality", type=float, default=None, help="rate level (default: the highest)")
     parser.add_argument("--out", default="beta_strip.png", help="where to write the decoded strip")
     args = parser.parse_args()

@@ -28,7 +28,7 @@ from torch import Tensor
 from multirealism import MultiRealismCodec
 from multirealism.data.transforms import center_crop, to_tensor
 from multirealism.errors import ImageInputError, MultiRealismError
-from multirealism.pretrained import DEFAULT_MODEL
+from multirealism.zoo import default_pretrained
 from multirealism.evaluation import baselines, plots
 from multirealism.evaluation.inputs import EvalImage, list_images
 from multirealism.evaluation.report import curves, summarize, write_csv
@@ -40,7 +40,7 @@ CURVE_FIELDS = ("series", "codec", "beta", "quality", "bpp", "psnr", "ms_ssim")
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", help="the model's checkpoint (.ckpt or .safetensors; default: the shipped small-v9)")
+    parser.add_argument("--ckpt", help="the model's checkpoint (.ckpt or .safetensors; default: the shipped model)")
     parser.add_argument("--data", default="samples", help="image folder, or 'samples' (scikit-image photographs)")
     parser.add_argument("--out", default="docs/figures", help="folder the figures and numbers go to")
     parser.add_argument("--crop", type=int, default=256, help="side of the centre crop shown, in pixels")
@@ -78,7 +78,7 @@ def crop_rows(codec: MultiRealismCodec, model: str, images: Sequence[EvalImage],
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    ((model, codec),) = load_models([args.ckpt]) if args.ckpt else load_models([], pretrained=[DEFAULT_MODEL])
+    ((model, codec),) = load_models([args.ckpt]) if args.ckpt else load_models([], pretrained=[default_pretrained()])
     betas = args.betas if args.betas else [0.0, codec.beta_max]
     quality = args.quality if args.quality is not None else float(codec.num_levels // 2)
     if args.crop < 1:
