@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 def run_models(args: argparse.Namespace) -> int:
     from multirealism.pretrained import DEFAULT_MODEL, list_pretrained, pretrained_info
 
+    if args.json:
+        print(json.dumps([{"name": name, "default": name == DEFAULT_MODEL, "summary": pretrained_info(name).summary}
+                          for name in list_pretrained()]))
+        return 0
     for name in list_pretrained():
         marker = " (default)" if name == DEFAULT_MODEL else ""
         print(f"{name}{marker}: {pretrained_info(name).summary}")
@@ -68,6 +73,7 @@ def _differing_from(state: "Dict[str, Tensor]", base: "MultiRealismCodec", name:
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     """Register ``models`` and ``export``."""
     p = subparsers.add_parser("models", help="list the models shipped in the package")
+    p.add_argument("--json", action="store_true", help="print a JSON list (for scripts)")
     p.set_defaults(func=run_models)
 
     p = subparsers.add_parser("export", help="training checkpoint -> inference .safetensors (config in metadata)")
