@@ -46,8 +46,9 @@ def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes, overwrite: b
     writer). Where the filesystem has no hard links, an existence check just before the rename is used.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -57,8 +58,11 @@ def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes, overwrite: b
             os.replace(tmp, path)
         else:
             _link_new(tmp, path)
+    except OSError as err:  # read-only folder, disk full, ...: name the file asked for, not the temp file
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -105,9 +109,18 @@ def weights_bytes(config: Dict[str, Any], state_dict: Dict[str, Tensor], safeten
 
 
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
-    """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
+    """Return ``(config or None, codec state_dict)`` from any supported file, safely; NaN or infinite weights
+    are refused."""
     config, state, _ = _read_checkpoint(path)
+    _check_finite(state, os.fspath(path))
     return config, state
+
+
+def check_resumable(path: "str | os.PathLike[str]") -> None:
+    """Refuse, with one :class:`CheckpointError` line, a checkpoint ``fit --ckpt_path`` should not resume
+    from: missing, not a torch checkpoint, truncated, a pickle holding code, or NaN/infinite weights."""
+    _, state, _ = _read_checkpoint(path)
+    _check_finite(state, os.fspath(path))
 
 
 def _read_checkpoint(
@@ -166,6 +179,8 @@ def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, T
         config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{str(path)!r} has a malformed config in its metadata: {err}") from err
+    except RecursionError:
+        raise CheckpointError(f"{str(path)!r} has a config nested too deeply to read in its metadata") from None
     return config, state
 
 
@@ -263,5 +278,8 @@ def load_codec(
     codec.load_state_dict(state)
     codec.to(map_location).eval()
     codec.update()
-    codec.objective = objective_from_hparams(hparams)  # a Lightning checkpoint says what it trained for
+    try:  # a Lightning checkpoint says what it trained for
+        codec.objective = objective_from_hparams(hparams, codec.num_levels)
+    except ValueError as err:
+        raise CheckpointError(f"{source!r}: its training objective is unusable: {err}") from None
     return codec

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from multirealism.perceptual_scales import check_scales, multiscale_distance
+from multirealism.perceptual_names import PERCEPTUAL_LABELS
+from multirealism.perceptual_scales import MIN_POOLED_SIDE, check_scales, multiscale_distance
 
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
@@ -59,6 +61,8 @@ class RateDistortionObjective:
             raise ValueError(f"mse_weight must be a positive finite number, got {self.mse_weight!r}")
         if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
             raise ValueError(f"perceptual_weight must be a finite number >= 0, got {self.perceptual_weight!r}")
+        if self.perceptual is not None and self.perceptual not in PERCEPTUAL_LABELS:
+            raise ValueError(f"perceptual {self.perceptual!r} is not a known distance ({', '.join(PERCEPTUAL_LABELS)})")
         if (self.perceptual is None) != (self.perceptual_weight == 0):
             raise ValueError("perceptual and perceptual_weight go together: name the distance and give it a weight > 0")
         object.__setattr__(self, "lambdas", values)
@@ -92,10 +96,14 @@ def _per_level(values: Tuple[float, ...], quality: Tensor) -> Tensor:
     return ((1 - frac) * logs[low] + frac * logs[low + 1]).exp().to(torch.float32).to(quality.device)
 
 
-def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[RateDistortionObjective]:
+def objective_from_hparams(
+    hparams: Optional[Mapping[str, Any]], num_levels: Optional[int] = None
+) -> Optional[RateDistortionObjective]:
     """The objective a training module's hyperparameters (a Lightning checkpoint's) name: its rate
     ladder's λs, ``mse_weight`` and, unless ``"none"``, ``perceptual`` with ``lpips_weight``. None when
-    they name no fixed λ per level (a fixed-rate run, or λs adapted to target rates) or are unusable."""
+    they name no fixed λ per level (a fixed-rate run, or λs adapted to target rates); a ValueError when
+    they name one that is unusable (bad values, an unknown distance, or not one λ per each of the codec's
+    ``num_levels``)."""
     if not hparams:
         return None
     ladder = hparams.get("rate_ladder")
@@ -107,14 +115,17 @@ def objective_from_hparams(hparams: Optional[Mapping[str, Any]]) -> Optional[Rat
     perceptual = None if perceptual in (None, "none") else str(perceptual)
     scales = ladder_args.get("realism_scales")
     try:
-        return RateDistortionObjective(
+        objective = RateDistortionObjective(
             tuple(lambdas), mse_weight=float(hparams.get("mse_weight", 150.0)), perceptual=perceptual,
             perceptual_weight=float(hparams.get("lpips_weight", 1 / 2.56)) if perceptual else 0.0,
             realism_scales=tuple(scales) if scales else None,
             perceptual_scales=tuple(hparams.get("perceptual_scales") or (1,)) if perceptual else (1,),
         )
-    except (TypeError, ValueError):
-        return None
+    except TypeError as err:
+        raise ValueError(f"malformed hyperparameters: {err}") from None
+    if num_levels is not None and len(objective.lambdas) != num_levels:
+        raise ValueError(f"its rate ladder has {len(objective.lambdas)} λ values for a model of {num_levels} rate levels")
+    return objective
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,8 @@ class LatentRefinement:
     steps: int = 30
     lr: float = 0.02
     realism: float = 0.0
+    #: called after each step with (steps done, steps in all), e.g. to show progress
+    progress: Optional[Callable[[int, int], None]] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
@@ -228,6 +241,8 @@ def refine_latent(
             latent.grad = grad
             optimizer.step()
             schedule.step()
+            if refinement.progress is not None:
+                refinement.progress(step + 1, refinement.steps)
     return best_latent.to(y.dtype).contiguous()  # the coder computes scales in the default layout
 
 
@@ -259,7 +274,22 @@ class _DistortionAtEnds:
             x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
             d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
             if beta > 0 and self.perceptual is not None:
-                distance = multiscale_distance(self.perceptual, x_hat, x, self.objective.perceptual_scales)
+                distance = multiscale_distance(self.perceptual, *_readable(x_hat, x), self._scales(height, width))
                 d = d + beta * self.realism_scale * self.objective.perceptual_weight * distance.flatten()
             total = total + weight * d
         return total
+
+    def _scales(self, height: int, width: int) -> Tuple[int, ...]:
+        """The objective's scales whose pooled copies the network can read, (1,) when none can."""
+        shortest = min(height, width)
+        return tuple(f for f in self.objective.perceptual_scales if f == 1 or shortest // f >= MIN_POOLED_SIDE) or (1,)
+
+
+def _readable(x_hat: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Both images edge-padded to at least :data:`MIN_POOLED_SIDE` on each side: the perceptual networks
+    cannot read smaller inputs (a 1x1 or 2x3 image would fail inside their reflection padding)."""
+    height, width = x.shape[-2:]
+    pad = (0, max(0, MIN_POOLED_SIDE - width), 0, max(0, MIN_POOLED_SIDE - height))
+    if not any(pad):
+        return x_hat, x
+    return F.pad(x_hat, pad, mode="replicate"), F.pad(x, pad, mode="replicate")
