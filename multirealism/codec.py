@@ -451,14 +451,15 @@ class MultiRealismCodec(CompressionModel):
         """
         if isinstance(beta, (list, tuple)) and not beta:
             raise ParameterError("beta is an empty list: give at least one realism weight")
-        y_hat, stream = self.decode_latent(data)
-        height, width = stream.height, stream.width
         betas = list(beta) if isinstance(beta, (list, tuple)) else [beta]
-        padded = stream.num_images * y_hat.shape[-2] * y_hat.shape[-1] * self.encoder.downsampling**2
+        stream = self.read_header(data)  # sizes first: refuse what memory cannot hold before decoding anything
+        padded = stream.num_images * stream.latent_shape[0] * stream.latent_shape[1] * self.pad_multiple**2
         memory_budget.check_memory(
             padded, memory_budget.DECODE_BYTES_PER_PIXEL + memory_budget.BYTES_PER_OUTPUT_PIXEL * len(betas),
-            f"decoding {stream.num_images} image(s) of {stream.width}x{stream.height}", y_hat.device,
+            f"decoding {stream.num_images} image(s) of {stream.width}x{stream.height}", next(self.parameters()).device,
         )
+        y_hat, stream = self.decode_latent(data)
+        height, width = stream.height, stream.width
         maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
         y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # synthesis ~1.5x faster on CPU
         images = []

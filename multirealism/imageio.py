@@ -125,6 +125,14 @@ def _to_unit_array(image: Image.Image, path: Path) -> np.ndarray:
     return array
 
 
+def image_size(path: "PathLike | bytes", max_pixels: int = DEFAULT_MAX_PIXELS) -> "tuple[int, int]":
+    """``(width, height)`` of an image file (or its bytes) from its header, without decoding pixels; the same
+    refusals as :func:`load_image` for what is not a single image within ``max_pixels``."""
+    data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
+    with _open_checked(Path("<bytes>" if data is not None else path), max_pixels, data) as image:
+        return image.size
+
+
 def load_image(
     path: "PathLike | bytes", alpha: str = "drop", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Tensor:

@@ -23,8 +23,9 @@ from multirealism.errors import ResourceLimitError
 DECODE_BYTES_PER_PIXEL = 660
 #: the same for ``compress`` without latent refinement (measured 223 bytes)
 ENCODE_BYTES_PER_PIXEL = 270
-#: the same for ``compress`` with latent refinement (autograd keeps the synthesis activations)
-REFINE_BYTES_PER_PIXEL = 8000
+#: the same for ``compress --refine`` at realism 0 (measured 1266 bytes from 0.25 to 0.5 MP: autograd keeps the
+#: synthesis activations); a perceptual term (realism > 0) adds its network's, not counted here
+REFINE_BYTES_PER_PIXEL = 1600
 #: each extra β keeps one more float32 RGB image
 BYTES_PER_OUTPUT_PIXEL = 12
 

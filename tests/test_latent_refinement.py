@@ -185,7 +185,8 @@ def test_a_lightning_checkpoint_carries_its_objective(tmp_path) -> None:
     codec.save(tmp_path / "plain.safetensors")
     assert MultiRealismCodec.from_checkpoint(tmp_path / "plain.safetensors").objective is None
     assert objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": None, "target_bpps": [0.1, 0.3]}}}) is None
-    assert objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": [1.0, -2.0]}}}) is None
+    with pytest.raises(ValueError, match="positive finite"):
+        objective_from_hparams({"rate_ladder": {"init_args": {"lambdas": [1.0, -2.0]}}})
     assert objective_from_hparams({"perceptual": "none", "rate_ladder": {"init_args": {"lambdas": [1.0]}}}) == \
         RateDistortionObjective((1.0,))
 

@@ -166,7 +166,7 @@ def test_a_bitstream_of_another_model_asks_for_its_checkpoint(tmp_path, capsys) 
     bitstream.write_bytes(other.compress(natural_image("coffee", 32).unsqueeze(0)))
     assert main(["info", str(bitstream)]) == 0
     assert "shipped model:  none (pass --ckpt" in capsys.readouterr().out
-    assert main(["decompress", str(bitstream), str(tmp_path / "out.png")]) == 2
+    assert main(["decompress", str(bitstream), str(tmp_path / "out.png")]) == 1
     err = capsys.readouterr().err
     assert "which is not a shipped model; pass --ckpt" in err and "\n" not in err.strip()
 
@@ -179,7 +179,7 @@ def test_export_writes_the_inference_weights_of_a_checkpoint(codec, tmp_path, ca
     printed = capsys.readouterr().out
     assert f"fingerprint: {codec.fingerprint.hex()}" in printed
     assert MultiRealismCodec.from_checkpoint(out).fingerprint == codec.fingerprint
-    assert main(["export", str(source), str(out)]) == 2  # no overwrite without --force
+    assert main(["export", str(source), str(out)]) == 1  # no overwrite without --force
     assert "already exists" in capsys.readouterr().err
 
 
@@ -227,7 +227,7 @@ def test_a_model_shipped_as_a_delta_on_its_base(tmp_path, capsys) -> None:
     make_tiny_codec().save(other)
     with pytest.raises(CheckpointError, match="another architecture than its base"):
         apply_delta(MultiRealismCodec.pretrained("small-v3"), other, "test")
-    assert main(["export", str(other), str(tmp_path / "x.safetensors"), "--base", "small-v3"]) == 2
+    assert main(["export", str(other), str(tmp_path / "x.safetensors"), "--base", "small-v3"]) == 1
     assert "--base small-v3: the checkpoint's architecture is not the base model's" in capsys.readouterr().err
 
 

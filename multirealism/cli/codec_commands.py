@@ -174,7 +174,8 @@ def run_compress(args: argparse.Namespace) -> int:
     import dataclasses
     import warnings
 
-    from multirealism.imageio import TransparencyError, check_destination, load_image
+    from multirealism import memory_budget
+    from multirealism.imageio import TransparencyError, check_destination, image_size, load_image
     from multirealism.latent_refinement import refinement_from_args, refinement_problem
 
     suffixes = _image_suffixes()
@@ -199,11 +200,15 @@ def run_compress(args: argparse.Namespace) -> int:
         raise CommandLineError(problem)
     for source, out in jobs:
         start = time.perf_counter()
+        image_file = sys.stdin.buffer.read() if source == STDIO else source
+        width, height = image_size(image_file, codec.max_pixels)  # before decoding the pixels
+        padded = (-(-width // codec.pad_multiple)) * (-(-height // codec.pad_multiple)) * codec.pad_multiple**2
+        memory_budget.check_memory(padded, memory_budget.REFINE_BYTES_PER_PIXEL if refine else
+                                   memory_budget.ENCODE_BYTES_PER_PIXEL, f"encoding {source!r} ({width}x{height})")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:
-                image = load_image(sys.stdin.buffer.read() if source == STDIO else source, alpha=args.alpha,
-                                   max_pixels=codec.max_pixels)
+                image = load_image(image_file, alpha=args.alpha, max_pixels=codec.max_pixels)
             except TransparencyError as err:  # the command line's spelling of the option
                 raise ImageInputError(f"{err.description} (pass --alpha drop to ignore it)") from None
         for warning in caught:  # a plain line, not a Python warning record
