@@ -233,10 +233,21 @@ def test_fifo_and_device_outputs_are_written_through_never_replaced(tmp_path):
     write_new_file(fifo, b"MRIC-data", force=True)
     reader.join(timeout=30)
     assert received == [b"MRIC-data"] and stat.S_ISFIFO(fifo.stat().st_mode)
-    write_new_file("/dev/null", b"x", force=True)  # a character device: written into, still a device
-    write_new_file("/dev/null", b"x")  # as Unix tools do, with or without force
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    assert sorted(os.listdir(tmp_path)) == ["pipe"]  # no temp file
+    null = _null_device(tmp_path)  # a character device: written into, still a device
+    write_new_file(null, b"x", force=True)
+    write_new_file(null, b"x")  # as Unix tools do, with or without force
+    assert stat.S_ISCHR(null.stat().st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["null", "pipe"]  # no temp file
+
+
+def _null_device(folder):
+    """A private /dev/null (a code under test that replaced it would replace this one, not the system's)."""
+    path = folder / "null"
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    return path
 
 
 def test_unwritable_folder_and_full_disk_name_the_target_not_the_temp_file(tmp_path, monkeypatch):
