@@ -10,7 +10,6 @@ or the kernel's OOM killer end the process.
 
 from __future__ import annotations
 
-import resource
 from pathlib import Path
 from typing import Optional
 
@@ -51,6 +50,10 @@ def _cgroup_available() -> Optional[int]:
 
 
 def _address_space_available() -> Optional[int]:
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None
