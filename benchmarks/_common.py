@@ -32,7 +32,7 @@ def discriminator_spec(scale: str) -> Dict[str, Any]:
 
 
 def codec_config(scale: str, entropy_model: str) -> Dict[str, Any]:
-    """Config of the registered preset for ``scale`` in SCALES (multirealism.presets)."""
+    """Config of the registered preset for ``scale`` in SCALES (multirealism.zoo)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if entropy_model not in ENTROPY_MODELS:

@@ -86,6 +86,26 @@ def check_latent(y: Tensor) -> None:
         )
 
 
+def check_decoded_latent(y_hat: Tensor) -> None:
+    """Refuse an entropy-decoded latent no encoder could have coded (non-finite, or over
+    :data:`MAX_LATENT_MAGNITUDE`, which :func:`check_latent` enforces when coding): the bytes are corrupt
+    (a crafted stream with a valid checksum), not the model."""
+    if y_hat.numel() and not (bool(y_hat.isfinite().all()) and float(y_hat.abs().max()) <= MAX_LATENT_MAGNITUDE):
+        raise BitstreamError(
+            f"bitstream decodes to a latent of magnitude {float(y_hat.abs().max()):.3g}, which no encoder writes: "
+            "its coded strings are corrupt"
+        )
+
+
+def check_decoded_image(image: Tensor, generator: nn.Module) -> None:
+    """Refuse a non-finite decoded image, blaming the generator's weights only when they hold NaN/inf
+    (otherwise a corrupt latent produced it)."""
+    if bool(image.isfinite().all()):
+        return
+    check_weights(generator, "generator")
+    raise BitstreamError("bitstream decodes to non-finite pixel values: its coded strings are corrupt")
+
+
 def check_weights(module: nn.Module, what: str) -> None:
     """Refuse a module with non-finite parameters or buffers before it computes coding parameters."""
     for name, tensor in [*module.named_parameters(), *module.named_buffers()]:

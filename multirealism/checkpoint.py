@@ -55,8 +55,9 @@ def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes, overwrite: b
     writer). Where the filesystem has no hard links, an existence check just before the rename is used.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -66,8 +67,11 @@ def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes, overwrite: b
             os.replace(tmp, path)
         else:
             _link_new(tmp, path)
+    except OSError as err:  # read-only folder, disk full, ...: name the file asked for, not the temp file
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -123,9 +127,18 @@ def weights_bytes(
 
 
 def load_weights(path: "str | os.PathLike[str]") -> Tuple[Optional[Dict[str, Any]], Dict[str, Tensor]]:
-    """Return ``(config or None, codec state_dict)`` from any supported file, safely."""
+    """Return ``(config or None, codec state_dict)`` from any supported file, safely; NaN or infinite weights
+    are refused."""
     config, state, _ = _read_checkpoint(path)
+    _check_finite(state, os.fspath(path))
     return config, state
+
+
+def check_resumable(path: "str | os.PathLike[str]") -> None:
+    """Refuse, with one :class:`CheckpointError` line, a checkpoint ``fit --ckpt_path`` should not resume
+    from: missing, not a torch checkpoint, truncated, a pickle holding code, or NaN/infinite weights."""
+    _, state, _ = _read_checkpoint(path)
+    _check_finite(state, os.fspath(path))
 
 
 def _read_checkpoint(
@@ -185,6 +198,8 @@ def _load_safetensors(path: Path) -> Tuple[Optional[Dict[str, Any]], Dict[str, T
         objective = json.loads(metadata[OBJECTIVE_KEY]) if OBJECTIVE_KEY in metadata else None
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{str(path)!r} has malformed metadata: {err}") from err
+    except RecursionError:
+        raise CheckpointError(f"{str(path)!r} has a config nested too deeply to read in its metadata") from None
     return config, state, objective
 
 
@@ -283,6 +298,9 @@ def load_codec(
         objective = None if stored_objective is None else RateDistortionObjective.from_dict(stored_objective)
     except ValueError as err:
         raise CheckpointError(f"{source!r} holds an unusable training objective: {err}") from None
+    if objective is not None and objective.num_levels != codec.num_levels:
+        raise CheckpointError(f"{source!r}: its training objective has {objective.num_levels} λ values for a model "
+                              f"of {codec.num_levels} rate levels")
     codec.load_state_dict(state)
     codec.to(map_location).eval()
     codec.update()

@@ -19,7 +19,7 @@ from compressai.models import CompressionModel
 from torch import Tensor, nn
 
 import multirealism.components  # noqa: F401  (registers the built-in components)
-from multirealism import bitstream_guards, container
+from multirealism import bitstream_guards, container, memory_budget
 from multirealism.checkpoint import RESIZED_BUFFERS, load_codec, load_shipped, save_weights
 from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel, EntropyOutput
 from multirealism.components.conditioning import beta_as_map, check_beta_range
@@ -30,7 +30,7 @@ from multirealism.components.rate_control import (
     scale_latent,
     unscale_latent,
 )
-from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
+from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError, ParameterError
 from multirealism.objective import RateDistortionObjective
 from multirealism.registry import REGISTRIES, Registry, component_spec
 
@@ -369,6 +369,9 @@ class MultiRealismCodec(CompressionModel):
         self.fingerprint  # builds the coder tables on first use
         x = x.to(next(self.parameters()).device, torch.float32)
         padded = F.pad(x, self._padding(height, width), mode="replicate")
+        memory_budget.check_memory(padded[:, 0].numel(), memory_budget.ENCODE_BYTES_PER_PIXEL,
+                                   f"encoding {batch} image(s) of {width}x{height}",
+                                   x.device)
         # Analysis runs channels-last (about 1.4x faster on CPU); the entropy model gets y back in the
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
@@ -423,6 +426,7 @@ class MultiRealismCodec(CompressionModel):
             y_hat = self.entropy_model.decompress(guarded, stream.latent_shape)
         except (ValueError, RuntimeError, IndexError) as err:
             raise BitstreamError(f"entropy decoding failed: {err}") from err
+        bitstream_guards.check_decoded_latent(y_hat)
         return unscale_latent(self.rate_control, y_hat, stream.quality), stream
 
     @torch.no_grad()
@@ -434,14 +438,22 @@ class MultiRealismCodec(CompressionModel):
         A list of floats returns a list of images, one per β, from a single entropy decode. A
         ``(B,)`` tensor gives each image its own β; a ``(B, 1, H, W)`` tensor is a spatial β map.
         """
+        if isinstance(beta, (list, tuple)) and not beta:
+            raise ParameterError("beta is an empty list: give at least one realism weight")
+        betas = list(beta) if isinstance(beta, (list, tuple)) else [beta]
+        stream = self.read_header(data)  # sizes first: refuse what memory cannot hold before decoding anything
+        padded = stream.num_images * stream.latent_shape[0] * stream.latent_shape[1] * self.pad_multiple**2
+        memory_budget.check_memory(
+            padded, memory_budget.DECODE_BYTES_PER_PIXEL + memory_budget.BYTES_PER_OUTPUT_PIXEL * len(betas),
+            f"decoding {stream.num_images} image(s) of {stream.width}x{stream.height}", next(self.parameters()).device,
+        )
         y_hat, stream = self.decode_latent(data)
         height, width = stream.height, stream.width
-        betas = list(beta) if isinstance(beta, (list, tuple)) else [beta]
         maps = [self._pad_beta(b, stream.num_images, height, width, y_hat.device) for b in betas]
         y_hat = y_hat.contiguous(memory_format=torch.channels_last)  # synthesis ~1.5x faster on CPU
         images = []
         for image in self.synthesize(y_hat, maps, stream.quality):  # β-independent synthesis done once
             image = image[..., :height, :width].contiguous()
-            bitstream_guards.check_finite(image, "decoded image")
+            bitstream_guards.check_decoded_image(image, self.generator)
             images.append(image.clamp_(0, 1))
         return images if isinstance(beta, (list, tuple)) else images[0]

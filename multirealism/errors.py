@@ -6,6 +6,14 @@ from __future__ import annotations
 class MultiRealismError(Exception):
     """Base class of every error the library raises on purpose."""
 
+    def for_command_line(self) -> str:
+        """The message as the command line shows it (a subclass may name the option instead of the argument)."""
+        return str(self)
+
+
+class ParameterError(MultiRealismError, ValueError):
+    """An argument of the Python API is out of range or of the wrong type (a quality, a β, an empty β list)."""
+
 
 class BitstreamError(MultiRealismError, ValueError):
     """The bytes are not a valid multirealism bitstream (truncated, corrupted, wrong magic or format)."""
@@ -21,6 +29,21 @@ class ImageInputError(MultiRealismError, ValueError):
 
 class OutputPathError(MultiRealismError, OSError):
     """An output cannot be written: it exists (and ``force`` is off), is the input, or its folder is missing."""
+
+
+class OutputExistsError(OutputPathError):
+    """The output exists and ``force`` is off; the API names ``force=True``, the command line ``--force``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path!r} already exists; pass force=True to overwrite it")
+        self.path = path
+
+    def for_command_line(self) -> str:
+        return f"{self.path!r} already exists; pass --force to overwrite it"
+
+
+class ResourceLimitError(MultiRealismError, MemoryError):
+    """The work asked for needs more memory than this machine can give (refused before allocating it)."""
 
 
 class CheckpointError(MultiRealismError, ValueError):

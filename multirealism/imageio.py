@@ -9,19 +9,22 @@ with explicit, documented conversions (every other mode is refused with :class:`
   ``F`` must already lie in [0, 1].
 * Palette images are expanded (with their transparency, if any); ``CMYK``, ``YCbCr``, ``LAB`` and
   ``HSV`` are converted with Pillow's conversion (ICC profiles are ignored).
+* Animated or multi-page files (GIF, WebP, TIFF, ...) are refused: which frame to code is the user's choice.
 * An alpha channel that is fully opaque is dropped silently. One with transparent pixels is dropped
   with a warning (``alpha="drop"``) or refused (``alpha="error"``); colour under transparent pixels
   is kept as stored, not composited.
 
 The pixel count is checked against ``max_pixels`` from the header, before any pixel is decoded, so a
 decompression bomb costs nothing. :func:`save_image` and :func:`write_new_file` write through a temp
-file and a rename, and refuse an existing destination unless ``force=True``.
+file and a rename, and refuse an existing destination unless ``force=True``; a FIFO or character device
+(``/dev/null``) is written through, never replaced.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Union
@@ -33,7 +36,7 @@ from torch import Tensor
 
 from multirealism.checkpoint import atomic_write_bytes
 from multirealism.container import DEFAULT_MAX_PIXELS, pixel_limit_message
-from multirealism.errors import ImageInputError, OutputPathError
+from multirealism.errors import ImageInputError, OutputExistsError, OutputPathError
 
 PathLike = Union[str, "os.PathLike[str]"]
 ALPHA_POLICIES = ("drop", "error")
@@ -56,18 +59,26 @@ OUTPUT_FORMATS = {".png": ("PNG", {}), ".webp": ("WEBP", {"lossless": True}), ".
                   ".jpeg": ("JPEG", {"quality": 95})}
 
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
-    """Open lazily and check the declared size before decoding any pixel data."""
-    if not path.is_file():
+def _open_checked(path: Path, max_pixels: int, data: "bytes | None" = None) -> Image.Image:
+    """Open lazily (``data`` if given, else the file ``path``) and check the declared size and frame count
+    before decoding any pixel data."""
+    if data is None and not path.is_file():
         raise ImageInputError(f"image {str(path)!r} does not exist or is not a file")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(path if data is None else io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ImageInputError(f"image {str(path)!r} is too large: {err}") from err
         except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
             raise ImageInputError(f"{str(path)!r} is not a readable image: {err}") from err
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        image.close()
+        raise ImageInputError(
+            f"image {str(path)!r} has {frames} frames (animated or multi-page); multirealism codes one still image: "
+            "extract the frame you want first"
+        )
     width, height = image.size
     if width < 1 or height < 1:
         image.close()
@@ -114,14 +125,24 @@ def _to_unit_array(image: Image.Image, path: Path) -> np.ndarray:
     return array
 
 
+def image_size(path: "PathLike | bytes", max_pixels: int = DEFAULT_MAX_PIXELS) -> "tuple[int, int]":
+    """``(width, height)`` of an image file (or its bytes) from its header, without decoding pixels; the same
+    refusals as :func:`load_image` for what is not a single image within ``max_pixels``."""
+    data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
+    with _open_checked(Path("<bytes>" if data is not None else path), max_pixels, data) as image:
+        return image.size
+
+
 def load_image(
-    path: PathLike, alpha: str = "drop", max_pixels: int = DEFAULT_MAX_PIXELS
+    path: "PathLike | bytes", alpha: str = "drop", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Tensor:
-    """Read ``path`` as a ``(3, H, W)`` float32 tensor in [0, 1] (see the module docstring for the rules)."""
+    """Read ``path`` (a file, or an image file's bytes) as a ``(3, H, W)`` float32 tensor in [0, 1] (see the
+    module docstring for the rules)."""
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
-    path = Path(path)
-    image = _open_checked(path, max_pixels)
+    data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
+    path = Path("<bytes>" if data is not None else path)
+    image = _open_checked(path, max_pixels, data)
     try:
         with image:
             try:
@@ -165,25 +186,45 @@ def encode_image(image: Tensor, path: PathLike) -> bytes:
     return buffer.getvalue()
 
 
+def is_stream_target(path: Path) -> bool:
+    """Whether ``path`` is a FIFO or a character device (``/dev/null``, a terminal): written through, as Unix
+    tools do, never replaced by a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
 def check_destination(path: Path, force: bool) -> None:
-    """Refuse an output whose folder is missing, that is a folder, or that exists (unless ``force``)."""
+    """Refuse an output whose folder is missing, that is a folder or another special file, or that exists
+    (unless ``force``); a FIFO or character device is accepted, to be written through."""
+    if is_stream_target(path):
+        return
     if not path.parent.is_dir():
         raise OutputPathError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     if path.is_dir():
         raise OutputPathError(f"cannot write {str(path)!r}: it is a folder")
+    if path.exists() and not path.is_file():
+        raise OutputPathError(f"cannot write {str(path)!r}: it is not a regular file (a socket or block device)")
     if path.exists() and not force:
-        raise OutputPathError(f"{str(path)!r} already exists; pass force=True (--force) to overwrite it")
+        raise OutputExistsError(str(path))
 
 
 def write_new_file(path: PathLike, data: bytes, force: bool = False) -> None:
     """Write ``data`` atomically (temp file + rename); an existing ``path`` is an error unless ``force``,
-    also when another process creates it while we write."""
+    also when another process creates it while we write. A FIFO or character device is opened and
+    written through instead (never replaced)."""
     path = Path(path)
     check_destination(path, force)
+    if is_stream_target(path):
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return
     try:
         atomic_write_bytes(path, data, overwrite=force)
     except FileExistsError:
-        raise OutputPathError(f"{str(path)!r} already exists; pass force=True (--force) to overwrite it") from None
+        raise OutputExistsError(str(path)) from None
 
 
 def to_pil(image: Tensor) -> Image.Image:

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from multirealism import memory_budget
 from multirealism.codec import EncodedLatent, MultiRealismCodec
 from multirealism.components.conditioning import beta_as_map
 from multirealism.components.rate_control import unscale_latent
 from multirealism.objective import RateDistortionObjective
-from multirealism.perceptual_scales import multiscale_distance
+from multirealism.perceptual_scales import MIN_POOLED_SIDE, multiscale_distance
 
 if TYPE_CHECKING:
     from multirealism.training.perceptual import Perceptual
@@ -47,6 +49,8 @@ class LatentRefinement:
     steps: int = 30
     lr: float = 0.02
     realism: float = 0.0
+    #: called after each step with (steps done, steps in all), e.g. to show progress
+    progress: Optional[Callable[[int, int], None]] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
@@ -106,6 +110,9 @@ def refine(codec: MultiRealismCodec, x: Tensor, quality: Optional[float], refine
     if refinement.steps == 0:
         return latent
     images = (x.unsqueeze(0) if x.dim() == 3 else x).to(latent.y.device, torch.float32)
+    pixels = latent.y.shape[0] * latent.y.shape[-2] * latent.y.shape[-1] * codec.encoder.downsampling**2
+    memory_budget.check_memory(pixels, memory_budget.REFINE_BYTES_PER_PIXEL,
+                               f"refining {images.shape[0]} image(s) of {latent.width}x{latent.height}", images.device)
     y = refine_latent(codec, images, latent.y, latent.quality, codec.objective, refinement)
     return EncodedLatent(y, latent.height, latent.width, latent.quality)
 
@@ -163,6 +170,8 @@ def refine_latent(
             latent.grad = grad
             optimizer.step()
             schedule.step()
+            if refinement.progress is not None:
+                refinement.progress(step + 1, refinement.steps)
     return best_latent.to(y.dtype).contiguous()  # the coder computes scales in the default layout
 
 
@@ -192,7 +201,22 @@ class _DistortionAtEnds:
             x_hat = image[..., :height, :width].clamp(0, 1)  # as decompress clamps
             d = self.objective.mse_weight * (x_hat - x).pow(2).flatten(1).mean(dim=1)
             if beta > 0 and self.perceptual is not None:
-                distance = multiscale_distance(self.perceptual, x_hat, x, self.objective.perceptual_scales)
+                distance = multiscale_distance(self.perceptual, *_readable(x_hat, x), self._scales(height, width))
                 d = d + beta * self.realism_scale * self.objective.perceptual_weight * distance.flatten()
             total = total + weight * d
         return total
+
+    def _scales(self, height: int, width: int) -> Tuple[int, ...]:
+        """The objective's scales whose pooled copies the network can read, (1,) when none can."""
+        shortest = min(height, width)
+        return tuple(f for f in self.objective.perceptual_scales if f == 1 or shortest // f >= MIN_POOLED_SIDE) or (1,)
+
+
+def _readable(x_hat: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Both images edge-padded to at least :data:`MIN_POOLED_SIDE` on each side: the perceptual networks
+    cannot read smaller inputs (a 1x1 or 2x3 image would fail inside their reflection padding)."""
+    height, width = x.shape[-2:]
+    pad = (0, max(0, MIN_POOLED_SIDE - width), 0, max(0, MIN_POOLED_SIDE - height))
+    if not any(pad):
+        return x_hat, x
+    return F.pad(x_hat, pad, mode="replicate"), F.pad(x, pad, mode="replicate")

@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
+from multirealism.perceptual_names import PERCEPTUAL_LABELS
 from multirealism.perceptual_scales import check_scales
 
 
@@ -44,6 +45,8 @@ class RateDistortionObjective:
             raise ValueError(f"mse_weight must be a positive finite number, got {self.mse_weight!r}")
         if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
             raise ValueError(f"perceptual_weight must be a finite number >= 0, got {self.perceptual_weight!r}")
+        if self.perceptual is not None and self.perceptual not in PERCEPTUAL_LABELS:
+            raise ValueError(f"perceptual {self.perceptual!r} is not a known distance ({', '.join(PERCEPTUAL_LABELS)})")
         if (self.perceptual is None) != (self.perceptual_weight == 0):
             raise ValueError("perceptual and perceptual_weight go together: name the distance and give it a weight > 0")
         object.__setattr__(self, "lambdas", values)

@@ -68,21 +68,24 @@ def test_outputs_are_never_overwritten_without_force(run, files, tmp_path, capsy
     root, _ = files
     ckpt = ("--ckpt", root / "codec.pt")
     (tmp_path / "x.mrc").write_bytes(b"precious")
-    assert run("compress", root / "in.png", tmp_path / "x.mrc", *ckpt) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert run("compress", root / "in.png", tmp_path / "x.mrc", *ckpt) == 1
+    err = capsys.readouterr().err
+    assert "already exists; pass --force" in err and "force=True" not in err  # the CLI's spelling
     assert (tmp_path / "x.mrc").read_bytes() == b"precious"
     assert run("compress", root / "in.png", tmp_path / "x.mrc", *ckpt, "--force") == 0
 
     (tmp_path / "y_beta1.00.png").write_bytes(b"precious")
     argv = ["decompress", tmp_path / "x.mrc", tmp_path / "y.png", *ckpt, "--beta", "0", "--beta", "1"]
-    assert run(*argv) == 2
+    assert run(*argv) == 1
     assert (tmp_path / "y_beta1.00.png").read_bytes() == b"precious"
     assert not (tmp_path / "y_beta0.00.png").exists()  # checked before anything is written
     assert run(*argv, "--force") == 0
     assert load_image(tmp_path / "y_beta1.00.png").shape == (3, 45, 61)
 
-    assert run("decompress", tmp_path / "x.mrc", tmp_path / "x.mrc", *ckpt, "--force") == 2
+    assert run("decompress", tmp_path / "x.mrc", tmp_path / "x.png", *ckpt, "--force") == 0
+    assert run("decompress", tmp_path / "x.png", tmp_path / "x.png", *ckpt, "--force") == 1
     assert "is the input" in capsys.readouterr().err
+    assert load_image(tmp_path / "x.png").shape == (3, 45, 61)
     assert (tmp_path / "x.mrc").read_bytes()[:4] == b"MRIC"
 
 
@@ -97,9 +100,9 @@ def test_outputs_are_never_overwritten_without_force(run, files, tmp_path, capsy
         (["info", "{root}/in.png"], "bad magic"),
     ],
 )
-def test_errors_exit_2_with_a_message(run, files, tmp_path, capsys, argv, message):
+def test_failures_exit_1_with_a_message(run, files, tmp_path, capsys, argv, message):
     root, _ = files
-    assert run(*[a.format(root=root, tmp=tmp_path) for a in argv]) == 2
+    assert run(*[a.format(root=root, tmp=tmp_path) for a in argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"multirealism {argv[0]}: error:") and message in err
 
@@ -108,7 +111,7 @@ def test_decompress_with_another_model_and_bad_beta(run, files, tmp_path, capsys
     root, _ = files
     run("compress", root / "in.png", tmp_path / "x.mrc", "--ckpt", root / "codec.pt")
     make_tiny_codec("hyperprior", seed=4).save(tmp_path / "other.pt")
-    assert run("decompress", tmp_path / "x.mrc", tmp_path / "y.png", "--ckpt", tmp_path / "other.pt") == 2
+    assert run("decompress", tmp_path / "x.mrc", tmp_path / "y.png", "--ckpt", tmp_path / "other.pt") == 1
     assert "written by model" in capsys.readouterr().err
     assert run("info", tmp_path / "x.mrc", "--ckpt", tmp_path / "other.pt") == 1
     assert "does NOT match" in capsys.readouterr().out
@@ -122,7 +125,7 @@ def test_rgba_input_policy(run, files, tmp_path, capsys):
     rgba = np.zeros((20, 30, 4), np.uint8)
     rgba[..., 3] = 128
     Image.fromarray(rgba).save(tmp_path / "a.png")
-    assert run("compress", tmp_path / "a.png", tmp_path / "a.mrc", "--ckpt", root / "codec.pt", "--alpha", "error") == 2
+    assert run("compress", tmp_path / "a.png", tmp_path / "a.mrc", "--ckpt", root / "codec.pt", "--alpha", "error") == 1
     err = capsys.readouterr().err
     assert "transparent" in err and "--alpha drop" in err and "alpha='drop'" not in err  # the CLI's spelling
     assert run("compress", tmp_path / "a.png", tmp_path / "a.mrc", "--ckpt", root / "codec.pt") == 0

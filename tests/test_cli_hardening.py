@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from helpers import make_tiny_codec, natural_image
 from multirealism import container
@@ -31,12 +32,13 @@ def files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("argv", [
-    ["--help"], ["compress", "--help"], ["compress"], ["decompress", "a.mrc"], ["nope"],
+    ["--help"], ["compress", "--help"], ["compress"], ["decompress", "a.mrc", "--beta", "x"], ["nope"],
     ["evaluate", "--help"], ["evaluate", "--data", "x"],
     ["evaluate", "--data", "x", "--out", "y", "--perceptual", "lpips-random-test-only"],
     ["evaluate", "--data", "x", "--out", "y", "--baselines", "bpg"],
     ["evaluate", "--data", "x", "--out", "y", "--fid-extractor", "random"],
     ["evaluate", "--data", "x", "--out", "y", "--bd-method", "linear"],
+    ["evaluate", "--data", "x", "--out", "y", "--baselines", "jpeg", "--qualities", "500"],
     ["data", "--help"], ["data", "openimages", "--help"], ["data", "corpus", "--help"], ["data"],
     ["data", "openimages", "--out", "x", "--max-images", "1", "--split", "val"], ["data", "corpus"],
 ])
@@ -57,10 +59,10 @@ def test_oversized_input_is_refused_by_its_size_without_reading_it(tmp_path, fil
     huge = tmp_path / "huge.mrc"
     with open(huge, "wb") as handle:  # sparse: 1 GiB declared, nothing written
         handle.truncate(2**30)
-    assert run("info", huge) == 2
+    assert run("info", huge) == 1
     err = capsys.readouterr().err
     assert "over the limit" in err and len(err.splitlines()) == 1
-    assert run("decompress", huge, tmp_path / "y.png", "--ckpt", files / "codec.pt") == 2
+    assert run("decompress", huge, tmp_path / "y.png", "--ckpt", files / "codec.pt") == 1
     assert "max_bitstream_bytes" in capsys.readouterr().err
     with pytest.raises(BitstreamError, match="more than 1024 bytes"):  # a device or pipe with no size
         codec_commands.read_bitstream("/dev/zero", max_bytes=1024)
@@ -70,7 +72,7 @@ def test_a_small_file_declaring_thousands_of_images_writes_nothing(tmp_path, fil
     codec = make_tiny_codec("hyperprior", seed=3)
     crafted = container.pack(container.Bitstream(codec.fingerprint, 4096, 1, 1, (1, 1), [[b""] * 4096] * 2))
     (tmp_path / "many.mrc").write_bytes(crafted)
-    assert run("decompress", tmp_path / "many.mrc", tmp_path / "out.png", "--ckpt", files / "codec.pt") == 2
+    assert run("decompress", tmp_path / "many.mrc", tmp_path / "out.png", "--ckpt", files / "codec.pt") == 1
     assert "4096 images" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["many.mrc"]
     with pytest.raises(codec_commands.OutputCountError):  # the command's own cap on files per call
@@ -90,17 +92,17 @@ def test_bad_outputs_are_refused_before_any_work(tmp_path, files, capsys, monkey
     monkeypatch.setattr(codec_commands, "_load_codec", no_codec)
     (tmp_path / "folder.mrc").mkdir()
     for target in (tmp_path / "missing" / "x.mrc", tmp_path / "folder.mrc"):
-        assert run("compress", files / "in.png", target, "--ckpt", files / "codec.pt") == 2
+        assert run("compress", files / "in.png", target, "--ckpt", files / "codec.pt") == 1
         assert len(capsys.readouterr().err.splitlines()) == 1
     for target in (tmp_path / "y.bmp", tmp_path / "missing" / "y.png"):
-        assert run("decompress", files / "x.mrc", target, "--ckpt", files / "codec.pt") == 2
+        assert run("decompress", files / "x.mrc", target, "--ckpt", files / "codec.pt") == 1
         assert len(capsys.readouterr().err.splitlines()) == 1
 
 
 def test_force_with_a_folder_among_several_outputs_leaves_nothing_partial(tmp_path, files, capsys):
     (tmp_path / "y_beta5.12.png").mkdir()
     argv = ["decompress", files / "x.mrc", tmp_path / "y.png", "--ckpt", files / "codec.pt", "--force"]
-    assert run(*argv, "--beta", "0", "--beta", "5.12") == 2
+    assert run(*argv, "--beta", "0", "--beta", "5.12") == 1
     assert "is a folder" in capsys.readouterr().err
     assert not (tmp_path / "y_beta0.00.png").exists()
 
@@ -116,3 +118,92 @@ def test_importing_the_codec_prints_no_torch_jit_future_warning():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "torch.jit.script" not in result.stderr
     assert "still shown" in result.stderr
+
+
+def _stream_declaring(codec, width: int, height: int) -> bytes:
+    """A stream with a valid checksum whose header declares ``width`` x ``height``, strings from a 16x16 image."""
+    small = container.unpack(codec.compress(natural_image("chelsea", 16)))
+    shape = tuple(-(-s // codec.pad_multiple) for s in (height, width))
+    return container.pack(container.Bitstream(small.fingerprint, 1, height, width, shape, small.strings))
+
+
+_CAPPED = """
+import contextlib, io, resource, sys
+from multirealism.cli.main import main
+import multirealism.codec  # the heavy imports, before the cap
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 3 * 2**30, resource.RLIM_INFINITY))
+for argv in sys.argv[1:]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv.split("|"))
+    print(code, len(err.getvalue().strip().splitlines()), err.getvalue().strip().replace("\\n", " / "))
+"""
+
+
+@pytest.mark.slow  # one subprocess importing torch (~20 s on 2 busy cores)
+def test_tiny_streams_and_images_declaring_huge_sizes_end_in_one_line_under_a_memory_cap(tmp_path, files):
+    """No allocation until the allocator fails: the decode is refused (or reports running out) in one line."""
+    codec = make_tiny_codec("hyperprior", seed=3)
+    (tmp_path / "square.mrc").write_bytes(_stream_declaring(codec, 8192, 8192))
+    (tmp_path / "line.mrc").write_bytes(_stream_declaring(codec, 1048576, 1))
+    Image.new("RGB", (8192, 8192)).save(tmp_path / "huge.png")
+    ckpt = f"--ckpt|{files / 'codec.pt'}"
+    argvs = [f"decompress|{tmp_path / 'square.mrc'}|{tmp_path / 'a.png'}|{ckpt}",
+             f"decompress|{tmp_path / 'line.mrc'}|{tmp_path / 'b.png'}|{ckpt}",
+             f"compress|{tmp_path / 'huge.png'}|{tmp_path / 'c.mrc'}|{ckpt}"]
+    result = subprocess.run([sys.executable, "-c", _CAPPED, *argvs], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3, result.stdout + result.stderr[-3000:]
+    for line in lines:
+        code, count, message = line.split(" ", 2)
+        assert (code, count) == ("1", "1") and "memory" in message, line
+    assert not any(p.suffix == ".png" and p.name != "huge.png" for p in tmp_path.iterdir())
+
+
+def test_force_writes_through_a_device_or_fifo_never_replacing_it(files, tmp_path):
+    import os
+    import stat
+    import threading
+
+    null = tmp_path / "null"  # a private /dev/null: a broken --force would replace this one, not the system's
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    assert run("compress", files / "in.png", null, "--ckpt", files / "codec.pt", "--force") == 0
+    assert stat.S_ISCHR(null.stat().st_mode)
+    fifo = tmp_path / "pipe.mrc"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert run("compress", files / "in.png", fifo, "--ckpt", files / "codec.pt", "--force") == 0
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and received and received[0][:4] == b"MRIC"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(files, tmp_path, capsys, monkeypatch):
+    from multirealism.codec import MultiRealismCodec
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MultiRealismCodec, "compress_latent", interrupted)
+    assert run("compress", files / "in.png", tmp_path / "x.mrc", "--ckpt", files / "codec.pt") == 130
+    assert capsys.readouterr().err.strip() == "multirealism compress: interrupted"
+
+
+def test_sigterm_during_a_write_leaves_no_temp_file(files, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    def killed(fd):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temp file exists
+
+    monkeypatch.setattr(os, "fsync", killed)
+    assert run("compress", files / "in.png", tmp_path / "x.mrc", "--ckpt", files / "codec.pt") == 143
+    assert capsys.readouterr().err.strip() == "multirealism compress: terminated"
+    assert list(tmp_path.iterdir()) == []

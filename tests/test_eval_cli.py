@@ -50,7 +50,7 @@ def test_evaluate_refuses_betas_outside_the_trained_range(setup, capsys):
 
 
 def test_evaluate_reports_an_unreadable_folder(tmp_path, capsys):
-    assert main(["evaluate", "--data", str(tmp_path / "nope"), "--out", str(tmp_path), "--baselines", "jpeg"]) == 2
+    assert main(["evaluate", "--data", str(tmp_path / "nope"), "--out", str(tmp_path), "--baselines", "jpeg"]) == 1
     assert "neither a folder" in capsys.readouterr().err
 
 

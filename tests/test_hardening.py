@@ -69,7 +69,7 @@ def test_decompress_with_a_nan_generator_raises_instead_of_a_black_image():
     data = codec.compress(torch.rand(3, 32, 32))
     with torch.no_grad():
         next(codec.generator.parameters()).view(-1)[0] = float("nan")  # in place: same fingerprint
-    with pytest.raises(ModelOutputError, match="decoded image"):
+    with pytest.raises(ModelOutputError, match="generator weight .* NaN"):
         codec.decompress(data)
 
 
@@ -184,3 +184,72 @@ def test_pixel_limits_share_one_wording():
         codec.read_header(_crafted(codec, 1, 20))
     messages.append(str(err.value))
     assert all("pixels, over the limit of max_pixels=" in m for m in messages), messages
+
+
+def test_out_of_range_or_mistyped_quality_and_beta_are_parameter_errors():
+    from multirealism.errors import MultiRealismError, ParameterError
+
+    codec = make_tiny_codec()  # fixed rate: quality 0 only
+    x = torch.rand(3, 16, 16)
+    for quality in (5, True, "3"):
+        with pytest.raises(ParameterError) as err:
+            codec.compress(x, quality=quality)
+        assert isinstance(err.value, MultiRealismError) and isinstance(err.value, ValueError)  # old callers
+    data = codec.compress(x)
+    for beta in (-1.0, 99.0, float("nan"), True, "1"):
+        with pytest.raises(ParameterError):
+            codec.decompress(data, beta=beta)
+    with pytest.raises(ParameterError, match="empty"):
+        codec.decompress(data, beta=[])
+
+
+def test_a_nan_beta_max_is_named_as_such():
+    from helpers import small_codec_config
+
+    config = small_codec_config("residual_cond_rate_gated", base_beta=0.0, refiner_channels=8, refiner_mid_channels=4)
+    config["generator"]["args"]["beta_max"] = float("nan")
+    with pytest.raises(ValueError, match="beta_max must be a finite number above 0, got nan"):
+        MultiRealismCodec.from_config(config)
+
+
+def test_a_corrupt_stream_whose_latent_explodes_is_a_bitstream_error(monkeypatch):
+    codec = make_tiny_codec()
+    data = codec.compress(torch.rand(3, 32, 32))
+    decompress = codec.entropy_model.decompress
+    monkeypatch.setattr(codec.entropy_model, "decompress", lambda *a: decompress(*a).fill_(5.6e8))
+    with pytest.raises(BitstreamError, match="corrupt"):
+        codec.decompress(data)
+
+
+def test_a_nan_decoded_image_with_finite_weights_blames_the_stream(monkeypatch):
+    codec = make_tiny_codec()
+    data = codec.compress(torch.rand(3, 32, 32))
+    monkeypatch.setattr(codec, "synthesize", lambda y, maps, q: [torch.full((1, 3, 32, 32), float("nan"))])
+    with pytest.raises(BitstreamError, match="corrupt"):
+        codec.decompress(data)
+
+
+def test_a_stream_declaring_more_pixels_than_memory_allows_is_refused_before_decoding(monkeypatch):
+    from multirealism import memory_budget
+    from multirealism.errors import ResourceLimitError
+
+    codec = make_tiny_codec()
+    data = codec.compress(torch.rand(3, 64, 64))
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda device="cpu": 64 * 64 * 100)
+    with pytest.raises(ResourceLimitError, match="GiB"):
+        codec.decompress(data)
+    with pytest.raises(ResourceLimitError):
+        codec.compress(torch.rand(3, 256, 256))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (17, 40)])
+def test_refinement_with_realism_works_on_images_smaller_than_the_perceptual_network_reads(size):
+    from multirealism.latent_refinement import LatentRefinement, refine
+    from multirealism.objective import RateDistortionObjective
+
+    codec = make_tiny_codec()
+    codec.objective = RateDistortionObjective((0.01,), perceptual="lpips-random-test-only", perceptual_weight=0.4,
+                                              perceptual_scales=(1, 1000))  # a scale coarser than any image
+    x = torch.rand(3, *size)
+    data = codec.compress_latent(refine(codec, x, None, LatentRefinement(1, realism=0.5)))
+    assert codec.decompress(data).shape == (1, 3, *size)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+import threading
 import warnings
 
 import numpy as np
@@ -212,3 +214,67 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "a.mrc").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_animated_inputs_are_refused_not_cut_to_one_frame(tmp_path, suffix):
+    frames = [Image.fromarray(np.full((8, 8, 3), value, np.uint8)) for value in (0, 255)]
+    frames[0].save(tmp_path / f"a{suffix}", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(ImageInputError, match="2 frames"):
+        load_image(tmp_path / f"a{suffix}")
+
+
+def test_fifo_and_device_outputs_are_written_through_never_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_new_file(fifo, b"MRIC-data", force=True)
+    reader.join(timeout=30)
+    assert received == [b"MRIC-data"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    null = _null_device(tmp_path)  # a character device: written into, still a device
+    write_new_file(null, b"x", force=True)
+    write_new_file(null, b"x")  # as Unix tools do, with or without force
+    assert stat.S_ISCHR(null.stat().st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["null", "pipe"]  # no temp file
+
+
+def _null_device(folder):
+    """A private /dev/null (a code under test that replaced it would replace this one, not the system's)."""
+    path = folder / "null"
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    return path
+
+
+def test_unwritable_folder_and_full_disk_name_the_target_not_the_temp_file(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".x.mrc.abcd.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(PermissionError) as err:
+        write_new_file(tmp_path / "x.mrc", b"data")
+    assert err.value.filename == str(tmp_path / "x.mrc")
+    monkeypatch.undo()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError) as err:
+        write_new_file(tmp_path / "y.mrc", b"data")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "y.mrc")
+    assert os.listdir(tmp_path) == []  # the temp file is gone
+
+
+def test_existing_output_message_names_the_api_argument(tmp_path):
+    (tmp_path / "a.mrc").write_bytes(b"x")
+    with pytest.raises(OutputPathError, match="force=True") as err:
+        write_new_file(tmp_path / "a.mrc", b"y")
+    assert "--force" not in str(err.value) and "--force" in err.value.for_command_line()

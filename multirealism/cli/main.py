@@ -5,17 +5,22 @@ argparse parser contributed by the module listed in ``SUBCOMMANDS`` (each expose
 ``add_parser(subparsers)`` and sets ``func`` on its parser). Only the module of the subcommand being
 run is imported, so ``multirealism --help`` and argument errors answer without loading torch.
 
-Every error the user can cause (bad arguments, files, images, bitstreams, checkpoints) is one line on
-stderr and exit code 2; warnings are plain ``multirealism CMD: warning: ...`` lines.
+Every error the user can cause is one line on stderr: exit code 2 for a usage error (an unknown or
+malformed option, a value outside its range), 1 for a failure (a bad file, image, bitstream or
+checkpoint, an I/O error, too little memory). Ctrl-C ends with one line and exit code 130, SIGTERM with
+one line and 143, after the temp file of a write in progress is removed. Warnings are plain
+``multirealism CMD: warning: ...`` lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
-from typing import Dict, List, NoReturn, Optional, Tuple
+from typing import Callable, Dict, List, NoReturn, Optional, Tuple
 
 from multirealism.errors import MultiRealismError
 
@@ -36,6 +41,18 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
 }
 
 
+#: exit codes: a usage error (as argparse's), a failure, and 128 + the signal that ended the command
+USAGE, FAILURE, INTERRUPTED, TERMINATED = 2, 1, 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class CommandLineError(Exception):
+    """A usage error a command finds after parsing (an option's value that does not fit): exit code 2."""
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler so ``finally`` blocks (temp-file removal) run before the exit."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit code 2."""
 
@@ -49,6 +66,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
         prog="multirealism",
         description="Learned image compression with a realism weight chosen at decode time.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     if command in SUBCOMMANDS:
         importlib.import_module(SUBCOMMANDS[command][0]).add_parser(subparsers)
@@ -65,24 +83,63 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"multirealism {command}: warning: {message}".replace("  ", " "), file=sys.stderr)
 
 
+def _version() -> str:
+    from multirealism import __version__
+
+    return __version__
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError) and any(s in str(err) for s in ("can't allocate memory", "out of memory"))
+    )
+
+
+def run_reporting_errors(command: str, body: Callable[[], int]) -> int:
+    """``body()``'s exit code, or the one-line report and exit code of what it raised."""
+    def fail(message: str, code: int = FAILURE) -> int:
+        print(f"multirealism {command}: {message}", file=sys.stderr)
+        return code
+
+    try:
+        return int(body() or 0)
+    except CommandLineError as err:
+        return fail(f"error: {err} (see multirealism {command} --help)", USAGE)
+    except MultiRealismError as err:
+        return fail(f"error: {err.for_command_line()}")
+    except OSError as err:  # unreadable input, unwritable output, disk full, a closed pipe ...
+        where = f" {err.filename!r}:" if err.filename else ""
+        return fail(f"error:{where} {err.strerror or err}")
+    except KeyboardInterrupt:
+        return fail("interrupted", INTERRUPTED)
+    except Terminated:
+        return fail("terminated", TERMINATED)
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        return fail(f"error: out of memory ({type(err).__name__}); try a smaller image or a machine with more memory")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
         from multirealism.training.cli import run_lightning_cli
 
-        run_lightning_cli(argv)
-        return 0
+        return run_reporting_errors(argv[0], lambda: run_lightning_cli(argv) and 0)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        try:
-            return int(args.func(args) or 0)
-        except MultiRealismError as err:
-            print(f"multirealism {args.command}: error: {err}", file=sys.stderr)
-        except OSError as err:  # unreadable input, unwritable output, disk full, ...
-            where = f" {err.filename!r}" if err.filename else ""
-            print(f"multirealism {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
-        return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return run_reporting_errors(args.command, lambda: args.func(args))
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
 
 from multirealism.errors import OutputPathError
@@ -23,6 +24,10 @@ def run_models(args: argparse.Namespace) -> int:
     from multirealism.codec import MultiRealismCodec
     from multirealism.weights import default_pretrained, list_pretrained, pretrained_info
 
+    if args.json:
+        print(json.dumps([{"name": name, "default": name == default_pretrained(), **pretrained_info(name)}
+                          for name in list_pretrained()]))
+        return 0
     for name in list_pretrained():
         codec, info = MultiRealismCodec.pretrained(name), pretrained_info(name)
         low, high = info["bpp"]
@@ -55,6 +60,7 @@ def run_export(args: argparse.Namespace) -> int:
 def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     """Register ``models`` and ``export``."""
     p = subparsers.add_parser("models", help="list the models shipped in the package")
+    p.add_argument("--json", action="store_true", help="print a JSON list (for scripts)")
     p.set_defaults(func=run_models)
 
     p = subparsers.add_parser("export", help="training checkpoint -> inference .safetensors (config and objective in metadata)")

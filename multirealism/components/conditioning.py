@@ -7,22 +7,36 @@ arithmetic and give the same output.
 
 from __future__ import annotations
 
+import math
+from numbers import Real
 from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from multirealism.errors import ParameterError
+
+
+def check_beta_max(beta_max: float) -> float:
+    """``beta_max`` as a float, refused unless finite and above 0 (before any range is built from it)."""
+    value = float(beta_max)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"beta_max must be a finite number above 0, got {beta_max!r}")
+    return value
+
 
 def check_beta_range(beta: Tensor, beta_max: float) -> None:
     """The one β range check (finite, in [0, β_max]) with the one message every caller shows."""
     if not bool(torch.isfinite(beta).all()) or bool((beta < 0).any()) or bool((beta > beta_max + 1e-6).any()):
-        raise ValueError(f"beta must lie in [0, {beta_max}] (the generator's training range)")
+        raise ParameterError(f"beta must lie in [0, {beta_max}] (the generator's training range)")
 
 
 def beta_as_map(beta: "float | Tensor", batch: int, device: torch.device) -> Tensor:
     """Normalise β to a float32 ``(B, 1, h, w)`` tensor (``h = w = 1`` for per-image values)."""
     if not torch.is_tensor(beta):
+        if isinstance(beta, bool) or not isinstance(beta, Real):
+            raise ParameterError(f"beta must be a number or a tensor, got {beta!r}")
         beta = torch.tensor(float(beta), device=device)
     beta = beta.to(device=device, dtype=torch.float32)
     if beta.dim() == 0:
@@ -71,7 +85,7 @@ class FourierConditioner(BetaConditioner):
 
     def __init__(self, beta_max: float = 5.12, num_frequencies: int = 10, hidden: int = 512) -> None:
         super().__init__()
-        self.beta_max = float(beta_max)
+        self.beta_max = check_beta_max(beta_max)
         self.out_channels = hidden
         self.register_buffer(
             "frequencies", 2.0 ** torch.arange(num_frequencies, dtype=torch.float32), persistent=False
@@ -96,7 +110,7 @@ class TableConditioner(BetaConditioner):
         if len(betas) < 1:
             raise ValueError("TableConditioner needs at least one β value")
         self.register_buffer("betas", torch.tensor(sorted(float(b) for b in betas)), persistent=False)
-        self.beta_max = float(max(betas))
+        self.beta_max = check_beta_max(max(betas))
         self.out_channels = hidden
         self.table = nn.Embedding(len(betas), hidden)
 

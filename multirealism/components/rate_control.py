@@ -19,11 +19,13 @@ Two mechanisms are registered:
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Union
 
 import torch
 from torch import Tensor, nn
 
+from multirealism.errors import ParameterError
 from multirealism.registry import rate_controls
 
 Quality = Union[float, Tensor]
@@ -40,10 +42,10 @@ class RateControl(nn.Module):
         if q.dim() == 0:
             q = q.expand(batch)
         if q.shape != (batch,):
-            raise ValueError(f"quality must be a number or one value per image ({batch}), got shape {tuple(q.shape)}")
+            raise ParameterError(f"quality must be a number or one value per image ({batch}), got shape {tuple(q.shape)}")
         top = self.num_levels - 1
         if not bool(torch.isfinite(q).all()) or bool((q < 0).any()) or bool((q > top).any()):
-            raise ValueError(f"quality must lie in [0, {top}] (this codec's trained levels)")
+            raise ParameterError(f"quality must lie in [0, {top}] (this codec's trained levels)")
         return q
 
     def scale(self, y: Tensor, quality: Quality) -> Tensor:  # pragma: no cover - interface
@@ -124,9 +126,11 @@ def resolve_quality(rate_control: "RateControl | None", quality: "Quality | None
 
     A codec without rate control has one level, so its only quality is 0.
     """
+    if quality is not None and not torch.is_tensor(quality) and (isinstance(quality, bool) or not isinstance(quality, Real)):
+        raise ParameterError(f"quality must be a number or a tensor, got {quality!r}")
     if rate_control is None:
         if quality is not None and bool((torch.as_tensor(quality) != 0).any()):
-            raise ValueError("this codec has one rate (no rate control): quality must be 0")
+            raise ParameterError("this codec has one rate (no rate control): quality must be 0")
         return 0.0
     return float(rate_control.num_levels - 1) if quality is None else quality
 

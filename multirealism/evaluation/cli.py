@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 DEFAULT_BETAS = (0.0, 1.28, 2.56, 5.12)
 
 
+def _classical_quality(text: str) -> int:
+    """A classical codec's quality setting, 0-100 (refused as a usage error before any work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quality must be a whole number 0-100, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must lie in 0-100, got {value}")
+    return value
+
+
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
@@ -43,7 +54,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--baselines", nargs="*", default=[], choices=sorted(CODECS),
                         help="classical codecs to run through the same metrics")
-    parser.add_argument("--qualities", nargs="+", type=int, default=list(DEFAULT_QUALITIES),
+    parser.add_argument("--qualities", nargs="+", type=_classical_quality, default=list(DEFAULT_QUALITIES),
                         help="quality settings (0-100) for every classical codec")
     parser.add_argument("--model-qualities", nargs="+", type=float, default=None,
                         help="rate levels of a rate-controlled checkpoint (default: every trained level): "
