@@ -131,7 +131,8 @@ class MultiRealismModule(L.LightningModule):
         settings, optimization = self.discriminator_settings, self.optimization
         optimizers: List[Optimizer] = [Adam(main, lr=optimization.lr)]
         if settings is not None:
-            optimizers.append(Adam(self.discriminator.parameters(), lr=settings.lr, betas=settings.betas))
+            trainable = [p for p in self.discriminator.parameters() if p.requires_grad]  # a frozen backbone stays out
+            optimizers.append(Adam(trainable, lr=settings.lr, betas=settings.betas))
         optimizers.append(Adam(quantile_parameters(self.codec), lr=optimization.aux_lr))
         schedulers = [MultiStepLR(opt, list(optimization.lr_milestones), optimization.lr_gamma) for opt in optimizers[:-1]]
         return optimizers, schedulers

@@ -73,7 +73,7 @@ def _load_alexnet_backbone(model: nn.Module, state: dict) -> None:
     model.net.load_state_dict(target, strict=True)
 
 
-def _build_stlpips(net: str) -> nn.Module:
+def load_stlpips(net: str) -> nn.Module:
     """ST-LPIPS with the wheel's shipped weights, loaded so that every tensor must come from the file."""
     try:
         from stlpips_pytorch import stlpips
@@ -134,7 +134,7 @@ def build_perceptual(
     if name == "none":
         return None
     if name.startswith("stlpips-"):
-        return Perceptual(_build_stlpips(name[len("stlpips-"):]), name)
+        return Perceptual(load_stlpips(name[len("stlpips-"):]), name)
     import lpips
 
     with warnings.catch_warnings():
