@@ -299,8 +299,6 @@ def _largest_image(folder: Path, listed: str) -> Path:
 
 def _unpack_edje(edj: Path, dest: Path) -> Path:
     """Decompile an Edje file with ``edje_decc`` (Debian package libedje-bin) into ``dest``."""
-    if shutil.which("edje_decc") is None:
-        raise CorpusError(f"{edj.name} is an Edje file: install edje_decc (Debian package libedje-bin)")
     result = subprocess.run(["edje_decc", str(edj), "-output", str(dest)], capture_output=True, text=True)
     if result.returncode != 0 or not dest.is_dir():
         raise CorpusError(f"edje_decc could not decompile {edj.name}: {result.stderr.strip()[-200:]}")
@@ -383,6 +381,8 @@ def build_corpus(
     if long_side < 16:
         raise ValueError(f"long_side must be at least 16, got {long_side}")
     chosen = sources_of(corpus, SOURCES if sources is None else sources)
+    if any(p.endswith(".edj") for s in chosen for p in s.photos) and shutil.which("edje_decc") is None:
+        raise CorpusError(f"corpus {corpus} has Edje backgrounds: install edje_decc (Debian package libedje-bin)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     thumbs = validation_thumbnails()
