@@ -272,10 +272,14 @@ def download_debs(dest: Path, sources: Sequence[PackagePhotos] = SOURCES, mirror
             result = subprocess.run(["apt-get", *options, "download", *specs], cwd=dest, capture_output=True,
                                     text=True)
             if result.returncode != 0:
-                last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
+                message = f"apt-get download for Debian {suite} failed: {_last_line(result.stderr)}"
                 if update.returncode != 0:
-                    last += f" (after apt-get update: {update.stderr.strip().splitlines()[-1]})"
-                raise CorpusError(f"apt-get download for Debian {suite} failed: {last}")
+                    message += f" (after apt-get update: {_last_line(update.stderr)})"
+                raise CorpusError(message)
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["(no message)"])[-1]
 
 
 def _find_deb(debs: Path, package: str, version: str) -> Path:
