@@ -10,6 +10,7 @@ import argparse
 import logging
 from typing import Any
 
+from multirealism.data.corpus import CORPORA
 from multirealism.data.openimages_source import DEFAULT_SOURCE_URL, SPLITS
 
 
@@ -40,19 +41,27 @@ def add_parser(subparsers: Any) -> None:
     corpus = commands.add_parser(
         "corpus",
         help="build the openly licensed photo corpus from Debian wallpaper packages, with a manifest",
-        description="Extract the photographs of Debian's wallpaper packages, downscale them (Lanczos) to "
-        "--long-side and write PNGs plus manifest.json (package, version, file, licence, sizes, sha256) to --out.",
+        description="Extract the photographs of Debian's wallpaper packages (pinned versions, listed in "
+        "multirealism/data/corpus.py), downscale them (Lanczos) to --long-side and write PNGs plus manifest.json "
+        "(package, version, suite, file, licence, sizes, sha256) to --out. Edje backgrounds need edje_decc "
+        "(Debian package libedje-bin).",
     )
     corpus.add_argument("--out", required=True, help="output folder")
-    corpus.add_argument("--from-debs", help="folder with the downloaded .deb files (default: apt-get download)")
+    corpus.add_argument("--from-debs", help="folder with the .deb files, searched recursively "
+                        "(default: apt-get download into a temporary folder)")
+    corpus.add_argument("--mirror", help="Debian archive to download from, like http://HOST/debian "
+                        "(default: the one in this machine's apt sources)")
     corpus.add_argument("--long-side", type=int, default=1280, help="long side of the output images (default 1280)")
+    corpus.add_argument("--corpus", choices=CORPORA, default=CORPORA[-1],
+                        help="corpus version: v1 = the 35 photos of small-v1..v9, v2 = all listed (default v2)")
     corpus.set_defaults(func=run_corpus)
 
 
 def run_corpus(args: argparse.Namespace) -> int:
     from multirealism.data.corpus import build_corpus
 
-    entries = build_corpus(args.out, debs=args.from_debs, long_side=args.long_side)
+    entries = build_corpus(args.out, debs=args.from_debs, long_side=args.long_side, corpus=args.corpus,
+                           mirror=args.mirror)
     print(f"{args.out}: {len(entries)} images and manifest.json")
     return 0
 

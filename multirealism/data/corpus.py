@@ -1,10 +1,11 @@
-"""An openly licensed training corpus built offline from Debian wallpaper packages, with provenance.
+"""An openly licensed training corpus built offline from Debian's wallpaper packages, with provenance.
 
-The photographs (not the illustrations) of four Debian packages are downscaled so the long side is
-``long_side`` pixels (Lanczos, as HiFiC preprocesses OpenImages), written as PNG, and described in
-``manifest.json``: package, version, file inside the package, licence and copyright line from the
-package's DEP-5 copyright file, original and output size, sha256 of the PNG. scikit-image's natural images are the validation set: the builder refuses
-any image that matches one of them.
+The photographs (not the illustrations) listed in :data:`SOURCES`, each a file of a pinned package version,
+are downscaled so the long side is ``long_side`` pixels (Lanczos, as HiFiC preprocesses OpenImages), written
+as PNG, and described in ``manifest.json``: package, version, suite, file inside the package, licence and
+copyright line from the package's DEP-5 copyright file, original and output size, sha256 of the PNG.
+scikit-image's natural images are the validation set: the builder refuses any image that matches one of them.
+Sources and counts: docs/training-data.md.
 """
 
 from __future__ import annotations
@@ -22,34 +23,91 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-#: photographs in each package, as paths inside the package; a directory means "the largest image in it"
-PHOTOS: Dict[str, Tuple[str, ...]] = {
-    "lomiri-wallpapers-16.04": tuple(
-        f"usr/share/backgrounds/{name}.jpg"
-        for name in (
+from multirealism.errors import MultiRealismError
+
+#: the keyring of Debian's archive signing keys (package debian-archive-keyring)
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+#: corpus versions, each including the ones before it: "v1" is the 35 photographs small-v1 to small-v9 were
+#: trained on (docs/small-v1-training-data.json), "v2" adds the photographs of docs/training-data.md
+CORPORA = ("v1", "v2")
+
+
+@dataclass(frozen=True)
+class PackagePhotos:
+    """Photographs kept from one version of a Debian package.
+
+    ``photos`` are paths inside the package; a directory or an Edje file (``.edj``) stands for the largest
+    image in it. ``licences`` are the licences the package's DEP-5 copyright file gives these files: the
+    builder refuses any other, so a changed licence stops the build instead of slipping into the corpus.
+    ``corpus`` is the first corpus version (:data:`CORPORA`) that includes them.
+    """
+
+    package: str
+    version: str
+    suite: str
+    licences: Tuple[str, ...]
+    photos: Tuple[str, ...]
+    corpus: str = "v2"
+
+
+def _under(folder: str, names: Sequence[str], suffix: str = ".jpg") -> Tuple[str, ...]:
+    return tuple(f"{folder}/{name}{suffix}" for name in names)
+
+
+def _plasma(names: Sequence[str]) -> Tuple[str, ...]:
+    return tuple(f"usr/share/wallpapers/{name}/contents/images" for name in names)
+
+
+#: the photographs of the corpus, checked by eye on contact sheets (the rest of each package is
+#: illustrations, renders, gradients, logos or near-duplicates); the order is the manifest's
+SOURCES: Tuple[PackagePhotos, ...] = (
+    PackagePhotos("lomiri-wallpapers-16.04", "20.04.0-2", "bookworm", ("CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0"), _under(
+        "usr/share/backgrounds", (
             "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "seeding_by_Clements_Engelhardt",
             "aitzgorri_by_Aitzol_Berasategi", "friends_by_Aitzol_Berasategi", "sunset_by_Aitzol_Berasategi",
             "picosdeeuropa_by_Aitzol_Berasategi", "life_by_Aitzol_Berasategi", "Dragonfly_by_Bolly",
             "free_by_Peter_Nerlich", "analogpattern_by_Peter_Nerlich", "Picture_0B_by_freespace",
             "Bridge_by_Sander_Klootwijk",
-        )
-    ),
-    "lomiri-wallpapers-20.04": (
-        "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg",
-        "usr/share/backgrounds/Infinite-Sea_by_Aury88.jpg",
-    ),
-    "mate-backgrounds": tuple(
-        f"usr/share/backgrounds/mate/nature/{name}.jpg"
-        for name in ("Garden", "Dune", "Wood", "TwoWings", "Storm", "RainDrops", "Blinds", "LadyBird", "YellowFlower")
-    ),
-    "plasma-workspace-wallpapers": tuple(
-        f"usr/share/wallpapers/{name}/contents/images"
-        for name in (
-            "FallenLeaf", "Path", "DarkestHour", "Volna", "summer_1am", "EveningGlow", "Grey", "Kite",
-            "OneStandsOut", "ColdRipple", "BytheWater",
-        )
-    ),
-}
+        )), corpus="v1"),
+    PackagePhotos("lomiri-wallpapers-20.04", "20.04.0-2", "bookworm", ("CC-BY-SA-3.0",), _under(
+        "usr/share/backgrounds", ("Kleiber_by_Lukas_Baubkus", "Infinite-Sea_by_Aury88")), corpus="v1"),
+    PackagePhotos("mate-backgrounds", "1.26.0-1", "bookworm", ("GPL-2+",), _under(
+        "usr/share/backgrounds/mate/nature",
+        ("Garden", "Dune", "Wood", "TwoWings", "Storm", "RainDrops", "Blinds", "LadyBird", "YellowFlower")),
+        corpus="v1"),
+    PackagePhotos("plasma-workspace-wallpapers", "4:5.27.5-2", "bookworm", ("GPL-2+",), _plasma((
+        "FallenLeaf", "Path", "DarkestHour", "Volna", "summer_1am", "EveningGlow", "Grey", "Kite",
+        "OneStandsOut", "ColdRipple", "BytheWater",
+    )), corpus="v1"),
+    PackagePhotos("mate-backgrounds", "1.26.0-1", "bookworm", ("GPL-2+",), _under(
+        "usr/share/backgrounds/mate/nature", ("Aqua", "FreshFlower", "GreenMeadow"))),
+    PackagePhotos("lxqt-themes", "1.2.0-1", "bookworm", ("LGPL-2.1+",), (
+        "usr/share/lxqt/wallpapers/Butterfly-Kenneth-Wimer.jpg", "usr/share/lxqt/wallpapers/Valendas.png",
+        "usr/share/lxqt/wallpapers/after-the-rain.jpg", "usr/share/lxqt/wallpapers/appleflower.png",
+        "usr/share/lxqt/wallpapers/beam.png", "usr/share/lxqt/wallpapers/butterfly.png",
+        "usr/share/lxqt/wallpapers/cloud.png", "usr/share/lxqt/wallpapers/drop.png",
+        "usr/share/lxqt/wallpapers/flowers.png", "usr/share/lxqt/wallpapers/fog.jpg",
+        "usr/share/lxqt/wallpapers/this-is-not-windows.jpg",
+    )),
+    PackagePhotos("sddm-theme-maldives", "0.19.0-5", "bookworm", ("CC-BY-3.0",),
+                  ("usr/share/sddm/themes/maldives/background.jpg",)),
+    PackagePhotos("enlightenment-data", "0.25.4-2", "bookworm", ("BSD-2-clause",), _under(
+        "usr/share/enlightenment/data/backgrounds", (
+            "Bamboo", "Foggy-Trees", "God-Rays", "Green-Maple", "Lichen-Branches", "Mountain", "Peaks", "Red-Maple",
+            "Sea-of-Lanterns", "Snow-Trees", "Spruce-Needles", "Sunset-Clouds", "White-Flower", "Yellow-Flower",
+        ), ".edj")),
+    PackagePhotos("budgie-backgrounds", "3.0-1", "trixie", ("CC0-1.0",), _under(
+        "usr/share/backgrounds/budgie", (
+            "abstract-spiral", "beacon-street-sunset", "blue-periwinkle", "canyon-wren", "casa-mila",
+            "extreme-desert-hike", "high-trestle-trail", "lake-sherburne", "oakland-zoo-otters", "perched-osprey",
+            "piazza-gae-aulenti", "roman-colosseum", "saturnian-profile", "singaporean-cityscape", "tea-gardens",
+        ))),
+    PackagePhotos("ukui-wallpapers", "20.04.4-1", "sid", ("CC-BY-SA-3.0",), _under(
+        "usr/share/backgrounds", (
+            "bluebird", "bridgecity", "bridgecity2", "flamingos", "horse", "house", "look", "mountain-range",
+            "mountain", "mountain2", "sea", "sky", "snowy-mountains", "still-life", "sunf",
+        ))),
+)
 #: scikit-image's natural colour images, the validation set (see tests/conftest.py natural_image)
 VALIDATION_IMAGES = (
     "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
@@ -64,6 +122,7 @@ class CorpusEntry:
     file: str
     source_package: str
     package_version: str
+    suite: str
     source_file: str
     license: str
     copyright: str
@@ -72,7 +131,7 @@ class CorpusEntry:
     sha256: str
 
 
-class CorpusError(RuntimeError):
+class CorpusError(MultiRealismError, RuntimeError):
     """A listed photo, package or licence is missing, or an image is a validation image."""
 
 
@@ -163,34 +222,102 @@ def _sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- packages
-def download_debs(dest: Path, packages: Sequence[str] = tuple(PHOTOS)) -> None:
-    """``apt-get download`` the packages into ``dest`` (needs the apt lists: run ``apt-get update`` once)."""
+def deb_file_name(package: str, version: str) -> str:
+    """The glob of a package version's ``.deb`` as ``apt-get download`` names it (``:`` becomes ``%3a``)."""
+    return f"{package}_{version.replace(':', '%3a')}_*.deb"
+
+
+def debian_mirror() -> str:
+    """The Debian archive this machine's apt uses: the first configured repository whose path is ``/debian``."""
+    listed = subprocess.run(["apt-get", "indextargets", "--format", "$(REPO_URI)", "Identifier: Packages"],
+                            capture_output=True, text=True)
+    for uri in listed.stdout.split():
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    raise CorpusError("no Debian archive in this machine's apt sources (run apt-get update once) or pass --mirror URL")
+
+
+def download_debs(dest: Path, sources: Sequence[PackagePhotos] = SOURCES, mirror: Optional[str] = None) -> None:
+    """``apt-get download`` each listed package version into ``dest`` from ``mirror``, suite by suite.
+
+    ``mirror`` defaults to :func:`debian_mirror`. Each suite gets its own apt lists in a temporary folder
+    (``apt-get update`` on them), so the machine's own apt sources stay as they are; the archive's
+    signatures are checked against :data:`DEBIAN_KEYRING`.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["apt-get", "download", *packages], cwd=dest, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise CorpusError(f"apt-get download failed: {result.stderr.strip().splitlines()[-1:]}")
+    mirror = mirror or debian_mirror()
+    wanted: Dict[str, List[str]] = {}
+    for source in sources:
+        if not list(dest.glob(deb_file_name(source.package, source.version))):
+            wanted.setdefault(source.suite, [])
+            spec = f"{source.package}={source.version}"
+            if spec not in wanted[source.suite]:
+                wanted[source.suite].append(spec)
+    for suite, specs in wanted.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp)
+            (state / "lists/partial").mkdir(parents=True)
+            (state / "cache/archives/partial").mkdir(parents=True)
+            (state / "status").touch()
+            (state / "sources.list").write_text(f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {suite} main\n")
+            options = [
+                "-o", f"Dir::Etc::SourceList={state / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
+                "-o", f"Dir::State::Lists={state / 'lists'}", "-o", f"Dir::Cache={state / 'cache'}",
+                "-o", f"Dir::State::status={state / 'status'}",
+                "-o", "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",
+            ]
+            # an index this download does not need (say, apt-file's Contents while a mirror syncs) may fail
+            # to update: only the download's own failure stops the build, with the update's complaint
+            update = subprocess.run(["apt-get", *options, "update"], cwd=dest, capture_output=True, text=True)
+            result = subprocess.run(["apt-get", *options, "download", *specs], cwd=dest, capture_output=True,
+                                    text=True)
+            if result.returncode != 0:
+                message = f"apt-get download for Debian {suite} failed: {_last_line(result.stderr)}"
+                if update.returncode != 0:
+                    message += f" (after apt-get update: {_last_line(update.stderr)})"
+                raise CorpusError(message)
 
 
-def _find_deb(debs: Path, package: str) -> Path:
-    matches = sorted(debs.glob(f"{package}_*.deb"))
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["(no message)"])[-1]
+
+
+def _find_deb(debs: Path, package: str, version: str) -> Path:
+    pattern = deb_file_name(package, version)
+    matches = sorted(debs.rglob(pattern))
     if not matches:
-        raise CorpusError(f"no {package}_*.deb in {debs}")
-    return matches[-1]
+        raise CorpusError(f"no {pattern} in {debs}")
+    return matches[0]
 
 
 def _deb_field(deb: Path, field: str) -> str:
     return subprocess.run(["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _pick(root: Path, listed: str) -> Path:
+def _largest_image(folder: Path, listed: str) -> Path:
+    images = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        raise CorpusError(f"no image in {listed}")
+    return max(images, key=lambda p: (_pixels(p), p.name))
+
+
+def _unpack_edje(edj: Path, dest: Path) -> Path:
+    """Decompile an Edje file with ``edje_decc`` (Debian package libedje-bin) into ``dest``."""
+    result = subprocess.run(["edje_decc", str(edj), "-output", str(dest)], capture_output=True, text=True)
+    if result.returncode != 0 or not dest.is_dir():
+        raise CorpusError(f"edje_decc could not decompile {edj.name}: {result.stderr.strip()[-200:]}")
+    return dest
+
+
+def _pick(root: Path, listed: str, scratch: Path) -> Path:
+    """The image a listed path stands for: the file itself, or the largest image of a folder or Edje file."""
     path = root / listed
     if path.is_dir():
-        images = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not images:
-            raise CorpusError(f"no image in {listed}")
-        return max(images, key=lambda p: (_pixels(p), p.name))
+        return _largest_image(path, listed)
     if not path.is_file():
         raise CorpusError(f"listed photo {listed} is not in the package")
+    if path.suffix == ".edj":
+        return _largest_image(_unpack_edje(path, scratch / path.stem), listed)
     return path
 
 
@@ -213,20 +340,53 @@ def _write(image: Image.Image, out: Path, name: str, long_side: int) -> Tuple[Tu
     return rgb.size, resized.size, _sha256(target)
 
 
+def sources_of(corpus: str, sources: Sequence[PackagePhotos] = SOURCES) -> List[PackagePhotos]:
+    """The sources of corpus version ``corpus`` (each version includes the ones before it)."""
+    if corpus not in CORPORA:
+        raise CorpusError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
+    return [s for s in sources if CORPORA.index(s.corpus) <= CORPORA.index(corpus)]
+
+
+class _Unpacked:
+    """Each ``.deb`` unpacked once into a scratch folder, with its version checked and licences read."""
+
+    def __init__(self, debs: Path, scratch: Path) -> None:
+        self.debs, self.scratch = debs, scratch
+        self.roots: Dict[Tuple[str, str], Tuple[Path, str]] = {}
+
+    def get(self, package: str, version: str) -> Tuple[Path, str]:
+        key = (package, version)
+        if key not in self.roots:
+            deb = _find_deb(self.debs, package, version)
+            if _deb_field(deb, "Version") != version:
+                raise CorpusError(f"{deb.name} is version {_deb_field(deb, 'Version')}, not {version}")
+            root = self.scratch / f"{package}_{len(self.roots)}"
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            copyright_file = root / "usr/share/doc" / package / "copyright"
+            if not copyright_file.is_file():
+                raise CorpusError(f"{deb.name} has no usr/share/doc/{package}/copyright")
+            self.roots[key] = (root, copyright_file.read_text(encoding="utf-8", errors="replace"))
+        return self.roots[key]
+
+
 def build_corpus(
     out: "str | Path",
     debs: "str | Path | None" = None,
     long_side: int = 1280,
-    photos: Optional[Dict[str, Tuple[str, ...]]] = None,
+    corpus: str = CORPORA[-1],
+    sources: Optional[Sequence[PackagePhotos]] = None,
+    mirror: Optional[str] = None,
 ) -> List[CorpusEntry]:
-    """Write the corpus and ``manifest.json`` into ``out``; return the manifest's entries.
+    """Write corpus version ``corpus`` and its ``manifest.json`` into ``out``; return the manifest's entries.
 
-    ``debs`` is a folder with the downloaded ``.deb`` files; without it they are fetched with
-    ``apt-get download`` into a temporary folder. ``photos`` overrides :data:`PHOTOS` (tests).
+    ``debs`` is a folder (searched recursively) with the ``.deb`` files; without it they are fetched with
+    :func:`download_debs` (from ``mirror``) into a temporary folder. ``sources`` overrides :data:`SOURCES`.
     """
     if long_side < 16:
         raise ValueError(f"long_side must be at least 16, got {long_side}")
-    photos = PHOTOS if photos is None else photos
+    chosen = sources_of(corpus, SOURCES if sources is None else sources)
+    if any(p.endswith(".edj") for s in chosen for p in s.photos) and shutil.which("edje_decc") is None:
+        raise CorpusError(f"corpus {corpus} has Edje backgrounds: install edje_decc (Debian package libedje-bin)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     thumbs = validation_thumbnails()
@@ -234,27 +394,25 @@ def build_corpus(
     with tempfile.TemporaryDirectory() as tmp:
         debs_dir = Path(debs) if debs is not None else Path(tmp) / "debs"
         if debs is None:
-            download_debs(debs_dir, list(photos))
-        for package, listed_paths in photos.items():
-            deb = _find_deb(debs_dir, package)
-            root = Path(tmp) / package
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-            version = _deb_field(deb, "Version")
-            copyright_file = root / "usr/share/doc" / package / "copyright"
-            if not copyright_file.is_file():
-                raise CorpusError(f"{deb.name} has no usr/share/doc/{package}/copyright")
-            copyright_text = copyright_file.read_text(encoding="utf-8", errors="replace")
-            for listed in listed_paths:
-                source = _pick(root, listed)
-                inside = source.relative_to(root).as_posix()
+            download_debs(debs_dir, chosen, mirror)
+        unpacked = _Unpacked(debs_dir, Path(tmp))
+        for source in chosen:
+            root, copyright_text = unpacked.get(source.package, source.version)
+            for listed in source.photos:
+                picked = _pick(root, listed, Path(tmp) / "edje")
+                inside = listed if listed.endswith(".edj") else picked.relative_to(root).as_posix()
                 licence, holder = licence_of(copyright_text, inside)
-                with Image.open(source) as image:
+                if licence not in source.licences:
+                    raise CorpusError(f"{source.package} gives {inside} the licence {licence}, "
+                                      f"not one of {', '.join(source.licences)}")
+                name = _output_name(source.package, listed)
+                if any(e.file == name for e in entries):
+                    raise CorpusError(f"two listed photos would both be written as {name}")
+                with Image.open(picked) as image:
                     assert_not_validation(image, thumbs, inside)
-                    name = _output_name(package, listed)
                     original, size, digest = _write(image, out, name, long_side)
-                entries.append(CorpusEntry(name, package, version, inside, licence, holder, original, size, digest))
-            shutil.rmtree(root)
-    manifest = {"long_side": long_side, "resample": "lanczos", "images": [asdict(e) for e in entries]}
+                entries.append(CorpusEntry(name, source.package, source.version, source.suite, inside, licence,
+                                           holder, original, size, digest))
+    manifest = {"corpus": corpus, "long_side": long_side, "resample": "lanczos", "images": [asdict(e) for e in entries]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return entries
-
