@@ -35,7 +35,7 @@ _EXPORTS: Dict[str, str] = {
     "encoders": "multirealism.registry",
     "entropy_models": "multirealism.registry",
     "generators": "multirealism.registry",
-    "container": "multirealism.container",
+    "bitstream_format": "multirealism.bitstream_format",
     "create_codec": "multirealism.zoo",
     "find_pretrained": "multirealism.weights",
     "list_codecs": "multirealism.zoo",

@@ -1,6 +1,6 @@
 """Checks that stand between untrusted bytes (or untrusted weights) and compressai's rANS coder.
 
-The container parser (:mod:`multirealism.container`) checks the format; these check a parsed
+The container parser (:mod:`multirealism.bitstream_format`) checks the format; these check a parsed
 bitstream against the model that is asked to decode it, pad coded strings so a crafted string cannot
 make the decoder read past its buffer, and refuse latents the encoder cannot code in bounded time.
 """
@@ -12,7 +12,7 @@ from typing import List, Sequence
 
 from torch import Tensor, nn
 
-from multirealism.container import Bitstream, pixel_limit_message
+from multirealism.bitstream_format import Bitstream, pixel_limit_message
 from multirealism.errors import BitstreamError, ModelMismatchError, ModelOutputError
 
 

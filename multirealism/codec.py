@@ -19,7 +19,7 @@ from compressai.models import CompressionModel
 from torch import Tensor, nn
 
 import multirealism.components  # noqa: F401  (registers the built-in components)
-from multirealism import bitstream_guards, container, memory_budget
+from multirealism import bitstream_guards, bitstream_format, memory_budget
 from multirealism.checkpoint import RESIZED_BUFFERS, load_codec, load_shipped, save_weights
 from multirealism.components.base import ConditionalGenerator, Encoder, EntropyModel, EntropyOutput
 from multirealism.components.conditioning import beta_as_map, check_beta_range
@@ -86,7 +86,7 @@ class MultiRealismCodec(CompressionModel):
     ``load_state_dict`` (resizing the coder tables to the stored ones) and ``aux_loss``.
 
     ``max_pixels``, ``max_images`` and ``max_bitstream_bytes`` bound what :meth:`compress` accepts
-    and what a bitstream header may declare; the defaults live in :mod:`multirealism.container`.
+    and what a bitstream header may declare; the defaults live in :mod:`multirealism.bitstream_format`.
     """
 
     def __init__(
@@ -94,9 +94,9 @@ class MultiRealismCodec(CompressionModel):
         encoder: Union[Encoder, str] = "elic",
         entropy_model: Union[EntropyModel, str] = "hyperprior",
         generator: Union[ConditionalGenerator, str] = "elic_cond",
-        max_pixels: int = container.DEFAULT_MAX_PIXELS,
-        max_images: int = container.DEFAULT_MAX_IMAGES,
-        max_bitstream_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES,
+        max_pixels: int = bitstream_format.DEFAULT_MAX_PIXELS,
+        max_images: int = bitstream_format.DEFAULT_MAX_IMAGES,
+        max_bitstream_bytes: int = bitstream_format.DEFAULT_MAX_BITSTREAM_BYTES,
         rate_control: Optional[Union[RateControl, str]] = None,
     ) -> None:
         super().__init__()
@@ -166,9 +166,9 @@ class MultiRealismCodec(CompressionModel):
             encoder=config["encoder"],
             entropy_model=config["entropy_model"],
             generator=config["generator"],
-            max_pixels=config.get("max_pixels", container.DEFAULT_MAX_PIXELS),
-            max_images=config.get("max_images", container.DEFAULT_MAX_IMAGES),
-            max_bitstream_bytes=config.get("max_bitstream_bytes", container.DEFAULT_MAX_BITSTREAM_BYTES),
+            max_pixels=config.get("max_pixels", bitstream_format.DEFAULT_MAX_PIXELS),
+            max_images=config.get("max_images", bitstream_format.DEFAULT_MAX_IMAGES),
+            max_bitstream_bytes=config.get("max_bitstream_bytes", bitstream_format.DEFAULT_MAX_BITSTREAM_BYTES),
             rate_control=config.get("rate_control"),
         )
 
@@ -256,7 +256,7 @@ class MultiRealismCodec(CompressionModel):
                         raise ModelOutputError(f"weight {name} holds NaN or infinite values; refusing to code with it")
                     digest.update(name.encode())
                     digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
-        return digest.digest()[: container.FINGERPRINT_BYTES]
+        return digest.digest()[: bitstream_format.FINGERPRINT_BYTES]
 
     # ------------------------------------------------------------------ padding helpers
     def _padding(self, height: int, width: int) -> tuple:
@@ -363,7 +363,7 @@ class MultiRealismCodec(CompressionModel):
         x = self._check_images(x)
         batch, _, height, width = x.shape
         if batch * height * width > self.max_pixels:
-            raise ImageInputError(container.pixel_limit_message("input", batch * height * width, self.max_pixels))
+            raise ImageInputError(bitstream_format.pixel_limit_message("input", batch * height * width, self.max_pixels))
         if batch > self.max_images:
             raise ImageInputError(f"input has {batch} images, over the limit of max_images={self.max_images}")
         self.fingerprint  # builds the coder tables on first use
@@ -375,7 +375,7 @@ class MultiRealismCodec(CompressionModel):
         # Analysis runs channels-last (about 1.4x faster on CPU); the entropy model gets y back in the
         # default layout, so its hyper transforms compute scales exactly as the decoder side does.
         y = self.encoder(padded.contiguous(memory_format=torch.channels_last)).contiguous()
-        quality = container.as_header_quality(resolve_quality(self.rate_control, quality))
+        quality = bitstream_format.as_header_quality(resolve_quality(self.rate_control, quality))
         # The latent the rANS encoder codes is the rate-scaled one, so that is the one refined and checked.
         return EncodedLatent(scale_latent(self.rate_control, y, quality), height, width, quality)
 
@@ -389,8 +389,8 @@ class MultiRealismCodec(CompressionModel):
         bitstream_guards.check_weights(self.entropy_model, "entropy model")
         strings, latent_shape = self.entropy_model.compress(latent.y)
         batch, height, width = latent.y.shape[0], latent.height, latent.width
-        return container.pack(
-            container.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=latent.quality)
+        return bitstream_format.pack(
+            bitstream_format.Bitstream(fingerprint, batch, height, width, latent_shape, strings, quality=latent.quality)
         )
 
     @torch.no_grad()
@@ -405,9 +405,9 @@ class MultiRealismCodec(CompressionModel):
             self.entropy_model.train(was_training)
         return _bits(likelihoods) / (latent.height * latent.width)
 
-    def read_header(self, data: bytes) -> container.Bitstream:
+    def read_header(self, data: bytes) -> bitstream_format.Bitstream:
         """Parse and check a bitstream against this model without entropy-decoding it."""
-        stream = container.unpack(
+        stream = bitstream_format.unpack(
             data, max_pixels=self.max_pixels, max_images=self.max_images, max_bitstream_bytes=self.max_bitstream_bytes
         )
         bitstream_guards.check_header(
@@ -417,7 +417,7 @@ class MultiRealismCodec(CompressionModel):
         return stream
 
     @torch.no_grad()
-    def decode_latent(self, data: bytes) -> "tuple[Tensor, container.Bitstream]":
+    def decode_latent(self, data: bytes) -> "tuple[Tensor, bitstream_format.Bitstream]":
         """Entropy-decode ``data`` to the quantised latent ŷ (the β-independent part)."""
         stream = self.read_header(data)
         try:

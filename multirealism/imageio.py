@@ -35,7 +35,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from multirealism.checkpoint import atomic_write_bytes
-from multirealism.container import DEFAULT_MAX_PIXELS, pixel_limit_message
+from multirealism.bitstream_format import DEFAULT_MAX_PIXELS, pixel_limit_message
 from multirealism.errors import ImageInputError, OutputExistsError, OutputPathError
 
 PathLike = Union[str, "os.PathLike[str]"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers import make_tiny_codec
-from multirealism import BitstreamError, ModelMismatchError, container
+from multirealism import BitstreamError, ModelMismatchError, bitstream_format
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def codec_and_data():
 
 def test_truncated_bytes(codec_and_data) -> None:
     codec, data = codec_and_data
-    for cut in (0, 3, 10, container.HEADER_BYTES, len(data) // 2, len(data) - 1):
+    for cut in (0, 3, 10, bitstream_format.HEADER_BYTES, len(data) // 2, len(data) - 1):
         with pytest.raises(BitstreamError):
             codec.decompress(data[:cut])
 
@@ -40,7 +40,7 @@ def test_wrong_magic(codec_and_data) -> None:
 
 def test_newer_format_version(codec_and_data) -> None:
     codec, data = codec_and_data
-    newer = data[:4] + bytes([container.FORMAT_VERSION + 1]) + data[5:]
+    newer = data[:4] + bytes([bitstream_format.FORMAT_VERSION + 1]) + data[5:]
     with pytest.raises(BitstreamError, match="format version"):
         codec.decompress(newer)
 
@@ -64,4 +64,4 @@ def test_header_round_trip(codec_and_data) -> None:
     assert (stream.num_images, stream.height, stream.width) == (1, 40, 40)
     assert stream.latent_shape == (1, 1)
     assert len(stream.strings) == codec.entropy_model.num_streams
-    assert container.pack(stream) == data
+    assert bitstream_format.pack(stream) == data

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from helpers import make_tiny_codec, natural_image
-from multirealism import container
+from multirealism import bitstream_format
 from multirealism.cli import main as cli_main
 from multirealism.imageio import load_image, save_image
 
@@ -43,7 +43,7 @@ def test_compress_decompress_info_round_trip(run, files, tmp_path, capsys):
     capsys.readouterr()
     assert run("info", tmp_path / "x.mrc", "--ckpt", root / "codec.pt") == 0
     out = capsys.readouterr().out
-    assert f"format version: {container.FORMAT_VERSION}" in out and codec.fingerprint.hex() in out
+    assert f"format version: {bitstream_format.FORMAT_VERSION}" in out and codec.fingerprint.hex() in out
     assert "1 x 61x45" in out and f"bytes:          {len(data)}" in out
     assert f"{8 * len(data) / (45 * 61):.4f}" in out and "matches" in out
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import make_tiny_codec, natural_image
-from multirealism import container
+from multirealism import bitstream_format
 from multirealism.cli import codec_commands
 from multirealism.cli import main as cli_main
 from multirealism.errors import BitstreamError
@@ -70,7 +70,7 @@ def test_oversized_input_is_refused_by_its_size_without_reading_it(tmp_path, fil
 
 def test_a_small_file_declaring_thousands_of_images_writes_nothing(tmp_path, files, capsys):
     codec = make_tiny_codec("hyperprior", seed=3)
-    crafted = container.pack(container.Bitstream(codec.fingerprint, 4096, 1, 1, (1, 1), [[b""] * 4096] * 2))
+    crafted = bitstream_format.pack(bitstream_format.Bitstream(codec.fingerprint, 4096, 1, 1, (1, 1), [[b""] * 4096] * 2))
     (tmp_path / "many.mrc").write_bytes(crafted)
     assert run("decompress", tmp_path / "many.mrc", tmp_path / "out.png", "--ckpt", files / "codec.pt") == 1
     assert "4096 images" in capsys.readouterr().err
@@ -122,9 +122,9 @@ def test_importing_the_codec_prints_no_torch_jit_future_warning():
 
 def _stream_declaring(codec, width: int, height: int) -> bytes:
     """A stream with a valid checksum whose header declares ``width`` x ``height``, strings from a 16x16 image."""
-    small = container.unpack(codec.compress(natural_image("chelsea", 16)))
+    small = bitstream_format.unpack(codec.compress(natural_image("chelsea", 16)))
     shape = tuple(-(-s // codec.pad_multiple) for s in (height, width))
-    return container.pack(container.Bitstream(small.fingerprint, 1, height, width, shape, small.strings))
+    return bitstream_format.pack(bitstream_format.Bitstream(small.fingerprint, 1, height, width, shape, small.strings))
 
 
 _CAPPED = """

@@ -20,7 +20,7 @@ from matplotlib import cbook
 from PIL import Image
 
 from multirealism.data import MultiRealismDataModule
-from multirealism.data import cli as data_cli
+from multirealism.cli import data_commands as data_cli
 from multirealism.data.openimages import OpenImagesPreparer, prepare_openimages
 from multirealism.data.errors import DataSourceError
 from multirealism.data.storage import Storage, s3_client

@@ -18,7 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from multirealism import container
+from multirealism import bitstream_format
 from multirealism.bitstream_guards import guard_for_rans
 from multirealism.errors import BitstreamError
 from multirealism import MultiRealismCodec
@@ -65,7 +65,7 @@ def valid(codecs):
 
 
 def _header(version, fingerprint, images, height, width, zh, zw, streams, quality=0.0) -> bytes:
-    return struct.pack(">4sB8sHIIHHBf", container.MAGIC, version, fingerprint, images, height, width, zh, zw, streams, quality)
+    return struct.pack(">4sB8sHIIHHBf", bitstream_format.MAGIC, version, fingerprint, images, height, width, zh, zw, streams, quality)
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -79,7 +79,7 @@ def decode_outcome(codec, data: bytes, kind: str) -> str:
     except BitstreamError:  # includes ModelMismatchError
         outcome = "error"
     else:
-        header = container.unpack(data, max_pixels=codec.max_pixels)
+        header = bitstream_format.unpack(data, max_pixels=codec.max_pixels)
         assert image.shape == (header.num_images, 3, header.height, header.width)
         assert bool(torch.isfinite(image).all()) and float(image.min()) >= 0 and float(image.max()) <= 1
         outcome = "image"
@@ -96,7 +96,7 @@ def test_random_bytes(codecs, data):
 @FUZZ
 @given(tail=st.binary(max_size=300), version=st.integers(0, 255))
 def test_random_bytes_behind_magic(codecs, tail, version):
-    data = container.MAGIC + bytes([version]) + tail
+    data = bitstream_format.MAGIC + bytes([version]) + tail
     assert decode_outcome(codecs["charm"], data, "magic_plus_random") == "error"
     assert decode_outcome(codecs["charm"], _with_crc(data), "magic_plus_random_crc") in ("error", "image")
 
@@ -138,7 +138,7 @@ U32 = st.sampled_from([0, 1, 40, 50, 63, 64, 65, 96, 97, 100_000, 2**31, 2**32 -
 
 @FUZZ
 @given(
-    version=st.sampled_from([0, 1, container.FORMAT_VERSION, 3, 255]),
+    version=st.sampled_from([0, 1, bitstream_format.FORMAT_VERSION, 3, 255]),
     other_model=st.booleans(),
     rate_control=st.booleans(),
     quality=QUALITY,
@@ -147,7 +147,7 @@ U32 = st.sampled_from([0, 1, 40, 50, 63, 64, 65, 96, 97, 100_000, 2**31, 2**32 -
     width=U32,
     zh=U16,
     zw=U16,
-    streams=st.sampled_from([0, 1, 2, 3, 5, container.MAX_STREAMS, container.MAX_STREAMS + 1, 255]),
+    streams=st.sampled_from([0, 1, 2, 3, 5, bitstream_format.MAX_STREAMS, bitstream_format.MAX_STREAMS + 1, 255]),
     payload=st.binary(max_size=64),
 )
 def test_header_fields_at_extremes(
@@ -167,7 +167,7 @@ def test_near_valid_headers(codecs, images, height, width, streams, skew, string
     codec = codecs["hyperprior"]
     m = codec.pad_multiple
     z = (-(-height // m) + skew, -(-width // m))
-    body = _header(container.FORMAT_VERSION, codec.fingerprint, images, height, width, *z, streams)
+    body = _header(bitstream_format.FORMAT_VERSION, codec.fingerprint, images, height, width, *z, streams)
     payload = b"".join(bytes([len(s)]) + s for s in strings)
     assert decode_outcome(codec, _with_crc(body + payload), "near_valid_header") in ("error", "image")
 
@@ -183,7 +183,7 @@ def test_huge_header_refused_before_any_decoding(codecs, monkeypatch):
     monkeypatch.setattr(codec.generator, "forward", forbidden)
     for images, side in ((1, 100_000), (65535, 1), (2, 6000)):
         z = -(-side // codec.pad_multiple)
-        body = _header(container.FORMAT_VERSION, codec.fingerprint, images, side, side, z, z, 2)
+        body = _header(bitstream_format.FORMAT_VERSION, codec.fingerprint, images, side, side, z, z, 2)
         data = _with_crc(body + b"\x00\x00" * images)
         CASES["huge_header"] += 1
         with pytest.raises(BitstreamError, match="limit"):
@@ -194,17 +194,17 @@ def test_huge_header_refused_before_any_decoding(codecs, monkeypatch):
 def test_garbage_strings_behind_valid_header_and_crc(codecs, valid, name):
     """compressai's rANS decoder fed garbage (the CRC recomputed): an image or our error, quickly."""
     codec = codecs[name]
-    header = container.unpack(valid[name], max_pixels=MAX_PIXELS)
+    header = bitstream_format.unpack(valid[name], max_pixels=MAX_PIXELS)
 
     @settings(FUZZ, max_examples=25)
     @given(strings=st.lists(st.binary(max_size=200), min_size=len(header.strings), max_size=len(header.strings)),
            height=st.integers(1, 64), width=st.integers(1, 64))
     def check(strings, height, width):
         m = codec.pad_multiple
-        stream = container.Bitstream(
+        stream = bitstream_format.Bitstream(
             codec.fingerprint, 1, height, width, (-(-height // m), -(-width // m)), [[s] for s in strings]
         )
-        assert decode_outcome(codec, container.pack(stream), "garbage_strings") in ("error", "image")
+        assert decode_outcome(codec, bitstream_format.pack(stream), "garbage_strings") in ("error", "image")
 
     check()
 
@@ -215,7 +215,7 @@ def test_rans_guard_covers_every_read(codecs, data, sentinel):
     """Bytes after the guard zeros never influence decoding, so the decoder never reads past them."""
     codec = codecs["hyperprior"]
     m = codec.pad_multiple
-    stream = container.Bitstream(codec.fingerprint, 1, 64, 64, (64 // m, 64 // m), [[data[: len(data) // 3]], [data]])
+    stream = bitstream_format.Bitstream(codec.fingerprint, 1, 64, 64, (64 // m, 64 // m), [[data[: len(data) // 3]], [data]])
     guarded = guard_for_rans(stream, codec.entropy_model.stream_symbol_counts(stream.latent_shape))
     CASES["rans_guard"] += 1
     reference = codec.entropy_model.decompress(guarded, stream.latent_shape)
@@ -226,7 +226,7 @@ def test_rans_guard_covers_every_read(codecs, data, sentinel):
 @FUZZ
 @given(data=st.binary(max_size=300), mutate=st.booleans())
 def test_info_parser(valid, data, mutate):
-    """``container.unpack`` (what ``multirealism info`` runs) returns a Bitstream or raises BitstreamError."""
+    """``bitstream_format.unpack`` (what ``multirealism info`` runs) returns a Bitstream or raises BitstreamError."""
     if mutate:
         base = bytearray(valid["charm"])
         for i, byte in enumerate(data[:16]):
@@ -235,18 +235,18 @@ def test_info_parser(valid, data, mutate):
     CASES["info_parser"] += 2
     for blob in (data, _with_crc(data[:-4]) if len(data) >= 4 else data):
         try:
-            stream = container.unpack(blob)
+            stream = bitstream_format.unpack(blob)
         except BitstreamError:
             continue
-        assert stream.num_pixels <= container.DEFAULT_MAX_PIXELS
-        assert len(stream.strings) <= container.MAX_STREAMS
+        assert stream.num_pixels <= bitstream_format.DEFAULT_MAX_PIXELS
+        assert len(stream.strings) <= bitstream_format.MAX_STREAMS
 
 
 def test_unguarded_rans_decoder_reads_past_its_string(codecs, valid):
     """Why the guard exists: given a 1-byte string, compressai's decoder consumes the bytes after it
     (here in bounds, a sentinel; in real use, whatever lies past the buffer). A valid string does not."""
     codec = codecs["hyperprior"]
-    stream = container.unpack(valid["hyperprior"], max_pixels=MAX_PIXELS)
+    stream = bitstream_format.unpack(valid["hyperprior"], max_pixels=MAX_PIXELS)
 
     def decode(strings, tail):
         return codec.entropy_model.decompress([[s + tail] for s in strings], stream.latent_shape)

@@ -2,7 +2,7 @@
 
 The files in ``tests/data/golden/`` were written by ``make_golden.py``. If this test fails after a
 change, old ``.mrc`` files no longer decode: either restore compatibility or bump
-``container.FORMAT_VERSION`` deliberately and regenerate the files.
+``bitstream_format.FORMAT_VERSION`` deliberately and regenerate the files.
 
 Tolerance: the latent ŷ and the images are compared with ``atol=1e-5`` (float32). On the platform
 that wrote them they match exactly; the slack absorbs summation-order differences of CPU kernels,
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from compact_codec import load_compact
-from multirealism import MultiRealismCodec, container
+from multirealism import MultiRealismCodec, bitstream_format
 from multirealism.imageio import load_image
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -42,9 +42,9 @@ def test_golden_files_stay_small():
 
 def test_format_version_and_fingerprint(golden_codec, reference):
     data = (GOLDEN / "crop.mrc").read_bytes()
-    stream = container.unpack(data)
-    assert stream.version == container.FORMAT_VERSION == int(reference["format_version"])
-    assert data[4] == container.FORMAT_VERSION
+    stream = bitstream_format.unpack(data)
+    assert stream.version == bitstream_format.FORMAT_VERSION == int(reference["format_version"])
+    assert data[4] == bitstream_format.FORMAT_VERSION
     assert stream.fingerprint == bytes(reference["fingerprint"]) == golden_codec.fingerprint
     assert (stream.num_images, stream.height, stream.width) == (1, 37, 53)
 
@@ -65,6 +65,6 @@ def test_golden_image_encodes_to_golden_bytes(golden_codec):
 
 def test_newer_format_version_is_refused(golden_codec):
     data = bytearray((GOLDEN / "crop.mrc").read_bytes())
-    data[4] = container.FORMAT_VERSION + 1
-    with pytest.raises(container.BitstreamError, match="version"):
+    data[4] = bitstream_format.FORMAT_VERSION + 1
+    with pytest.raises(bitstream_format.BitstreamError, match="version"):
         golden_codec.decompress(bytes(data))

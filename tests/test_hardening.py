@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import make_tiny_codec
-from multirealism import MultiRealismCodec, container
+from multirealism import MultiRealismCodec, bitstream_format
 from multirealism.checkpoint import CONFIG_KEY
 from multirealism.errors import BitstreamError, CheckpointError, ImageInputError, ModelOutputError
 
@@ -143,7 +143,7 @@ def _crafted(codec: MultiRealismCodec, images: int, size: int = 16) -> bytes:
     m = codec.pad_multiple
     latent = (-(-size // m), -(-size // m))
     strings = [[b"" for _ in range(images)] for _ in range(codec.entropy_model.num_streams)]
-    return container.pack(container.Bitstream(codec.fingerprint, images, size, size, latent, strings))
+    return bitstream_format.pack(bitstream_format.Bitstream(codec.fingerprint, images, size, size, latent, strings))
 
 
 def test_image_count_is_capped_and_configurable():
@@ -166,7 +166,7 @@ def test_bitstream_size_is_bounded_before_parsing():
     with pytest.raises(BitstreamError, match=f"{len(data)} bytes, over the limit of max_bitstream_bytes"):
         codec.decompress(data)
     with pytest.raises(BitstreamError, match="max_bitstream_bytes=10"):
-        container.unpack(b"\x00" * 11, max_bitstream_bytes=10)
+        bitstream_format.unpack(b"\x00" * 11, max_bitstream_bytes=10)
     codec.max_bitstream_bytes = len(data)
     assert codec.decompress(data).shape == (1, 3, 32, 32)
 

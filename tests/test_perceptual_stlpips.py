@@ -13,7 +13,7 @@ from helpers import natural_image
 from multirealism.cli.main import build_parser, main
 from multirealism.evaluation.baselines import to_pil
 from multirealism.evaluation.metrics import LPIPSMetric
-from multirealism.training.cli import run_lightning_cli
+from multirealism.cli.lightning_commands import run_lightning_cli
 from multirealism.training.perceptual import PerceptualWeightsError, build_perceptual
 
 pytest.importorskip("stlpips_pytorch")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multirealism import MultiRealismCodec, container
+from multirealism import MultiRealismCodec, bitstream_format
 from multirealism.components.rate_control import GainUnits, QuantizationStep
 from multirealism.errors import BitstreamError
 from multirealism.zoo import tiny_config
@@ -68,7 +68,7 @@ def test_round_trip_equals_eval_forward_at_each_quality(entropy_model, name):
     x = natural_image("astronaut", 64)[:, :40, :56].unsqueeze(0)
     for quality in (0.0, 0.5, 1.0, 2.0):
         data = codec.compress(x, quality=quality)
-        assert container.unpack(data).quality == quality
+        assert bitstream_format.unpack(data).quality == quality
         with torch.no_grad():
             expected = codec(x, beta=1.0, quality=quality).x_hat.clamp(0, 1)
         assert torch.allclose(codec.decompress(data, beta=1.0), expected, atol=1e-5)
@@ -78,7 +78,7 @@ def test_default_quality_is_the_highest_level():
     codec = rate_codec()
     x = natural_image("coffee", 64).unsqueeze(0)
     assert codec.compress(x) == codec.compress(x, quality=2.0)
-    assert container.unpack(codec.compress(x)).quality == 2.0
+    assert bitstream_format.unpack(codec.compress(x)).quality == 2.0
 
 
 def test_config_and_fingerprint_carry_the_rate_control(tmp_path):
@@ -97,15 +97,15 @@ def test_codec_without_rate_control_has_one_level():
     codec = make_tiny_codec("hyperprior")
     x = natural_image("coffee", 64).unsqueeze(0)
     assert codec.num_levels == 1 and "rate_control" not in codec.config()
-    assert container.unpack(codec.compress(x, quality=0)).quality == 0.0
+    assert bitstream_format.unpack(codec.compress(x, quality=0)).quality == 0.0
     with pytest.raises(ValueError, match="one rate"):
         codec.compress(x, quality=1)
 
 
 def test_quality_outside_the_models_levels_is_refused_at_decode():
     codec = rate_codec(levels=3)
-    stream = container.unpack(codec.compress(natural_image("coffee", 64), quality=1.0))
-    forged = container.pack(container.Bitstream(**{**stream.__dict__, "quality": 2.5}))
+    stream = bitstream_format.unpack(codec.compress(natural_image("coffee", 64), quality=1.0))
+    forged = bitstream_format.pack(bitstream_format.Bitstream(**{**stream.__dict__, "quality": 2.5}))
     with pytest.raises(BitstreamError, match="quality 2.5"):
         codec.decompress(forged)
 
@@ -114,7 +114,7 @@ def test_old_format_version_is_refused_naming_it():
     data = bytearray(rate_codec().compress(natural_image("coffee", 64)))
     data[4] = 1
     with pytest.raises(BitstreamError, match="version 1 is not supported"):
-        container.unpack(bytes(data))
+        bitstream_format.unpack(bytes(data))
 
 
 def test_reduced_precision_latents_are_scaled_in_float32():

@@ -8,7 +8,7 @@ import pytest
 
 from compact_codec import load_compact
 from helpers import natural_image
-from multirealism import container
+from multirealism import bitstream_format
 from multirealism.cli import main as cli_main
 from multirealism.imageio import load_image, save_image
 
@@ -37,7 +37,7 @@ def test_compress_at_a_quality_and_info_reports_it(run, files, tmp_path, capsys)
     assert run("compress", root / "in.png", tmp_path / "top.mrc", "--ckpt", ckpt) == 0
     low, top = (tmp_path / "low.mrc").read_bytes(), (tmp_path / "top.mrc").read_bytes()
     assert low == codec.compress(load_image(root / "in.png"), quality=0.5)
-    assert container.unpack(top).quality == 2.0 and len(low) < len(top)
+    assert bitstream_format.unpack(top).quality == 2.0 and len(low) < len(top)
 
     capsys.readouterr()
     assert run("info", tmp_path / "low.mrc", "--ckpt", ckpt) == 0

@@ -10,7 +10,7 @@ import torch
 
 from compact_codec import load_compact
 from helpers import natural_image
-from multirealism import container
+from multirealism import bitstream_format
 from test_rate import framing_bytes
 
 MODEL = Path(__file__).parent / "data" / "fitted_tiny_rate_control.safetensors.gz"
@@ -63,7 +63,7 @@ def test_fractional_quality_lands_between_its_neighbours(coded, image):
 def test_round_trip_equals_eval_forward_at_every_level(codec, coded, image):
     for q in QUALITIES:
         data, out = coded[image][q]
-        assert container.unpack(data).quality == q
+        assert bitstream_format.unpack(data).quality == q
         assert torch.allclose(codec.decompress(data), out.x_hat.clamp(0, 1), atol=1e-5)
 
 
@@ -72,6 +72,6 @@ def test_coded_bytes_match_the_likelihood_estimate_at_every_level(coded, image):
     for q in QUALITIES:
         data, out = coded[image][q]
         estimated_bits = float(out.bpp) * 256 * 256
-        coded_bits = 8 * (len(data) - framing_bytes(container.unpack(data)))
+        coded_bits = 8 * (len(data) - framing_bytes(bitstream_format.unpack(data)))
         assert estimated_bits > 8000
         assert abs(coded_bits - estimated_bits) <= 0.02 * estimated_bits, (q, coded_bits, estimated_bits)

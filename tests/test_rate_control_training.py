@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from multirealism import MultiRealismCodec
 from multirealism.zoo import tiny_config
 from multirealism.training import DiscriminatorSettings, MultiRealismModule, Objective, Optimization, RateLadder
-from multirealism.training.cli import run_lightning_cli
+from multirealism.cli.lightning_commands import run_lightning_cli
 from multirealism.training.initialization import load_codec_weights
 
 

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from multirealism import MultiRealismCodec
-from multirealism.training.cli import run_lightning_cli
+from multirealism.cli.lightning_commands import run_lightning_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

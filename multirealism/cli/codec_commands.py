@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from multirealism import container
+from multirealism import bitstream_format
 from multirealism.cli.main import CommandLineError
 from multirealism.errors import BitstreamError, ImageInputError, ModelMismatchError, MultiRealismError, OutputPathError
 
@@ -54,7 +54,7 @@ def _load_codec(args: argparse.Namespace, fingerprint: Optional[bytes] = None, s
 STDIO = "-"
 
 
-def read_bitstream(path: str, max_bytes: int = container.DEFAULT_MAX_BITSTREAM_BYTES) -> bytes:
+def read_bitstream(path: str, max_bytes: int = bitstream_format.DEFAULT_MAX_BITSTREAM_BYTES) -> bytes:
     """The file's bytes (``-``: standard input), refusing (without reading it all) a file, device or pipe
     larger than ``max_bytes``."""
     if path == STDIO:
@@ -252,7 +252,7 @@ def run_decompress(args: argparse.Namespace) -> int:
     for source, out in jobs:
         start = time.perf_counter()
         data = read_bitstream(source)  # the model's own, maybe lower, limit is checked by read_header
-        fingerprint = container.unpack(data).fingerprint if args.ckpt is None and args.model is None else None
+        fingerprint = bitstream_format.unpack(data).fingerprint if args.ckpt is None and args.model is None else None
         if fingerprint not in codecs:
             codecs[fingerprint] = _load_codec(args, fingerprint, source)
             _timed(args, "model load", start)
@@ -281,12 +281,12 @@ def run_decompress(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     data = read_bitstream(args.input)
-    stream = container.unpack(data)
+    stream = bitstream_format.unpack(data)
     fields: Dict[str, Any] = {
         "file": args.input, "format_version": stream.version, "model": stream.fingerprint.hex(),
         "quality": stream.quality + 0.0, "images": stream.num_images, "width": stream.width,
         "height": stream.height, "latent_width": stream.latent_shape[1], "latent_height": stream.latent_shape[0],
-        "bytes": len(data), "header_bytes": container.HEADER_BYTES, "bpp": 8 * len(data) / stream.num_pixels,
+        "bytes": len(data), "header_bytes": bitstream_format.HEADER_BYTES, "bpp": 8 * len(data) / stream.num_pixels,
         "stream_bytes": [sum(len(s) for s in per_image) for per_image in stream.strings],
     }
     code = 0
@@ -312,7 +312,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"quality:        {fields['quality']:g}")
     print(f"images:         {stream.num_images} x {stream.width}x{stream.height} (WxH)")
     print(f"latent grid:    {stream.latent_shape[1]}x{stream.latent_shape[0]} (hyper-latent WxH)")
-    print(f"bytes:          {len(data)} ({container.HEADER_BYTES} header/checksum)")
+    print(f"bytes:          {len(data)} ({bitstream_format.HEADER_BYTES} header/checksum)")
     print(f"bpp:            {fields['bpp']:.4f}")
     print(f"streams:        {len(stream.strings)} ({', '.join(str(n) for n in fields['stream_bytes'])} bytes)")
     if "shipped_model" in fields:

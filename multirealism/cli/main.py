@@ -34,8 +34,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "compress": ("multirealism.cli.codec_commands", "image file -> .mrc bitstream"),
     "decompress": ("multirealism.cli.codec_commands", ".mrc bitstream -> images at one or more realism weights"),
     "info": ("multirealism.cli.codec_commands", "describe a .mrc bitstream"),
-    "evaluate": ("multirealism.evaluation.cli", "rate, distortion and realism of codecs over a β sweep"),
-    "data": ("multirealism.data.cli", "prepare training data"),
+    "evaluate": ("multirealism.cli.evaluate_command", "rate, distortion and realism of codecs over a β sweep"),
+    "data": ("multirealism.cli.data_commands", "prepare training data"),
     "models": ("multirealism.cli.model_commands", "list the models shipped in the package"),
     "export": ("multirealism.cli.model_commands", "training checkpoint -> inference .safetensors"),
 }
@@ -127,7 +127,7 @@ def run_reporting_errors(command: str, body: Callable[[], int]) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
-        from multirealism.training.cli import run_lightning_cli
+        from multirealism.cli.lightning_commands import run_lightning_cli
 
         return run_reporting_errors(argv[0], lambda: run_lightning_cli(argv) and 0)
     args = build_parser(argv[0] if argv else None).parse_args(argv)

@@ -1,5 +1,5 @@
 """Evaluation: real-bitstream rate, PSNR/MS-SSIM/LPIPS, HiFiC-patch FID/KID, classical baselines,
-BD-rate, tables and figures. ``multirealism evaluate`` is :mod:`multirealism.evaluation.cli`;
+BD-rate, tables and figures. ``multirealism evaluate`` is :mod:`multirealism.cli.evaluate_command`;
 :func:`~multirealism.evaluation.sweep.run_sweep` is the reusable core.
 
 Attributes are imported on first use (PEP 562), so ``multirealism evaluate --help`` does not load torch.

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent))  # tests/, for compact_codec
 
 from compact_codec import load_compact  # noqa: E402
 
-from multirealism import container  # noqa: E402
+from multirealism import bitstream_format  # noqa: E402
 from multirealism.checkpoint import CONFIG_KEY, atomic_write_bytes  # noqa: E402
 
 GOLDEN = HERE / "golden"
@@ -77,12 +77,12 @@ def restamp_golden() -> None:
     """Give the golden bitstream and reference the renamed hyperprior codec's fingerprint."""
     fingerprint = load_compact(HERE / "fitted_tiny_hyperprior.safetensors.gz").fingerprint
     mrc = GOLDEN / "crop.mrc"
-    stream = container.unpack(mrc.read_bytes())
+    stream = bitstream_format.unpack(mrc.read_bytes())
     if stream.fingerprint == fingerprint:
         print(f"{mrc.name}: fingerprint already current")
         return
-    restamped = container.pack(dataclasses.replace(stream, fingerprint=fingerprint))
-    assert container.unpack(restamped).strings == stream.strings
+    restamped = bitstream_format.pack(dataclasses.replace(stream, fingerprint=fingerprint))
+    assert bitstream_format.unpack(restamped).strings == stream.strings
     atomic_write_bytes(mrc, restamped)
     with np.load(GOLDEN / "reference.npz") as ref:
         arrays = {k: ref[k] for k in ref.files}

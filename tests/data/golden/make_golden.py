@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # tests/, for compact_codec
 from compact_codec import load_compact  # noqa: E402
 
 from multirealism.checkpoint import atomic_write_bytes  # noqa: E402
-from multirealism.container import FORMAT_VERSION  # noqa: E402
+from multirealism.bitstream_format import FORMAT_VERSION  # noqa: E402
 from multirealism.imageio import load_image  # noqa: E402
 
 MODEL = HERE.parent / "fitted_tiny_hyperprior.safetensors.gz"

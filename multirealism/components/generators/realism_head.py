@@ -16,9 +16,9 @@ from compressai.models.utils import deconv
 from torch import Tensor, nn
 
 from multirealism.components.conditioning import BetaConditioner, beta_as_map
-from multirealism.components.generator import ConditionedBottleneck
-from multirealism.components.rate_gate import RateGate
-from multirealism.components.residual_generator import ResidualConditionalGenerator
+from multirealism.components.generators.elic import ConditionedBottleneck
+from multirealism.components.generators.rate_gate import RateGate
+from multirealism.components.generators.residual import ResidualConditionalGenerator
 from multirealism.registry import generators
 
 

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from multirealism.components.base import ConditionalGenerator
 from multirealism.components.conditioning import beta_as_map, build_conditioner
 from multirealism.components.gdn import MetaSafeGDN
-from multirealism.components.generator import ConditionedBottleneck
+from multirealism.components.generators.elic import ConditionedBottleneck
 from multirealism.registry import generators
 
 
