@@ -37,14 +37,19 @@ def patch_count(height: int, width: int, size: int = PATCH_SIZE) -> int:
     return len(patch_origins(height, width, size))
 
 
+def patch_views(image: Tensor, size: int = PATCH_SIZE) -> List[Tensor]:
+    """The patches of a ``(3, H, W)`` image as views into it (nothing copied), in :func:`patch_origins` order."""
+    if image.dim() != 3:
+        raise ValueError(f"expected one (3, H, W) image, got shape {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    return [image[:, r : r + size, c : c + size] for r, c in patch_origins(height, width, size)]
+
+
 def extract_patches(image: Tensor, size: int = PATCH_SIZE) -> Tensor:
     """Patches ``(N, 3, size, size)`` of a ``(3, H, W)`` image; ``N`` may be 0."""
     import torch
 
-    if image.dim() != 3:
-        raise ValueError(f"expected one (3, H, W) image, got shape {tuple(image.shape)}")
-    height, width = image.shape[-2:]
-    crops = [image[:, r : r + size, c : c + size] for r, c in patch_origins(height, width, size)]
+    crops = patch_views(image, size)
     if not crops:
         return image.new_zeros((0, image.shape[0], size, size))
     return torch.stack(crops)

@@ -172,29 +172,30 @@ class RealismMeter:
         self._decoded: Dict[Hashable, Dict[str, Tensor]] = {}
 
     @torch.no_grad()
-    def features(self, patches: Tensor) -> Tensor:
-        """``(N, D)`` float64 features of ``(N, 3, S, S)`` patches, extracted ``batch_size`` at a time."""
+    def features(self, patches: "Tensor | Sequence[Tensor]") -> Tensor:
+        """``(N, D)`` float64 features of ``N`` patches ``(3, S, S)`` (a batch tensor or a list of views),
+        extracted ``batch_size`` at a time: only one batch of patches is ever copied."""
         device = next(self.extractor.parameters(), torch.empty(0)).device
         chunks = [
-            self.extractor(patches[i : i + self.batch_size].to(device)).double().cpu()
-            for i in range(0, patches.shape[0], self.batch_size)
+            self.extractor(torch.stack(list(patches[i : i + self.batch_size])).to(device)).double().cpu()
+            for i in range(0, len(patches), self.batch_size)
         ]
         return torch.cat(chunks) if chunks else torch.zeros(0, 0, dtype=torch.float64)
 
-    def add_reference(self, image: str, patches: Tensor) -> None:
-        if patches.shape[0]:
+    def add_reference(self, image: str, patches: "Tensor | Sequence[Tensor]") -> None:
+        if len(patches):
             self._reference[image] = self.features(patches)
 
-    def add(self, key: Hashable, image: str, patches: Tensor) -> None:
+    def add(self, key: Hashable, image: str, patches: "Tensor | Sequence[Tensor]") -> None:
         self.add_settings(image, [(key, patches)])
 
-    def add_settings(self, image: str, settings: Sequence[Tuple[Hashable, Tensor]]) -> None:
+    def add_settings(self, image: str, settings: Sequence[Tuple[Hashable, "Tensor | Sequence[Tensor]"]]) -> None:
         """Features of several settings' patches of one image, extracted in one batched pass."""
-        settings = [(key, patches) for key, patches in settings if patches.shape[0]]
+        settings = [(key, patches) for key, patches in settings if len(patches)]
         if not settings:
             return
-        features = self.features(torch.cat([patches for _, patches in settings]))
-        for (key, patches), chunk in zip(settings, features.split([p.shape[0] for _, p in settings])):
+        features = self.features([patch for _, patches in settings for patch in patches])
+        for (key, _), chunk in zip(settings, features.split([len(p) for _, p in settings])):
             self._decoded.setdefault(key, {})[image] = chunk
 
     @property

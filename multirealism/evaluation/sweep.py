@@ -42,7 +42,7 @@ from multirealism.data.transforms import center_crop, to_tensor
 from multirealism.evaluation import baselines
 from multirealism.evaluation.inputs import EvalImage
 from multirealism.evaluation.metrics import LPIPSMetric, ms_ssim, psnr
-from multirealism.evaluation.patches import PATCH_SIZE, extract_patches
+from multirealism.evaluation.patches import PATCH_SIZE, patch_views
 from multirealism.evaluation.realism import RealismMeter
 from multirealism.evaluation.viewer import ViewerImage, ViewerLevel, data_uri
 from multirealism.imageio import to_pil
@@ -259,8 +259,8 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
         image_start = time.perf_counter()
         image = item.load().float()
         start = time.perf_counter()
-        patches = extract_patches(image, patch_size)
-        if patches.shape[0] == 0:
+        patches = patch_views(image, patch_size)
+        if not patches:
             too_small.append(item.name)
         if realism is not None:
             realism.add_reference(item.name, patches)
@@ -295,7 +295,7 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
         timer.add("classical codecs and their metrics", start)
         if realism is not None:
             start = time.perf_counter()
-            realism.add_settings(item.name, [(key, extract_patches(out, patch_size)) for key, out in settings])
+            realism.add_settings(item.name, [(key, patch_views(out, patch_size)) for key, out in settings])
             timer.add("realism features", start)
         if viewer and levels:  # the page compares with a learned codec: none without a model
             start = time.perf_counter()
@@ -318,7 +318,7 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
             timer.add("viewer", start)
         if progress is not None:
             progress(f"[{number}/{len(images)}] {item.name} ({image.shape[-1]}x{image.shape[-2]}, "
-                     f"{patches.shape[0]} patches of {patch_size} px): {len(settings)} settings in "
+                     f"{len(patches)} patches of {patch_size} px): {len(settings)} settings in "
                      f"{time.perf_counter() - image_start:.1f} s")
     scores: Dict[SettingKey, Dict[str, float]] = {}
     if realism is not None:
