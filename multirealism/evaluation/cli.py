@@ -81,7 +81,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                         help="skip the classifier two-sample test (leave-one-image-out logistic regression on "
                         "the FID features, real vs decoded patches)")
     parser.add_argument("--perceptual", default=None, choices=EVAL_PERCEPTUAL,
-                        help="perceptual distance: stlpips-alex (default; lpips-alex when --lpips-weights is given) / stlpips-vgg (shift-tolerant LPIPS, "
+                        help="perceptual distance: stlpips-alex (default; lpips-alex when --lpips-weights is "
+                        "given) / stlpips-vgg (shift-tolerant LPIPS, "
                         "offline from stlpips-pytorch; column st_lpips_*, a different metric from LPIPS) or "
                         "lpips-alex (LPIPS; needs torchvision's AlexNet weights, see --lpips-weights)")
     parser.add_argument("--lpips-weights", default=None,

@@ -76,8 +76,9 @@ def realism_rate(summary: Sequence[Row], path: str, label: str) -> Optional[str]
     for name, rows in curves(points).items():
         learned = rows[0]["codec"] == LEARNED
         kid = [float(r["kid"]) for r in rows]  # type: ignore[arg-type]
-        low = [k - float(r["kid_lo"]) if math.isfinite(float(r["kid_lo"])) else 0.0 for k, r in zip(kid, rows)]  # type: ignore[arg-type]
-        high = [float(r["kid_hi"]) - k if math.isfinite(float(r["kid_hi"])) else 0.0 for k, r in zip(kid, rows)]  # type: ignore[arg-type]
+        bounds = [(float(r["kid_lo"]), float(r["kid_hi"])) for r in rows]  # type: ignore[arg-type]
+        low = [k - lo if math.isfinite(lo) else 0.0 for k, (lo, _) in zip(kid, bounds)]
+        high = [hi - k if math.isfinite(hi) else 0.0 for k, (_, hi) in zip(kid, bounds)]
         ax.errorbar([r["bpp"] for r in rows], kid, yerr=[low, high], marker="o" if learned else ".", capsize=3,
                     linestyle="-" if learned else "--", label=name)
     ax.axhline(0.0, color="grey", linewidth=0.8)

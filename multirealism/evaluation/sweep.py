@@ -234,6 +234,31 @@ def _closest_in_size(rows: Sequence[Row], decoded: Sequence[Tensor], max_bytes: 
     return rows[index], decoded[index]
 
 
+Level = Tuple[str, Optional[float], List[Row], List[Tensor], int]  # model, quality, rows, decoded, bytes
+
+
+def _viewer_page(name: str, image: Tensor, levels: Sequence[Level],
+                 classical: Dict[str, Tuple[List[Row], List[Tensor]]], match_bytes: bool) -> ViewerImage:
+    """The viewer's entry for one image: the original once; per model and level its decodings by β and
+    each classical codec's decoding matched to (or, from the grid, closest below) the level's file size."""
+    page = ViewerImage(name, data_uri(image), image.shape[-1], image.shape[-2])
+    for model, quality, level_rows, decoded, size in levels:
+        level = ViewerLevel(model, quality, size)
+        for row, out in sorted(zip(level_rows, decoded), key=lambda pair: float(pair[0]["beta"])):  # type: ignore
+            level.decoded.append((float(row["beta"]), data_uri(out), float(row["bpp"]), float(row["psnr"])))  # type: ignore
+        for codec, (codec_rows, codec_decoded) in classical.items():
+            if match_bytes:
+                row, out = next((r, d) for r, d in zip(codec_rows, codec_decoded)
+                                if r["model"] == model and r["quality"] == quality)
+            else:
+                row, out = _closest_in_size(codec_rows, codec_decoded, size)
+            level.classical.append(
+                (codec, int(row["codec_quality"]), data_uri(out), float(row["bpp"]), float(row["psnr"]))  # type: ignore
+            )
+        page.levels.append(level)
+    return page
+
+
 def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiRealismCodec]],
               betas: Sequence[float], baseline_codecs: Sequence[str] = (),
               qualities: Sequence[int] = baselines.DEFAULT_QUALITIES, lpips: Optional[LPIPSMetric] = None,
@@ -266,7 +291,7 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
             realism.add_reference(item.name, patches)
         timer.add("realism features", start)
         settings: List[Tuple[SettingKey, Tensor]] = []
-        levels: List[Tuple[str, Optional[float], List[Row], List[Tensor], int]] = []
+        levels: List[Level] = []
         for index, (model, codec) in enumerate(models):
             for quality in rate_levels(codec, model_qualities):
                 new_rows, decoded, data = learned_rows(codec, item.name, image, betas, model, lpips, quality, refine,
@@ -299,22 +324,7 @@ def run_sweep(images: Sequence[EvalImage], models: Sequence[Tuple[str, MultiReal
             timer.add("realism features", start)
         if viewer and levels:  # the page compares with a learned codec: none without a model
             start = time.perf_counter()
-            page = ViewerImage(item.name, data_uri(image), image.shape[-1], image.shape[-2])
-            for model, quality, level_rows, decoded, size in levels:
-                level = ViewerLevel(model, quality, size)
-                for row, out in sorted(zip(level_rows, decoded), key=lambda pair: float(pair[0]["beta"])):  # type: ignore[arg-type]
-                    level.decoded.append((float(row["beta"]), data_uri(out), float(row["bpp"]), float(row["psnr"])))  # type: ignore[arg-type]
-                for name, (codec_rows, codec_decoded) in classical.items():
-                    if match_bytes:
-                        matches = [(r, d) for r, d in zip(codec_rows, codec_decoded)
-                                   if r["model"] == model and r["quality"] == quality]
-                        row, out = matches[0]
-                    else:
-                        row, out = _closest_in_size(codec_rows, codec_decoded, size)
-                    level.classical.append((name, int(row["codec_quality"]), data_uri(out), float(row["bpp"]),  # type: ignore[arg-type]
-                                            float(row["psnr"])))  # type: ignore[arg-type]
-                page.levels.append(level)
-            pages.append(page)
+            pages.append(_viewer_page(item.name, image, levels, classical, match_bytes))
             timer.add("viewer", start)
         if progress is not None:
             progress(f"[{number}/{len(images)}] {item.name} ({image.shape[-1]}x{image.shape[-2]}, "
