@@ -59,6 +59,15 @@ def test_evaluate_matches_file_sizes_and_reports_progress(setup, capsys):
     assert "--match-bytes matches" in capsys.readouterr().err
 
 
+def test_lpips_without_weights_names_the_evaluate_option(setup, capsys, monkeypatch, tmp_path):
+    ckpt, folder, out = setup
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    assert main(["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "0", "--out", str(out),
+                 "--perceptual", "lpips-alex", "--fid-extractor", "none", "--no-progress", "--no-viewer"]) == 0
+    err = capsys.readouterr().err
+    assert "LPIPS skipped" in err and "--lpips-weights FILE" in err and "lpips_backbone_path" not in err
+
+
 def test_evaluate_refuses_betas_outside_the_trained_range(setup, capsys):
     ckpt, folder, out = setup
     assert main(["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "9", "--out", str(out),

@@ -117,7 +117,7 @@ def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
 
 def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
     from multirealism.evaluation.metrics import LPIPSMetric
-    from multirealism.training.perceptual import PerceptualWeightsError
+    from multirealism.training.perceptual import ALEXNET_URL, PerceptualWeightsError
 
     if args.perceptual != "lpips-alex":
         try:
@@ -132,8 +132,9 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
     except PerceptualWeightsError as err:
         if args.lpips_weights is not None:
             raise
-        _say("LPIPS skipped (column left empty): torchvision's AlexNet weights are not in torch hub's cache; "
-             "pass --lpips-weights alexnet-owt-7be5be79.pth, or --perceptual stlpips-alex (offline)")
+        _say(f"LPIPS skipped (column left empty): torchvision's AlexNet weights are not in torch hub's cache; "
+             f"download {ALEXNET_URL} elsewhere and pass --lpips-weights FILE, or use --perceptual stlpips-alex "
+             "(offline)")
         return None
 
 
