@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -119,10 +119,5 @@ class LPIPSMetric:
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor) -> float:
-        return float(torch.tensor(self.per_image(x, y)).mean())
-
-    @torch.no_grad()
-    def per_image(self, x: Tensor, y: Tensor) -> List[float]:
-        """The distance of each image pair in a batch ``(B, 3, H, W)``, in one pass of the network."""
         x, y = _pair(x, y)
-        return self.model(quantize_8bit(y), quantize_8bit(x)).reshape(x.shape[0], -1).mean(1).tolist()
+        return float(self.model(quantize_8bit(y), quantize_8bit(x)).mean())

@@ -160,7 +160,7 @@ class RealismMeter:
     KID difference is taken against. ``bootstrap`` is the number of image resamples.
     """
 
-    def __init__(self, extractor: nn.Module, batch_size: int = 32, bootstrap: int = 1000, seed: int = 0,
+    def __init__(self, extractor: nn.Module, batch_size: int = 16, bootstrap: int = 1000, seed: int = 0,
                  c2st: bool = True) -> None:
         self.extractor = extractor.eval()
         self.label: str = getattr(extractor, "label", type(extractor).__name__)

@@ -9,8 +9,7 @@ with the fields in :data:`ROW_FIELDS`:
   latent promise, header excluded; ``bpp`` far above it means an unconverged coder (e.g. the entropy
   bottleneck's quantiles). ``nan`` for classical codecs.
 * ``psnr``, ``ms_ssim``, ``lpips``: :mod:`multirealism.evaluation.metrics` (8-bit rounded images);
-  ``lpips`` is ``nan`` when no perceptual network is given. The perceptual network runs once per image
-  and rate level on all β decodings together.
+  ``lpips`` is ``nan`` when no perceptual network is given.
 * ``quality``: the learned codec's rate level, or the classical codec's Pillow quality; for a
   classical codec matched to a model's file size it is the model's rate level, and ``codec_quality``
   the Pillow quality chosen for this image (:func:`matched_quality`).
@@ -22,7 +21,7 @@ with the fields in :data:`ROW_FIELDS`:
 Nothing that stays the same across β is redone: each level is encoded and entropy-decoded once, the
 originals' patch features are extracted once, and each classical encoding once per image and quality.
 Patches (``patch_size``: 256 as HiFiC, or 128 for small sets) go to an optional
-:class:`~multirealism.evaluation.realism.RealismMeter`, all settings of one image in one batched pass.
+:class:`~multirealism.evaluation.realism.RealismMeter`, all settings of one image in one pass.
 """
 
 from __future__ import annotations
@@ -100,10 +99,11 @@ def _row(codec: str, model: str, beta: Optional[float], quality: Optional[float]
 
 
 def _perceptual(lpips: Optional[LPIPSMetric], decoded: Sequence[Tensor], image: Tensor) -> List[float]:
-    """The perceptual distance of each decoding to ``image``, in one batched call."""
-    if lpips is None or not decoded:
+    """The perceptual distance of each decoding to ``image``, one image per call: on CPU, batches of whole
+    photographs were slower (their activations are reallocated on every call: twice the system time)."""
+    if lpips is None:
         return [math.nan] * len(decoded)
-    return lpips.per_image(torch.stack(list(decoded)), image.expand(len(decoded), *image.shape))
+    return [lpips(out, image) for out in decoded]
 
 
 def rate_levels(codec: MultiRealismCodec, requested: Optional[Sequence[float]] = None) -> List[Optional[float]]:
