@@ -49,6 +49,7 @@ def test_evaluate_matches_file_sizes_and_reports_progress(setup, capsys):
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "[1/2] a.png" in captured.err and "[2/2] b.png" in captured.err
+    assert "BD-rate (PSNR, pchip) against webp (size of tiny)" in captured.out
     with open(out / "rows.csv") as handle:
         rows = list(csv.DictReader(handle))
     for image in ("a.png", "b.png"):

@@ -211,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
                        match_bytes=args.match_bytes)
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
+    named = report.curves(summary)
+    if anchor is not None and anchor not in named:  # with --match-bytes a codec's curve is "CODEC (size of MODEL)"
+        anchor = next((name for name in named if name.startswith(f"{anchor} (size of ")), anchor)
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []
     tradeoff = report.realism_tradeoff(summary)
     notes: List[str] = [n for n in (report.realism_note(result),) if n]
