@@ -67,7 +67,7 @@ def crop_rows(codec: MultiRealismCodec, model: str, images: Sequence[EvalImage],
         if min(image.shape[-2:]) < size:
             height, width = image.shape[-2:]
             raise ImageInputError(f"image {item.name} is {width}x{height}, smaller than --crop {size}")
-        rows, decoded = learned_rows(codec, item.name, image, betas, model, quality=quality)
+        rows, decoded, _ = learned_rows(codec, item.name, image, betas, model, quality=quality)
         panels = [(f"{item.name}: original", centre_crop(image, size))]
         panels += [(f"β={r['beta']:g} · {r['bpp']:.3f} bpp · {r['psnr']:.2f} dB", centre_crop(out, size))
                    for r, out in zip(rows, decoded)]
@@ -100,7 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MultiRealismError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    summary = summarize(run_sweep(images, [(model, codec)], betas, usable, args.baseline_qualities, progress=False))
+    summary = summarize(run_sweep(images, [(model, codec)], betas, usable, args.baseline_qualities))
     points = [{"series": series, **{k: row[k] for k in CURVE_FIELDS[1:]}}
               for series, rows in curves(summary).items() for row in rows]
 

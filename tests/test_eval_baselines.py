@@ -23,7 +23,8 @@ def test_every_available_codec_round_trips_with_bpp_from_bytes(codec):
     if skipped:
         pytest.skip(skipped[codec])
     image = natural_image("chelsea", 96)[:, :, :80]
-    rows = baseline_rows(codec, "chelsea", image, [30, 80])
+    rows, decoded = baseline_rows(codec, "chelsea", image, [30, 80])
+    assert [d.shape for d in decoded] == [image.shape] * 2
     for row in rows:
         coded = baselines.encode_decode(image, codec, row["quality"])
         assert row["bytes"] == len(coded.data)

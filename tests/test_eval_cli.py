@@ -31,13 +31,42 @@ def test_evaluate_end_to_end(setup, capsys):
     printed = capsys.readouterr().out
     assert "multirealism" in printed and "BD-rate (PSNR, pchip) against jpeg" in printed
     assert "Realism trade-off" in printed and "β 0.00 -> 5.12" in printed
+    assert "evaluated 2 image(s), 4 settings in" in printed  # the summary line, even with --no-progress
     with open(out / "rows.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * (2 + 2)
     for row in rows:
         assert float(row["bpp"]) == pytest.approx(8 * int(row["bytes"]) / (int(row["width"]) * int(row["height"])))
+        assert float(row["st_lpips_alex"]) >= 0  # the default perceptual distance works offline
     for name in ("summary.csv", "results.json", "rate_psnr.png", "beta_strip.png", "viewer.html"):
         assert os.path.getsize(out / name) > 0
+
+
+def test_evaluate_matches_file_sizes_and_reports_progress(setup, capsys):
+    ckpt, folder, out = setup
+    argv = ["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "0", "--out", str(out),
+            "--baselines", "webp", "--match-bytes", "--fid-extractor", "none", "--no-viewer"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "[1/2] a.png" in captured.err and "[2/2] b.png" in captured.err
+    assert "BD-rate (PSNR, pchip) against webp (size of tiny)" in captured.out
+    with open(out / "rows.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for image in ("a.png", "b.png"):
+        learned, webp = [r for r in rows if r["image"] == image]
+        assert webp["model"] == "tiny" and (int(webp["bytes"]) <= int(learned["bytes"]) or webp["codec_quality"] == "0")
+    assert main(["evaluate", "--model", "none", "--data", str(folder), "--out", str(out), "--baselines", "webp",
+                 "--match-bytes"]) == 2
+    assert "--match-bytes matches" in capsys.readouterr().err
+
+
+def test_lpips_without_weights_names_the_evaluate_option(setup, capsys, monkeypatch, tmp_path):
+    ckpt, folder, out = setup
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    assert main(["evaluate", "--ckpt", str(ckpt), "--data", str(folder), "--betas", "0", "--out", str(out),
+                 "--perceptual", "lpips-alex", "--fid-extractor", "none", "--no-progress", "--no-viewer"]) == 0
+    err = capsys.readouterr().err
+    assert "LPIPS skipped" in err and "--lpips-weights FILE" in err and "lpips_backbone_path" not in err
 
 
 def test_evaluate_refuses_betas_outside_the_trained_range(setup, capsys):

@@ -22,3 +22,9 @@ def test_patches_are_the_documented_crops():
     patches = extract_patches(image)
     assert torch.equal(patches[1], image[:, 0:256, 256:512])
     assert torch.equal(patches[2], image[:, 128:384, 128:384])
+
+
+def test_small_patches_for_small_sets():
+    assert patch_count(400, 600, 128) == 3 * 4 + 2 * 4
+    assert patch_origins(256, 256, 128)[-1] == (64, 64)
+    assert extract_patches(torch.rand(3, 300, 451), 128).shape == (2 * 3 + 1 * 3, 3, 128, 128)

@@ -11,7 +11,7 @@ from helpers import make_tiny_codec, natural_image
 from multirealism.evaluation import plots, report
 from multirealism.evaluation.inputs import EvalImage
 from multirealism.evaluation.realism import RandomTestExtractor, RealismMeter
-from multirealism.evaluation.sweep import run_sweep
+from multirealism.evaluation.sweep import EncodingCache, matched_quality, run_sweep
 
 BETAS = [0.0, 2.56, 5.12]
 
@@ -24,7 +24,9 @@ def codec():
 def test_every_row_has_bpp_from_the_real_bytes(codec):
     images = [("astronaut", natural_image("astronaut", 128)), ("coffee", natural_image("coffee", 96)[:, :, :72])]
     inputs = [EvalImage(name, lambda image=image: image) for name, image in images]
-    rows = run_sweep(inputs, [("tiny", codec)], BETAS, progress=False).rows
+    lines = []
+    rows = run_sweep(inputs, [("tiny", codec)], BETAS, progress=lines.append).rows
+    assert len(lines) == len(images) and lines[0].startswith("[1/2] astronaut (128x128")
     assert len(rows) == len(images) * len(BETAS)
     for name, image in images:
         data = codec.compress(image)
@@ -54,8 +56,8 @@ def _images():
 
 @pytest.fixture(scope="module")
 def sweep(codec):
-    meter = RealismMeter(RandomTestExtractor())
-    return run_sweep(_images(), [("tiny", codec)], BETAS, ["jpeg"], [20, 60, 90], realism=meter, progress=False)
+    meter = RealismMeter(RandomTestExtractor(), bootstrap=50)
+    return run_sweep(_images(), [("tiny", codec)], BETAS, ["jpeg"], [20, 60, 90], realism=meter)
 
 
 def test_realism_is_scored_per_setting_and_labelled(sweep):
@@ -68,6 +70,12 @@ def test_realism_is_scored_per_setting_and_labelled(sweep):
         assert math.isfinite(scores["fid"]) and math.isfinite(scores["kid"])
     jpeg = {key[3]: s["fid"] for key, s in sweep.realism.items() if key[0] == "jpeg"}
     assert jpeg[90] < jpeg[20]
+    kid = {key[3]: s["kid"] for key, s in sweep.realism.items() if key[0] == "jpeg"}
+    assert kid[90] < kid[20]
+    learned = {key[2]: s for key, s in sweep.realism.items() if key[0] == "multirealism"}
+    assert math.isnan(learned[0.0]["kid_diff"])  # the base of the paired differences
+    assert learned[5.12]["kid_diff"] == pytest.approx(learned[5.12]["kid"] - learned[0.0]["kid"])
+    assert all(math.isnan(s["c2st"]) or 0 <= s["c2st"] <= 1 for s in sweep.realism.values())
 
 
 def test_summary_bd_rate_and_outputs(sweep, tmp_path):
@@ -108,7 +116,7 @@ def test_realism_tradeoff_is_each_betas_change_from_the_lowest_beta():
 def test_figures_are_written(sweep, tmp_path):
     summary = report.summarize(sweep)
     written = plots.write_figures(summary, sweep.strip, str(tmp_path), sweep.realism_label)
-    assert set(written) == {"rate_distortion", "distortion_realism", "beta_strip"}
+    assert set(written) == {"rate_distortion", "distortion_realism", "realism_rate", "beta_strip"}
     for path in written.values():
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -118,6 +126,33 @@ def test_figures_are_written(sweep, tmp_path):
 
 def test_too_few_patches_give_nan_not_a_crash():
     meter = RealismMeter(RandomTestExtractor())
-    meter.add_reference(torch.rand(1, 3, 256, 256))
-    meter.add("x", torch.rand(1, 3, 256, 256))
+    meter.add_reference("a", torch.rand(1, 3, 256, 256))
+    meter.add("x", "a", torch.rand(1, 3, 256, 256))
     assert math.isnan(meter.scores()["x"]["fid"])
+
+
+def test_matched_quality_is_the_largest_that_fits():
+    image = natural_image("astronaut", 128)
+    cache = EncodingCache(image)
+    target = len(cache.get("webp", 40).data) + 1
+    quality = matched_quality(cache, "webp", target)
+    assert len(cache.get("webp", quality).data) <= target < len(cache.get("webp", quality + 1).data)
+    assert matched_quality(cache, "webp", 10**9) == 100
+    assert matched_quality(cache, "webp", 1) == 0  # nothing fits: the smallest file
+
+
+def test_match_bytes_codes_each_baseline_at_the_models_size(codec):
+    image = natural_image("rocket", 128)
+    meter = RealismMeter(RandomTestExtractor(), bootstrap=20)
+    inputs = [EvalImage(f"rocket{i}", lambda i=i: torch.roll(image, 16 * i, dims=-1)) for i in range(2)]
+    result = run_sweep(inputs, [("tiny", codec)], [0.0, 5.12], ["webp"], realism=meter, match_bytes=True,
+                       patch_size=64)
+    for name in ("rocket0", "rocket1"):
+        learned = next(r for r in result.rows if r["image"] == name and r["codec"] == "multirealism")
+        (webp,) = [r for r in result.rows if r["image"] == name and r["codec"] == "webp"]
+        assert (webp["model"], webp["quality"]) == ("tiny", learned["quality"])
+        assert webp["bytes"] <= learned["bytes"] or webp["codec_quality"] == 0
+    assert result.reference_patches == 2 * 5
+    (key,) = [key for key in result.realism if key[0] == "webp"]
+    assert math.isfinite(result.realism[key]["kid_diff"])  # paired with the model's lowest β
+    assert report.series_name(report.summarize(result)[-1]) == "webp (size of tiny)"

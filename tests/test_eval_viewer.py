@@ -1,4 +1,4 @@
-"""The β-slider page: a tiny codec swept on two small images at 3 β, the HTML parsed back."""
+"""The viewer page: a tiny codec and JPEG swept on two small images at 3 β, the HTML parsed back."""
 
 import base64
 import io
@@ -25,7 +25,7 @@ class _Page(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.urls += [v for v in attrs.values() if v and v.lower().startswith(("http://", "https://", "//"))]
-        if tag == "img":
+        if tag == "img" and "src" in attrs:  # the zoomed crops get their source from the page's script
             self.images.append(attrs["src"])
         elif tag == "input" and attrs.get("type") == "range":
             self.sliders.append(attrs)
@@ -45,7 +45,7 @@ def sweep():
     codec = make_tiny_codec("hyperprior", seed=0)
     crops = {"astronaut": natural_image("astronaut", 64), "coffee": natural_image("coffee", 48)[:, :, :40]}
     images = [EvalImage(name, lambda image=image: image) for name, image in crops.items()]
-    return crops, run_sweep(images, [("tiny", codec)], BETAS, viewer=True, progress=False)
+    return crops, run_sweep(images, [("tiny", codec)], BETAS, ["jpeg"], [10, 50, 90], viewer=True)
 
 
 def _decode(uri):
@@ -54,21 +54,27 @@ def _decode(uri):
         return image.convert("RGB")
 
 
-def test_page_embeds_every_decoding_and_the_originals(sweep):
+def test_page_embeds_each_original_once_every_decoding_and_the_classical_codec(sweep):
     crops, result = sweep
     page = _Page()
-    page.feed(render(result.viewer))
-    assert len(page.images) == len(crops) * (len(BETAS) + 1)
+    text = render(result.viewer)
+    page.feed(text)
+    assert len(page.images) == len(crops) * (1 + len(BETAS) + 1)
     assert all(src.startswith("data:image/webp;base64,") for src in page.images)
-    assert page.urls == []
+    assert page.urls == [] and "<script src" not in text
+    for entry in result.viewer:
+        assert text.count(entry.original) == 1
     originals = [f for f in page.figures if f["class"] == "original"]
     decoded = [f for f in page.figures if f["class"] == "decoded"]
+    classical = [f for f in page.figures if f["class"] == "classical"]
     assert len(originals) == len(crops) and len(decoded) == len(crops) * len(BETAS)
+    assert [f["data-codec"] for f in classical] == ["jpeg"] * len(crops)
     (slider,) = page.sliders
     assert (int(slider["min"]), int(slider["max"])) == (0, len(BETAS) - 1)
     assert json.loads(slider["data-betas"]) == sorted(BETAS)
     assert [float(f["data-beta"]) for f in decoded] == sorted(BETAS) * len(crops)
     assert [int(f["data-beta-index"]) for f in decoded] == list(range(len(BETAS))) * len(crops)
+    assert text.count('class="zoom"') == len(page.figures)
 
 
 def test_embedded_images_and_captions_are_the_measured_ones(sweep):
@@ -76,20 +82,29 @@ def test_embedded_images_and_captions_are_the_measured_ones(sweep):
     for entry in result.viewer:
         original = crops[entry.image]
         assert _decode(entry.original).size == (original.shape[-1], original.shape[-2])
-        rows = {r["beta"]: r for r in result.rows if r["image"] == entry.image}
-        for beta, uri, bpp, psnr in entry.decoded:
+        (level,) = entry.levels
+        rows = {r["beta"]: r for r in result.rows if r["image"] == entry.image and r["codec"] == "multirealism"}
+        for beta, uri, bpp, psnr in level.decoded:
             assert (bpp, psnr) == (rows[beta]["bpp"], rows[beta]["psnr"])
             assert _decode(uri).size == (original.shape[-1], original.shape[-2])
+        # the classical codec shown is the grid's largest file not above the learned codec's file
+        jpeg = [r for r in result.rows if r["image"] == entry.image and r["codec"] == "jpeg"]
+        fitting = [r for r in jpeg if r["bytes"] <= level.bytes] or [min(jpeg, key=lambda r: r["bytes"])]
+        best = max(fitting, key=lambda r: r["bytes"])
+        (codec, quality, _, bpp, psnr), = level.classical
+        assert (codec, quality, bpp, psnr) == ("jpeg", best["codec_quality"], best["bpp"], best["psnr"])
     page = _Page()
     page.feed(render(result.viewer))
     row = result.rows[0]
-    assert f"β={row['beta']:g} · {row['bpp']:.4f} bpp · PSNR {row['psnr']:.2f} dB" in page.captions
+    assert f"tiny · β={row['beta']:g} · {row['bpp']:.4f} bpp · PSNR {row['psnr']:.2f} dB" in page.captions
 
 
 def test_the_page_needs_images_at_one_set_of_betas(sweep):
     _, result = sweep
     with pytest.raises(ValueError, match="at least one"):
         render([])
-    other = type(result.viewer[0])("x", "m", result.viewer[0].original, result.viewer[0].decoded[:1])
+    first = result.viewer[0]
+    level = type(first.levels[0])("tiny", None, 1, first.levels[0].decoded[:1])
+    other = type(first)("x", first.original, first.width, first.height, [level])
     with pytest.raises(ValueError, match="same β"):
-        render([result.viewer[0], other])
+        render([first, other])

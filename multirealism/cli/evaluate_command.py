@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, List, Optional
 from multirealism.evaluation.bdrate import METHODS
 from multirealism.evaluation.classical_codecs import CODECS, DEFAULT_QUALITIES
 from multirealism.evaluation.extractor_names import EXTRACTORS
+from multirealism.evaluation.patches import PATCH_SIZE
 from multirealism.perceptual_names import EVAL_PERCEPTUAL
 from multirealism.weights import default_pretrained, list_pretrained
 
@@ -40,10 +41,15 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser = subparsers.add_parser(
         "evaluate",
         help="bpp/PSNR/MS-SSIM/LPIPS/FID/KID of checkpoints at several β and of classical codecs",
-        description="Compress every image once per checkpoint, decode it at every β, measure real bpp, "
-        "PSNR, MS-SSIM, LPIPS and HiFiC-patch FID/KID; run classical codecs through the same metrics; "
-        "write rows.csv, summary.csv, results.json, figures and viewer.html (a β slider over the decoded "
-        "images, self-contained) to --out.",
+        description="Compress every image once per checkpoint and rate level, entropy-decode it once and "
+        "synthesise every β; measure real bpp, PSNR, MS-SSIM, a perceptual distance and, on HiFiC's patches "
+        "(256 px, or 128 px for a few photographs), FID, KID with a 95 % bootstrap interval over images, "
+        "the paired KID difference from the lowest β, and a classifier two-sample test (C2ST accuracy, 0.5 = "
+        "indistinguishable); run classical codecs through the same metrics, on a quality grid or at the "
+        "model's file size per image (--match-bytes); write rows.csv, summary.csv, results.json, figures "
+        "(rate_psnr, psnr_fid, rate_kid, beta_strip) and viewer.html (β slider, rate level, classical codecs "
+        "at the same size, zoom; self-contained) to --out. Prints a line per image unless --no-progress, "
+        "and a summary with the time spent per phase.",
     )
     parser.add_argument("--ckpt", nargs="+", default=[], help="checkpoint(s); several give a rate curve per β")
     parser.add_argument("--model", nargs="+", default=None, choices=[*list_pretrained(), "none"],
@@ -56,6 +62,10 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                         help="classical codecs to run through the same metrics")
     parser.add_argument("--qualities", nargs="+", type=_classical_quality, default=list(DEFAULT_QUALITIES),
                         help="quality settings (0-100) for every classical codec")
+    parser.add_argument("--match-bytes", action="store_true",
+                        help="instead of the --qualities grid, code each image with each classical codec at the "
+                        "largest quality whose file is no bigger than the model's file for that image and rate "
+                        "level (bisection over quality 0-100; quality 0 if even that is bigger)")
     parser.add_argument("--model-qualities", nargs="+", type=float, default=None,
                         help="rate levels of a rate-controlled checkpoint (default: every trained level): "
                         "one checkpoint then gives a rate curve and a BD-rate per β")
@@ -71,15 +81,28 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                         help="features for FID/KID (default: fid-helper if installed, else skipped)")
     parser.add_argument("--fid-weights", default=None,
                         help="local weights: fid-helper TorchScript or torch-fidelity's pt_inception .pth")
-    parser.add_argument("--perceptual", default="lpips-alex", choices=EVAL_PERCEPTUAL,
-                        help="perceptual distance: lpips-alex (LPIPS; needs torchvision's AlexNet weights) or "
-                        "stlpips-alex/stlpips-vgg (ST-LPIPS, a different metric; offline from stlpips-pytorch)")
+    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, choices=(128, PATCH_SIZE),
+                        help="side of the patches FID/KID/C2ST are measured on: 256 (HiFiC's protocol) or 128, "
+                        "which gives about four times as many patches from a few photographs; both are a grid "
+                        "plus the grid shifted by half a patch")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="image resamples for the 95 %% KID intervals (images drawn with replacement, all "
+                        "their patches taken; the same draws for every setting, so differences are paired)")
+    parser.add_argument("--no-c2st", action="store_true",
+                        help="skip the classifier two-sample test (leave-one-image-out logistic regression on "
+                        "the FID features, real vs decoded patches)")
+    parser.add_argument("--perceptual", default=None, choices=EVAL_PERCEPTUAL,
+                        help="perceptual distance: stlpips-alex (default; lpips-alex when --lpips-weights is "
+                        "given) / stlpips-vgg (shift-tolerant LPIPS, "
+                        "offline from stlpips-pytorch; column st_lpips_*, a different metric from LPIPS) or "
+                        "lpips-alex (LPIPS; needs torchvision's AlexNet weights, see --lpips-weights)")
     parser.add_argument("--lpips-weights", default=None,
                         help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: torch hub cache)")
     parser.add_argument("--device", default="cpu", help="device for the learned codec and the FID network (e.g. cuda)")
     parser.add_argument("--no-viewer", action="store_true",
                         help="skip viewer.html (every decoded image embedded, with a β slider; large for many images)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no line per image on stderr (the final summary is still printed)")
     parser.set_defaults(func=run)
     return parser
 
@@ -94,7 +117,8 @@ def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
     if args.fid_extractor == "none":
         return None
     try:
-        return RealismMeter(build_extractor(args.fid_extractor, args.fid_weights).to(args.device))
+        extractor = build_extractor(args.fid_extractor, args.fid_weights).to(args.device)
+        return RealismMeter(extractor, bootstrap=args.bootstrap, c2st=not args.no_c2st)
     except RealismUnavailable as err:
         if args.fid_extractor is not None:
             raise
@@ -104,16 +128,24 @@ def _realism(args: argparse.Namespace) -> Optional[RealismMeter]:
 
 def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
     from multirealism.evaluation.metrics import LPIPSMetric
-    from multirealism.training.perceptual import PerceptualWeightsError
+    from multirealism.training.perceptual import ALEXNET_URL, PerceptualWeightsError
 
     if args.perceptual != "lpips-alex":
-        return LPIPSMetric(network=args.perceptual)  # chosen explicitly: a missing package is an error
+        try:
+            return LPIPSMetric(network=args.perceptual)
+        except PerceptualWeightsError as err:
+            if args.perceptual_given:
+                raise
+            _say(f"ST-LPIPS skipped (column left empty): {err}")
+            return None
     try:
         return LPIPSMetric(args.lpips_weights)
     except PerceptualWeightsError as err:
         if args.lpips_weights is not None:
             raise
-        _say(f"LPIPS skipped (column left empty; pass --lpips-weights FILE): {err}")
+        _say(f"LPIPS skipped (column left empty): torchvision's AlexNet weights are not in torch hub's cache; "
+             f"download {ALEXNET_URL} elsewhere and pass --lpips-weights FILE, or use --perceptual stlpips-alex "
+             "(offline)")
         return None
 
 
@@ -129,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     from multirealism.evaluation import baselines, plots, report
     from multirealism.evaluation.inputs import list_images
+    from multirealism.evaluation.metrics import perceptual_column
     from multirealism.evaluation.realism import RealismUnavailable
     from multirealism.evaluation.sweep import load_models, run_sweep
     from multirealism.evaluation.viewer import write_viewer
@@ -138,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
         _say("error: --model none cannot be combined with model names")
         return 2
     shipped = _shipped_models(args)
+    args.perceptual_given = args.perceptual is not None
+    if args.perceptual is None:
+        args.perceptual = "lpips-alex" if args.lpips_weights is not None else "stlpips-alex"
     if not args.ckpt and not shipped and not args.baselines:
         _say("error: nothing to evaluate; give --ckpt, --model and/or --baselines")
         return 2
@@ -172,20 +208,29 @@ def run(args: argparse.Namespace) -> int:
         _say(f"error: {err}")
         return 2
     lpips = _lpips(args)
-    column = lpips.column if lpips else "lpips"
+    column = lpips.column if lpips else perceptual_column(args.perceptual)
 
+    if args.match_bytes and not models:
+        _say("error: --match-bytes matches the classical codecs to a model's files; give --model or --ckpt")
+        return 2
+    if args.bootstrap < 1:
+        _say(f"error: --bootstrap must be at least 1, got {args.bootstrap}")
+        return 2
     result = run_sweep(images, models, args.betas, codecs, args.qualities, lpips, realism,
-                       progress=not args.no_progress, viewer=not args.no_viewer,
-                       model_qualities=args.model_qualities,
-                       refine=refine)
+                       progress=None if args.no_progress else _say, viewer=not args.no_viewer,
+                       model_qualities=args.model_qualities, refine=refine, patch_size=args.patch_size,
+                       match_bytes=args.match_bytes)
     summary = report.summarize(result)
     anchor = args.anchor or ("jpeg" if "jpeg" in codecs else (codecs[0] if codecs else None))
+    named = report.curves(summary)
+    if anchor is not None and anchor not in named:  # with --match-bytes a codec's curve is "CODEC (size of MODEL)"
+        anchor = next((name for name in named if name.startswith(f"{anchor} (size of ")), anchor)
     bd_table = report.bd_rates(summary, anchor, args.bd_method) if anchor else []
     tradeoff = report.realism_tradeoff(summary)
     notes: List[str] = [n for n in (report.realism_note(result),) if n]
-    notes.append(lpips.label if lpips else "LPIPS: not computed (no AlexNet weights)")
+    notes.append(lpips.label if lpips else f"{column}: not computed (see the message above)")
     metadata = {
-        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+        "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "perceptual_given")},
         "data": args.data,
         "images": [image.name for image in images],
         "checkpoints": {label: path for (label, _), path in zip(models, [*args.ckpt, *shipped])},
@@ -201,6 +246,10 @@ def run(args: argparse.Namespace) -> int:
             "psnr": "RGB, 8-bit rounded images, mean over images of per-image dB; inf (null in JSON) if identical",
             "ms_ssim": "torchmetrics, 8-bit rounded; fewer scales below 176 px (see metrics.ms_ssim_scales)",
             "decode_s": "learned codec: one multi-β decompress call / number of β",
+            "kid": f"unbiased polynomial-kernel MMD² on every {args.patch_size} px patch; kid_lo/kid_hi: 95 % "
+                   f"bootstrap over images ({args.bootstrap} draws)",
+            "kid_diff": "KID minus KID of the same model and level at the lowest β, on the same resampled images",
+            "c2st": "leave-one-image-out logistic regression on the FID features, held-out accuracy (0.5: chance)",
             column: f"{lpips.label if lpips else 'LPIPS'}, on 8-bit rounded images",
         },
         "torch": torch.__version__,
@@ -218,5 +267,10 @@ def run(args: argparse.Namespace) -> int:
         print(report.format_bd_table(bd_table, args.bd_method))
     if tradeoff:
         print(report.format_tradeoff_table(tradeoff, column))
+    if realism is not None:
+        print(report.format_realism_table(summary))
     print("wrote " + ", ".join(sorted(paths.values())))
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(result.timings.items(), key=lambda p: -p[1]))
+    print(f"evaluated {len(images)} image(s), {len(summary)} settings in {result.seconds:.1f} s "
+          f"(torch threads: {torch.get_num_threads()}; {phases})")
     return 0

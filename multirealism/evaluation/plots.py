@@ -65,6 +65,32 @@ def distortion_realism(summary: Sequence[Row], path: str, label: str) -> Optiona
     return _save(fig, path)
 
 
+def realism_rate(summary: Sequence[Row], path: str, label: str) -> Optional[str]:
+    """bpp–KID: one curve per β of the learned codec and per classical codec (matched-size ones
+    included), with the 95 % bootstrap interval over images as error bars. None when no KID was computed."""
+    points = [r for r in summary if not math.isnan(float(r["kid"]))]  # type: ignore[arg-type]
+    if not points:
+        return None
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.add_subplot()
+    for name, rows in curves(points).items():
+        learned = rows[0]["codec"] == LEARNED
+        kid = [float(r["kid"]) for r in rows]  # type: ignore[arg-type]
+        bounds = [(float(r["kid_lo"]), float(r["kid_hi"])) for r in rows]  # type: ignore[arg-type]
+        low = [k - lo if math.isfinite(lo) else 0.0 for k, (lo, _) in zip(kid, bounds)]
+        high = [hi - k if math.isfinite(hi) else 0.0 for k, (_, hi) in zip(kid, bounds)]
+        ax.errorbar([r["bpp"] for r in rows], kid, yerr=[low, high], marker="o" if learned else ".", capsize=3,
+                    linestyle="-" if learned else "--", label=name)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("bits per pixel")
+    comparable = "not comparable" not in label
+    ax.set_ylabel("KID  ↓ more realism (95 % interval over images)" if comparable else "MMD² of random test features")
+    ax.set_title(label, fontsize="small")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def beta_strip(strip: Strip, path: str) -> str:
     """The original crop beside the same crop decoded at increasing β."""
     panels = [("original", strip.original)] + [(f"β={beta:g}", image) for beta, image in strip.decoded]
@@ -117,6 +143,9 @@ def write_figures(summary: Sequence[Row], strip: Optional[Strip], out_dir: str,
         plane = distortion_realism(summary, os.path.join(out_dir, "psnr_fid.png"), realism_label)
         if plane:
             written["distortion_realism"] = plane
+        rate = realism_rate(summary, os.path.join(out_dir, "rate_kid.png"), realism_label)
+        if rate:
+            written["realism_rate"] = rate
     if strip is not None and strip.decoded:
         written["beta_strip"] = beta_strip(strip, os.path.join(out_dir, "beta_strip.png"))
     return written

@@ -12,29 +12,25 @@ Every extractor takes float RGB patches in [0, 1] and returns ``(N, D)`` feature
   from a local weights file or torch-fidelity's download.
 * :class:`RandomTestExtractor` — a seeded random CNN for tests; labelled "not comparable".
 
-Features are extracted once per patch and fed to torchmetrics' ``FrechetInceptionDistance`` and
-``KernelInceptionDistance`` through a pass-through ``feature=`` module, so the reference (original)
-features are computed once for every setting. KID's subset size is ``min(1000, N_real, N_fake)``.
+Features are extracted once per patch (the originals' once for every setting) and scored by
+:mod:`multirealism.evaluation.realism_stats`: KID on every patch with a bootstrap interval over images,
+the paired KID difference between settings, FID, and a leave-one-image-out classifier two-sample test.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import warnings
-from typing import Dict, Hashable, List, Optional
+from typing import Dict, Hashable, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from multirealism.errors import CheckpointError
 from multirealism.evaluation.extractor_names import EXTRACTORS
-
-KID_MAX_SUBSET = 1000
+from multirealism.evaluation.realism_stats import empty_scores, realism_scores
 
 
 class RealismUnavailable(RuntimeError):
@@ -153,86 +149,70 @@ def build_extractor(name: Optional[str], weights: Optional[str] = None) -> nn.Mo
     raise ValueError(f"unknown FID feature extractor {name!r}; choose one of {EXTRACTORS}")
 
 
-class _Features(nn.Module):
-    """``feature=`` module for torchmetrics when the features are already extracted."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, features: Tensor) -> Tensor:
-        return features
-
-
 class RealismMeter:
-    """Accumulates patch features of the originals and of each decoded setting; scores FID and KID.
+    """Collects patch features of the originals and of each decoded setting, image by image, and scores
+    them with :func:`multirealism.evaluation.realism_stats.realism_scores`.
 
-    ``add_reference(patches)`` and ``add(key, patches)`` may be called image by image (features are
-    kept, patches are not), then :meth:`scores` gives ``{key: {"fid", "kid", "kid_std", "patches"}}``.
+    ``add_reference(image, patches)`` once per image, ``add(key, image, patches)`` per setting (or
+    :meth:`add_settings` for several settings of one image in one batched pass); features are kept,
+    patches are not. :meth:`scores` gives ``{key: {"fid", "kid", "kid_lo", "kid_hi", "kid_diff",
+    "kid_diff_lo", "kid_diff_hi", "c2st", "patches", "images"}}``; ``pairs`` maps a key to the key its
+    KID difference is taken against. ``bootstrap`` is the number of image resamples.
     """
 
-    def __init__(self, extractor: nn.Module, batch_size: int = 16, kid_subsets: int = 100, seed: int = 0) -> None:
+    def __init__(self, extractor: nn.Module, batch_size: int = 16, bootstrap: int = 1000, seed: int = 0,
+                 c2st: bool = True) -> None:
         self.extractor = extractor.eval()
         self.label: str = getattr(extractor, "label", type(extractor).__name__)
         self.batch_size = batch_size
-        self.kid_subsets = kid_subsets
+        self.bootstrap = bootstrap
         self.seed = seed
-        self._reference: List[Tensor] = []
-        self._decoded: Dict[Hashable, List[Tensor]] = {}
+        self.c2st = c2st
+        self._reference: Dict[str, Tensor] = {}
+        self._decoded: Dict[Hashable, Dict[str, Tensor]] = {}
 
     @torch.no_grad()
-    def _features(self, patches: Tensor) -> Tensor:
+    def features(self, patches: "Tensor | Sequence[Tensor]") -> Tensor:
+        """``(N, D)`` float64 features of ``N`` patches ``(3, S, S)`` (a batch tensor or a list of views),
+        extracted ``batch_size`` at a time: only one batch of patches is ever copied."""
         device = next(self.extractor.parameters(), torch.empty(0)).device
         chunks = [
-            self.extractor(patches[i : i + self.batch_size].to(device)).double().cpu()
-            for i in range(0, patches.shape[0], self.batch_size)
+            self.extractor(torch.stack(list(patches[i : i + self.batch_size])).to(device)).double().cpu()
+            for i in range(0, len(patches), self.batch_size)
         ]
         return torch.cat(chunks) if chunks else torch.zeros(0, 0, dtype=torch.float64)
 
-    def add_reference(self, patches: Tensor) -> None:
-        if patches.shape[0]:
-            self._reference.append(self._features(patches))
+    def add_reference(self, image: str, patches: "Tensor | Sequence[Tensor]") -> None:
+        if len(patches):
+            self._reference[image] = self.features(patches)
 
-    def add(self, key: Hashable, patches: Tensor) -> None:
-        if patches.shape[0]:
-            self._decoded.setdefault(key, []).append(self._features(patches))
+    def add(self, key: Hashable, image: str, patches: "Tensor | Sequence[Tensor]") -> None:
+        self.add_settings(image, [(key, patches)])
+
+    def add_settings(self, image: str, settings: Sequence[Tuple[Hashable, "Tensor | Sequence[Tensor]"]]) -> None:
+        """Features of several settings' patches of one image, extracted in one batched pass."""
+        settings = [(key, patches) for key, patches in settings if len(patches)]
+        if not settings:
+            return
+        features = self.features([patch for _, patches in settings for patch in patches])
+        for (key, _), chunk in zip(settings, features.split([len(p) for _, p in settings])):
+            self._decoded.setdefault(key, {})[image] = chunk
 
     @property
     def reference_count(self) -> int:
-        return sum(f.shape[0] for f in self._reference)
+        return sum(f.shape[0] for f in self._reference.values())
 
-    def scores(self) -> Dict[Hashable, Dict[str, float]]:
-        """FID, KID (mean and std over subsets) and patch count per setting; ``nan`` below 2 patches."""
+    def scores(self, pairs: Mapping[Hashable, Hashable] = {}) -> Dict[Hashable, Dict[str, float]]:
+        """Scores per setting over the images with patches; ``nan`` below 2 patches."""
+        names = list(self._reference)
         if self.reference_count < 2:
-            return {key: _nan_scores(sum(f.shape[0] for f in feats)) for key, feats in self._decoded.items()}
-        real = torch.cat(self._reference)
-        dim = real.shape[1]
-        fid = FrechetInceptionDistance(feature=_Features(dim), reset_real_features=False).set_dtype(torch.float64)
-        kid = KernelInceptionDistance(feature=_Features(dim), reset_real_features=False, subsets=self.kid_subsets)
-        fid.update(real, real=True)
-        kid.update(real, real=True)
-        results: Dict[Hashable, Dict[str, float]] = {}
+            return {key: empty_scores(sum(f.shape[0] for f in feats.values()), len(feats))
+                    for key, feats in self._decoded.items()}
+        fakes = {}
         for key, feats in self._decoded.items():
-            fake = torch.cat(feats)
-            if fake.shape[0] < 2:
-                results[key] = _nan_scores(fake.shape[0])
-                continue
-            fid.reset()
-            kid.reset()
-            fid.update(fake, real=False)
-            kid.update(fake, real=False)
-            kid.subset_size = min(KID_MAX_SUBSET, real.shape[0], fake.shape[0])
-            with torch.random.fork_rng():
-                torch.manual_seed(self.seed)  # KID's random subsets: same draw for every setting
-                kid_mean, kid_std = kid.compute()
-            results[key] = {
-                "fid": float(fid.compute()),
-                "kid": float(kid_mean),
-                "kid_std": float(kid_std),
-                "patches": int(fake.shape[0]),
-            }
-        return results
-
-
-def _nan_scores(count: int) -> Dict[str, float]:
-    return {"fid": math.nan, "kid": math.nan, "kid_std": math.nan, "patches": count}
+            missing = [name for name in names if name not in feats]
+            if missing:
+                raise ValueError(f"setting {key!r} has no patches of {missing}")
+            fakes[key] = [feats[name] for name in names]
+        real = [self._reference[name] for name in names]
+        return realism_scores(real, fakes, pairs, self.bootstrap, self.seed, self.c2st)

@@ -1,7 +1,10 @@
 """Tables and files from a sweep: per-setting means, BD-rate against an anchor, CSV and JSON.
 
 Per-image metrics are averaged over images (PSNR too: mean of per-image dB, as Kodak/CLIC tables
-do). FID/KID are per setting over all patches. Non-finite numbers are written as ``inf``/``nan`` in
+do). FID/KID/C2ST are per setting over all patches; ``kid_lo``/``kid_hi`` are the 95 % bootstrap
+interval over images, ``kid_diff`` (with ``kid_diff_lo``/``kid_diff_hi``) is KID minus that of the
+same model and level at the lowest β, on the same resampled images (see
+:mod:`multirealism.evaluation.realism_stats`). Non-finite numbers are written as ``inf``/``nan`` in
 CSV and as ``null`` in JSON (which has no such values).
 
 The sweep keeps the perceptual distance under the key ``lpips``; on output it is written under the
@@ -24,8 +27,9 @@ from multirealism.evaluation.bdrate import bd_rate
 from multirealism.evaluation.sweep import LEARNED, ROW_FIELDS, Row, SettingKey, SweepResult, setting_key
 
 MEAN_FIELDS = ("bpp", "bpp_estimate", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s")
-SUMMARY_FIELDS = ("codec", "model", "beta", "quality", "images", *MEAN_FIELDS,
-                  "fid", "kid", "kid_std", "fid_patches", "fid_features")
+REALISM_FIELDS = ("fid", "kid", "kid_lo", "kid_hi", "kid_diff", "kid_diff_lo", "kid_diff_hi", "c2st")
+SUMMARY_FIELDS = ("codec", "model", "beta", "quality", "images", *MEAN_FIELDS, *REALISM_FIELDS,
+                  "fid_patches", "fid_features")
 
 
 def summarize(result: SweepResult) -> List[Row]:
@@ -40,10 +44,8 @@ def summarize(result: SweepResult) -> List[Row]:
         for name in MEAN_FIELDS:
             entry[name] = float(np.mean([float(r[name]) for r in rows]))  # type: ignore[arg-type]
         scores = result.realism.get(key, {})
+        entry.update({name: scores.get(name, math.nan) for name in REALISM_FIELDS})
         entry.update(
-            fid=scores.get("fid", math.nan),
-            kid=scores.get("kid", math.nan),
-            kid_std=scores.get("kid_std", math.nan),
             fid_patches=int(scores.get("patches", 0)),
             fid_features=result.realism_label or "",
         )
@@ -52,8 +54,11 @@ def summarize(result: SweepResult) -> List[Row]:
 
 
 def series_name(row: Row) -> str:
-    """Curve a summary row belongs to: a classical codec, or the learned codec at one β."""
-    return f"{LEARNED} β={row['beta']:g}" if row["codec"] == LEARNED else str(row["codec"])
+    """Curve a summary row belongs to: the learned codec at one β, a classical codec over its quality grid,
+    or a classical codec at the file sizes of one model (``--match-bytes``)."""
+    if row["codec"] == LEARNED:
+        return f"{LEARNED} β={row['beta']:g}"
+    return f"{row['codec']} (size of {row['model']})" if row["model"] else str(row["codec"])
 
 
 def curves(summary: Sequence[Row]) -> Dict[str, List[Row]]:
@@ -105,7 +110,8 @@ def realism_tradeoff(summary: Sequence[Row]) -> List[Dict[str, object]]:
                 "model": model, "quality": quality, "beta_from": base["beta"], "beta": row["beta"],
                 "psnr_change_db": float(row["psnr"]) - float(base["psnr"]),  # type: ignore[arg-type]
                 "lpips_change_pct": 100.0 * (lpips / base_lpips - 1.0) if base_lpips > 0 else math.nan,
-                "kid_from": base["kid"], "kid": row["kid"],
+                "kid_from": base["kid"], "kid": row["kid"], "kid_diff": row.get("kid_diff", math.nan),
+                "kid_diff_lo": row.get("kid_diff_lo", math.nan), "kid_diff_hi": row.get("kid_diff_hi", math.nan),
             })
     return table
 
@@ -118,7 +124,8 @@ def format_tradeoff_table(table: Sequence[Dict[str, object]], perceptual_column:
         perceptual = f"{change:+.1f} %" if isinstance(change, float) and math.isfinite(change) else "n/a"
         lines.append(f"  {e['model']:<12} q={_fmt(e['quality'], 2):<5} β {_fmt(e['beta_from'], 2)} -> "
                      f"{_fmt(e['beta'], 2):<5}  PSNR {e['psnr_change_db']:+.2f} dB  {perceptual_column} {perceptual}"
-                     f"  KID {_fmt(e['kid_from'], 4)} -> {_fmt(e['kid'], 4)}")
+                     f"  KID {_fmt(e['kid_from'], 4)} -> {_fmt(e['kid'], 4)}"
+                     f"  (difference {_interval(e.get('kid_diff'), e.get('kid_diff_lo'), e.get('kid_diff_hi'))})")
     return "\n".join(lines)
 
 
@@ -139,10 +146,36 @@ def _fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def _interval(value: object, low: object, high: object, digits: int = 4) -> str:
+    """``value [low, high]``, or ``-`` when not measured."""
+    if not isinstance(value, float) or math.isnan(value):
+        return "-"
+    return f"{value:.{digits}f} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def format_realism_table(summary: Sequence[Row]) -> str:
+    """The realism view of every setting that has a KID: bpp, PSNR, KID with its 95 % interval over
+    images, the paired KID difference from the same level's lowest β, C2ST accuracy and FID."""
+    measured = [r for r in summary if isinstance(r.get("kid"), float) and not math.isnan(r["kid"])]  # type: ignore[arg-type]
+    if not measured:
+        return "Realism: not measured"
+    header = ["setting", "quality", "bpp", "psnr", "KID [95 % interval]", "KID - KID(lowest β) [95 %]", "C2ST", "FID"]
+    cells = [header]
+    for r in measured:
+        cells.append([series_name(r), _fmt(r["quality"], 2), _fmt(r["bpp"], 4), _fmt(r["psnr"], 2),
+                      _interval(r["kid"], r["kid_lo"], r["kid_hi"]),
+                      _interval(r["kid_diff"], r["kid_diff_lo"], r["kid_diff_hi"]),
+                      _fmt(r["c2st"], 3), _fmt(r["fid"], 1)])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def format_table(summary: Sequence[Row], perceptual_column: str = "lpips") -> str:
     """Aligned plain-text table of the per-setting means (the perceptual column headed ``perceptual_column``)."""
     columns = [("codec", 0), ("model", 0), ("beta", 2), ("quality", 0), ("images", 0), ("bpp", 4), ("bpp_estimate", 4), ("psnr", 2),
-               ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("encode_s", 3), ("decode_s", 3)]
+               ("ms_ssim", 4), ("lpips", 4), ("fid", 2), ("kid", 4), ("c2st", 3), ("encode_s", 3), ("decode_s", 3)]
     cells = [_perceptual_fields([name for name, _ in columns], perceptual_column)]
     cells += [[_fmt(row[name], digits) for name, digits in columns] for row in summary]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
@@ -215,8 +248,12 @@ def realism_note(result: SweepResult) -> Optional[str]:
     """How FID/KID were made (extractor, patch counts, excluded images), for the terminal and JSON."""
     if result.realism_label is None:
         return None
-    note = f"{result.realism_label}; {result.reference_patches} reference patches (HiFiC 256 px, + shifted set)"
+    size = result.patch_size
+    note = (f"{result.realism_label}; {result.reference_patches} reference patches of {size} px (grid + grid "
+            f"shifted by {size // 2} px); KID intervals: 95 % bootstrap over images; C2ST: leave-one-image-out "
+            "logistic regression accuracy (0.5 = indistinguishable)")
     if result.too_small_for_patches:
         names = ", ".join(result.too_small_for_patches)
-        note += f"; {len(result.too_small_for_patches)} image(s) smaller than 256x256 excluded from FID/KID: {names}"
+        note += (f"; {len(result.too_small_for_patches)} image(s) smaller than {size}x{size} excluded from "
+                 f"FID/KID: {names}")
     return note
