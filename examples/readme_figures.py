@@ -1,12 +1,13 @@
 """Regenerate the README figures of a rate-controlled model: crops at one rate, and its rate–PSNR curve.
 
     python examples/readme_figures.py [--ckpt MODEL] [--data samples] [--out docs/figures] [--crop 256]
-        [--quality Q] [--betas 0 5.12] [--baselines jpeg webp avif]
+        [--quality Q] [--betas 0 5.12] [--baselines jpeg webp avif] [--crop-baselines avif webp]
 
 Writes into ``--out``:
 
-* ``crops.png``: one row per image, a centre crop of the original and of its decodings at each β
-  (one bitstream at quality ``Q``), each labelled with the whole image's bpp and PSNR;
+* ``crops.png``: one row per image, a centre crop of the original, of each ``--crop-baselines`` codec at the
+  same file size (its largest quality whose file is no bigger than the model's) and of the model's decodings
+  at each β (one bitstream at quality ``Q``), each labelled with the whole image's bpp and PSNR;
 * ``rate_psnr.png``: mean bpp–PSNR over the images, the model at every trained quality (one curve
   per β) against the classical codecs;
 * ``rate_psnr.csv`` and ``figures.json``: the numbers both figures show.
@@ -32,7 +33,8 @@ from multirealism.zoo import default_pretrained
 from multirealism.evaluation import baselines, plots
 from multirealism.evaluation.inputs import EvalImage, list_images
 from multirealism.evaluation.report import curves, summarize, write_csv
-from multirealism.evaluation.sweep import Row, learned_rows, load_models, run_sweep
+from multirealism.evaluation.metrics import psnr
+from multirealism.evaluation.sweep import EncodingCache, Row, learned_rows, load_models, matched_quality, run_sweep
 from multirealism.imageio import to_pil
 
 CURVE_FIELDS = ("series", "codec", "beta", "quality", "bpp", "psnr", "ms_ssim")
@@ -50,6 +52,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="classical codecs to plot")
     parser.add_argument("--baseline-qualities", type=int, nargs="+", default=list(baselines.DEFAULT_QUALITIES),
                         help="Pillow qualities of the classical codecs")
+    parser.add_argument("--crop-baselines", nargs="*", default=[], choices=sorted(baselines.CODECS),
+                        help="classical codecs shown in the crops at the model's file size")
     return parser.parse_args(argv)
 
 
@@ -59,16 +63,22 @@ def centre_crop(image: Tensor, size: int) -> Tensor:
 
 
 def crop_rows(codec: MultiRealismCodec, model: str, images: Sequence[EvalImage], betas: Sequence[float],
-              quality: float, size: int) -> Tuple[List[List[Tuple[str, Tensor]]], List[Row]]:
-    """Per image: the crop panels (original, then one per β) and the learned codec's rows at ``quality``."""
+              quality: float, size: int, matched: Sequence[str] = ()) -> Tuple[List[List[Tuple[str, Tensor]]], List[Row]]:
+    """Per image: the crop panels (original, each ``matched`` classical codec at the model's file size, then one
+    per β) and the learned codec's rows at ``quality``."""
     grid, records = [], []
     for item in images:
         image = item.load().float()
         if min(image.shape[-2:]) < size:
             height, width = image.shape[-2:]
             raise ImageInputError(f"image {item.name} is {width}x{height}, smaller than --crop {size}")
-        rows, decoded, _ = learned_rows(codec, item.name, image, betas, model, quality=quality)
+        rows, decoded, data = learned_rows(codec, item.name, image, betas, model, quality=quality)
         panels = [(f"{item.name}: original", centre_crop(image, size))]
+        cache, pixels = EncodingCache(image), image.shape[-2] * image.shape[-1]
+        for name in matched:
+            coded = cache.get(name, matched_quality(cache, name, len(data)))
+            label = f"{name.upper()} · {8 * len(coded.data) / pixels:.3f} bpp · {psnr(coded.decoded, image):.2f} dB"
+            panels.append((label, centre_crop(coded.decoded, size)))
         panels += [(f"β={r['beta']:g} · {r['bpp']:.3f} bpp · {r['psnr']:.2f} dB", centre_crop(out, size))
                    for r, out in zip(rows, decoded)]
         grid.append(panels)
@@ -96,7 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"skipping {name}: {reason}", file=sys.stderr)
     try:
         images = list_images(args.data)
-        grid, crop_records = crop_rows(codec, model, images, betas, quality, args.crop)
+        grid, crop_records = crop_rows(codec, model, images, betas, quality, args.crop, args.crop_baselines)
     except MultiRealismError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -44,6 +44,10 @@ def test_readme_figures_from_a_rate_controlled_checkpoint(tmp_path, capsys) -> N
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
     with Image.open(out / "crops.png") as crops:  # original, β=0, β_max; one image
         assert crops.size == (3 * 64, 64 + CROP_LABEL_PX)
+    matched = tmp_path / "matched"
+    assert script.main(argv + ["--out", str(matched), "--crop-baselines", "jpeg"]) == 0
+    with Image.open(matched / "crops.png") as crops:  # original, JPEG at the model's file size, β=0, β_max
+        assert crops.size == (4 * 64, 64 + CROP_LABEL_PX)
     with Image.open(out / "rate_psnr.png") as plot:
         assert plot.format == "PNG" and plot.width > plot.height > 200
     numbers = json.loads((out / "figures.json").read_text())
