@@ -57,11 +57,7 @@ def distortion_realism(summary: Sequence[Row], path: str, label: str) -> Optiona
     for name, rows in curves([r for r in points if r["codec"] != LEARNED]).items():
         ax.plot([r["psnr"] for r in rows], [r["fid"] for r in rows], marker=".", linestyle="--", label=name)
     ax.set_xlabel("PSNR (dB)  → less distortion")
-    comparable = "not comparable" not in label
-    ax.set_ylabel("FID  ↓ more realism" if comparable else "Fréchet distance of random test features (not FID)")
-    ax.set_title(label, fontsize="small")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    _finish_realism_axes(ax, label, "FID  ↓ more realism", "Fréchet distance of random test features (not FID)")
     return _save(fig, path)
 
 
@@ -83,12 +79,17 @@ def realism_rate(summary: Sequence[Row], path: str, label: str) -> Optional[str]
                     linestyle="-" if learned else "--", label=name)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlabel("bits per pixel")
-    comparable = "not comparable" not in label
-    ax.set_ylabel("KID  ↓ more realism (95 % interval over images)" if comparable else "MMD² of random test features")
+    _finish_realism_axes(ax, label, "KID  ↓ more realism (95 % interval over images)", "MMD² of random test features")
+    return _save(fig, path)
+
+
+def _finish_realism_axes(ax, label: str, ylabel: str, test_ylabel: str) -> None:
+    """Title, grid and legend of a realism plot; ``test_ylabel`` when the features are the random test
+    network's (its label says "not comparable"), so no figure calls them FID or KID."""
+    ax.set_ylabel(ylabel if "not comparable" not in label else test_ylabel)
     ax.set_title(label, fontsize="small")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path)
 
 
 def beta_strip(strip: Strip, path: str) -> str:
