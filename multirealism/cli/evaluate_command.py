@@ -140,7 +140,7 @@ def _lpips(args: argparse.Namespace) -> Optional[LPIPSMetric]:
             return None
     try:
         return LPIPSMetric(args.lpips_weights)
-    except PerceptualWeightsError as err:
+    except PerceptualWeightsError:
         if args.lpips_weights is not None:
             raise
         _say(f"LPIPS skipped (column left empty): torchvision's AlexNet weights are not in torch hub's cache; "
