@@ -94,7 +94,7 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
     pixels = size * size
     beta_map = torch.full((1, 1, 1, 1), BETA)
     rows = []
-    presets = [("small", {"realism_head": False}, " base"), ("small", {}, " with its rate-gated realism head (shipped)"),
+    presets = [("small", {"realism": "none"}, " base"), ("small", {}, " with its rate-gated realism head (shipped)"),
                ("medium", {}, "")]
     for preset, options, suffix in presets:
         torch.manual_seed(0)

@@ -119,16 +119,20 @@ def tiny_config(
 
 def _gdn_config(
     channels: int, latent: int, hyper: int, generator_channels: int, num_levels: int, beta_max: float,
-    realism_head: bool,
+    realism: str,
 ) -> Dict[str, Any]:
-    """A GDN analysis transform, the mean-scale hyperprior, the β-conditioned residual generator (with a
-    rate-gated realism head whose base layers stay at β = 0, if ``realism_head``) and gain units for
-    ``num_levels`` rates (``num_levels=1``: none)."""
+    """A GDN analysis transform, the mean-scale hyperprior, the β-conditioned residual generator and gain units
+    for ``num_levels`` rates (``num_levels=1``: none). ``realism`` picks how β > 0 is synthesised: ``"none"``
+    (the residual generator alone, as a rate–distortion warm-up trains it), ``"branch"`` (a second synthesis
+    blended with the frozen base by β) or ``"head"`` (a rate-gated head on the base image)."""
     generator_args: Dict[str, Any] = {
         "latent_channels": latent, "channels": generator_channels, "mid_channels": generator_channels // 2,
         "blocks_per_stage": 2, "cond_channels": 64, "beta_max": beta_max,
     }
-    if realism_head:
+    generator_names = {"none": "residual_cond", "branch": "residual_cond_branched", "head": "residual_cond_rate_gated"}
+    if realism not in generator_names:
+        raise ValueError(f"realism must be one of {', '.join(generator_names)}, got {realism!r}")
+    if realism == "head":
         generator_args.update(refiner_channels=32, refiner_mid_channels=16, base_beta=0.0)
     rate_control = (
         {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
@@ -138,21 +142,21 @@ def _gdn_config(
         **rate_control,
         "encoder": {"name": "gdn", "args": {"channels": channels, "latent_channels": latent}},
         "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": hyper}},
-        "generator": {"name": "residual_cond_rate_gated" if realism_head else "residual_cond", "args": generator_args},
+        "generator": {"name": generator_names[realism], "args": generator_args},
     }
 
 
 @register_codec("small")
-def small_config(beta_max: float = 5.12, num_levels: int = 9, realism_head: bool = True) -> Dict[str, Any]:
+def small_config(beta_max: float = 5.12, num_levels: int = 9, realism: str = "head") -> Dict[str, Any]:
     """CPU-sized (about 1.8 M parameters, like CompressAI's MeanScaleHyperprior(64, 96)): GDN 64 / latent 96,
-    one model for ``num_levels`` rates. ``realism_head=False`` gives the plain rate-distortion model its
-    warm-up trains; the shipped ``small`` model has the head."""
-    return _gdn_config(64, 96, 64, 64, num_levels, beta_max, realism_head)
+    one model for ``num_levels`` rates. ``realism="none"`` gives the plain rate-distortion model its warm-up
+    trains; the shipped ``small`` model has the head."""
+    return _gdn_config(64, 96, 64, 64, num_levels, beta_max, realism)
 
 
 @register_codec("medium")
-def medium_config(beta_max: float = 5.12, num_levels: int = 12, realism_head: bool = False) -> Dict[str, Any]:
+def medium_config(beta_max: float = 5.12, num_levels: int = 12, realism: str = "none") -> Dict[str, Any]:
     """The widths of CompressAI's mean-scale hyperprior for its lower qualities (GDN 128 / latent 192, about
     6 M parameters) with the β-conditioned generator at 128 channels, for rates from about 0.05 to 1.5 bpp in
     ``num_levels`` levels; decodes a 768x512 image in about a second on 2 CPU cores."""
-    return _gdn_config(128, 192, 128, 128, num_levels, beta_max, realism_head)
+    return _gdn_config(128, 192, 128, 128, num_levels, beta_max, realism)

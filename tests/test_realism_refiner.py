@@ -122,7 +122,7 @@ def test_codec_forward_betas_encodes_once_and_matches_forward(base_beta) -> None
 
 
 def test_small_preset_is_its_plain_base_plus_the_head() -> None:
-    plain, refined = codec_config("small", realism_head=False), codec_config("small")
+    plain, refined = codec_config("small", realism="none"), codec_config("small")
     assert refined["generator"]["name"] == "residual_cond_rate_gated"
     assert refined["generator"]["args"]["base_beta"] == 0.0
     extra = ("refiner_channels", "refiner_mid_channels", "base_beta")

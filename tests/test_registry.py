@@ -97,7 +97,7 @@ def test_codec_presets_are_named_and_built_by_name():
     with pytest.raises(ValueError, match="num_levels given twice"):
         create_codec("small", options={"num_levels": 9}, num_levels=3)
     assert codec_config("paper", entropy_model="hyperprior")["entropy_model"]["name"] == "hyperprior"
-    assert create_codec("small", realism_head=False).config()["generator"]["name"] == "residual_cond"
+    assert create_codec("small", realism="none").config()["generator"]["name"] == "residual_cond"
     with pytest.raises(ValueError, match="unknown codec preset 'nope'"):
         create_codec("nope")
     with pytest.raises(ValueError, match="already registered"):

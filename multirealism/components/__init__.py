@@ -8,6 +8,7 @@ from multirealism.components.generators import (
     ElicConditionalGenerator,
     RateGate,
     RateGatedRefinedGenerator,
+    RealismBranchGenerator,
     RealismRefiner,
     ResidualConditionalGenerator,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "RateControl",
     "RealismRefiner",
     "RateGatedRefinedGenerator",
+    "RealismBranchGenerator",
     "RateGate",
     "ResidualConditionalGenerator",
 ]

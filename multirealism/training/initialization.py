@@ -8,7 +8,7 @@ density trains, so a stage that freezes the bitstream keeps the coder's tables b
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 from torch import nn
 
@@ -41,11 +41,18 @@ def codec_part(codec: MultiRealismCodec, name: str) -> nn.Module:
 
 
 def load_codec_weights(
-    codec: MultiRealismCodec, discriminator: Optional[nn.Module], path: str, new_parts: Sequence[str] = ()
+    codec: MultiRealismCodec,
+    discriminator: Optional[nn.Module],
+    path: str,
+    new_parts: Sequence[str] = (),
+    copy_parts: Optional[Mapping[str, str]] = None,
 ) -> None:
     """Initialise ``codec`` (and ``discriminator``, where the file holds one) from another run's checkpoint:
     the same encoder, entropy model and generator, except for the ``new_parts`` it lacks, which keep their
-    initial values; a fixed-rate checkpoint may start a rate-controlled codec, whose gains then start fresh."""
+    initial values, and the ``copy_parts`` (new part -> stored part), which start as copies of the stored
+    part's weights; a fixed-rate checkpoint may start a rate-controlled codec, whose gains then start fresh."""
+    copy_parts = dict(copy_parts or {})
+    new_parts = (*new_parts, *(name for name in copy_parts if name not in new_parts))
     for name in new_parts:
         codec_part(codec, name)
     stored, state = load_weights(path)
@@ -68,6 +75,14 @@ def load_codec_weights(
     missing = [k for k in missing if not k.startswith(fresh)]
     if missing or unexpected:
         raise CheckpointError(f"init.checkpoint {path!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for target, source in copy_parts.items():
+        prefix = f"{source}."
+        copied = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(f"{target}.")}
+        try:
+            codec_part(codec, target).load_state_dict(copied)
+        except RuntimeError as error:
+            first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+            raise CheckpointError(f"init.copy_parts: {path!r}'s {source!r} does not fit {target!r}: {first}") from None
 
 
 def freeze_all_but(codec: MultiRealismCodec, trainable: Sequence[str]) -> None:

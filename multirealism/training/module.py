@@ -120,7 +120,7 @@ class MultiRealismModule(L.LightningModule):
         if rate_ladder is not None:  # its constructor arguments, in the same class_path form
             self.hparams.update(rate_ladder=rate_ladder.class_path_config())
         if init.checkpoint is not None:
-            load_codec_weights(codec, self.discriminator, init.checkpoint, init.new_parts)
+            load_codec_weights(codec, self.discriminator, init.checkpoint, init.new_parts, init.copy_parts)
         if init.trainable is not None:
             freeze_all_but(codec, init.trainable)
         codec.objective = objective.stored(rate_ladder, has_perceptual=self.perceptual is not None)

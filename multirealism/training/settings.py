@@ -108,13 +108,15 @@ class Optimization:
 class Initialization:
     """Where a run starts: ``checkpoint``'s codec weights (any file the codec reads, e.g. a warm-up's
     ``last.ckpt``), except ``new_parts`` (attribute paths such as ``generator.refiner``), which keep their
-    fresh values; ``trainable`` names the codec parts the generator step trains (None: all). The entropy
-    bottleneck's quantiles train only while its density does, so a stage that freezes the bitstream keeps
-    the coder's tables bit for bit."""
+    fresh values; ``copy_parts`` maps a part the checkpoint lacks to the stored part it starts as a copy
+    of (``{generator.realism: generator}``: a realism branch starting as the base synthesis); ``trainable``
+    names the codec parts the generator step trains (None: all). The entropy bottleneck's quantiles train
+    only while its density does, so a stage that freezes the bitstream keeps the coder's tables bit for bit."""
 
     checkpoint: Optional[str] = None
     trainable: Optional[Tuple[str, ...]] = None
     new_parts: Tuple[str, ...] = ()
+    copy_parts: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.trainable is not None:
@@ -122,3 +124,6 @@ class Initialization:
                 raise ValueError("init.trainable must name at least one codec part (None trains them all)")
             object.__setattr__(self, "trainable", tuple(self.trainable))
         object.__setattr__(self, "new_parts", tuple(self.new_parts))
+        object.__setattr__(self, "copy_parts", dict(self.copy_parts))
+        if self.copy_parts and self.checkpoint is None:
+            raise ValueError("init.copy_parts needs init.checkpoint, the file its parts are copied from")
