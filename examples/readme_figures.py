@@ -1,13 +1,15 @@
 """Regenerate the README figures of a rate-controlled model: crops at one rate, and its rate–PSNR curve.
 
     python examples/readme_figures.py [--ckpt MODEL] [--data samples] [--out docs/figures] [--crop 256]
-        [--quality Q] [--betas 0 5.12] [--baselines jpeg webp avif] [--crop-baselines avif webp]
+        [--quality Q [Q ...]] [--crop-images NAME,NAME] [--betas 0 5.12] [--baselines jpeg webp avif]
+        [--crop-baselines avif webp]
 
 Writes into ``--out``:
 
-* ``crops.png``: one row per image, a centre crop of the original, of each ``--crop-baselines`` codec at the
-  same file size (its largest quality whose file is no bigger than the model's) and of the model's decodings
-  at each β (one bitstream at quality ``Q``), each labelled with the whole image's bpp and PSNR;
+* ``crops.png``: one row per image (``--crop-images``: those named) and quality ``Q``, a centre crop of the
+  original, of each ``--crop-baselines`` codec at the same file size (its largest quality whose file is no
+  bigger than the model's) and of the model's decodings at each β (one bitstream), each labelled with the whole
+  image's bpp and PSNR;
 * ``rate_psnr.png``: mean bpp–PSNR over the images, the model at every trained quality (one curve
   per β) against the classical codecs;
 * ``rate_psnr.csv`` and ``figures.json``: the numbers both figures show.
@@ -46,7 +48,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--data", default="samples", help="image folder, or 'samples' (scikit-image photographs)")
     parser.add_argument("--out", default="docs/figures", help="folder the figures and numbers go to")
     parser.add_argument("--crop", type=int, default=256, help="side of the centre crop shown, in pixels")
-    parser.add_argument("--quality", type=float, help="rate level of the crops (default: the middle level)")
+    parser.add_argument("--quality", type=float, nargs="+", help="rate levels of the crops (default: the middle level)")
+    parser.add_argument("--crop-images", help="comma-separated names (or file stems) of the images cropped (default: all)")
     parser.add_argument("--betas", type=float, nargs="+", help="realism weights (default: 0 and the model's β_max)")
     parser.add_argument("--baselines", nargs="*", default=["jpeg", "webp", "avif"], choices=sorted(baselines.CODECS),
                         help="classical codecs to plot")
@@ -90,14 +93,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     ((model, codec),) = load_models([args.ckpt]) if args.ckpt else load_models([], pretrained=[default_pretrained()])
     betas = args.betas if args.betas else [0.0, codec.beta_max]
-    quality = args.quality if args.quality is not None else float(codec.num_levels // 2)
+    qualities = args.quality if args.quality is not None else [float(codec.num_levels // 2)]
     if args.crop < 1:
         print(f"error: --crop must be a positive number of pixels, got {args.crop}", file=sys.stderr)
         return 2
-    if not 0 <= quality <= codec.num_levels - 1:
-        print(f"error: --quality {quality:g} outside [0, {codec.num_levels - 1}], the rate levels of {model}",
-              file=sys.stderr)
-        return 2
+    for quality in qualities:
+        if not 0 <= quality <= codec.num_levels - 1:
+            print(f"error: --quality {quality:g} outside [0, {codec.num_levels - 1}], the rate levels of {model}",
+                  file=sys.stderr)
+            return 2
     if any(not 0 <= b <= codec.beta_max for b in betas):
         print(f"error: --betas must lie in [0, {codec.beta_max:g}], the range {model} was trained for", file=sys.stderr)
         return 2
@@ -106,7 +110,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"skipping {name}: {reason}", file=sys.stderr)
     try:
         images = list_images(args.data)
-        grid, crop_records = crop_rows(codec, model, images, betas, quality, args.crop, args.crop_baselines)
+        cropped = images
+        if args.crop_images:
+            wanted = args.crop_images.split(",")
+            cropped = [item for name in wanted for item in images if name in (item.name, Path(item.name).stem)]
+            if len(cropped) != len(wanted):
+                known = ", ".join(item.name for item in images)
+                print(f"error: --crop-images names an image not in --data (its images: {known})", file=sys.stderr)
+                return 2
+        grid, crop_records = [], []
+        for item in cropped:  # per image, its rows at each quality together
+            for quality in qualities:
+                panels, records = crop_rows(codec, model, [item], betas, quality, args.crop, args.crop_baselines)
+                grid += panels
+                crop_records += records
     except MultiRealismError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -120,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plots.rate_distortion(summary, str(out / "rate_psnr.png"))
     write_csv(points, str(out / "rate_psnr.csv"), CURVE_FIELDS)
     numbers: Dict[str, object] = {
-        "model": model, "quality": quality, "betas": list(betas), "crop": args.crop,
+        "model": model, "qualities": list(qualities), "betas": list(betas), "crop": args.crop,
         "images": [item.name for item in images], "baselines": usable,
         "crops": [{k: r[k] for k in ("image", "beta", "quality", "bpp", "psnr")} for r in crop_records],
         "rate_psnr": points,

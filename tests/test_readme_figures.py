@@ -51,7 +51,7 @@ def test_readme_figures_from_a_rate_controlled_checkpoint(tmp_path, capsys) -> N
     with Image.open(out / "rate_psnr.png") as plot:
         assert plot.format == "PNG" and plot.width > plot.height > 200
     numbers = json.loads((out / "figures.json").read_text())
-    assert numbers["betas"] == [0.0, codec.beta_max] and numbers["quality"] == codec.num_levels // 2
+    assert numbers["betas"] == [0.0, codec.beta_max] and numbers["qualities"] == [codec.num_levels // 2]
 
     curves = {}
     for point in numbers["rate_psnr"]:
@@ -68,8 +68,17 @@ def test_readme_figures_from_a_rate_controlled_checkpoint(tmp_path, capsys) -> N
 
     beta0, beta_max = numbers["crops"]
     assert beta0["bpp"] == beta_max["bpp"] and beta0["psnr"] != beta_max["psnr"]
-    crop_curve_point = next(p for p in zero if p["quality"] == numbers["quality"])
+    crop_curve_point = next(p for p in zero if p["quality"] == numbers["qualities"][0])
     assert beta0["bpp"] == crop_curve_point["bpp"]  # the crops are the curve's middle point
+
+    two = tmp_path / "two"  # the two lowest levels: one row each, the lower first
+    assert script.main(argv + ["--out", str(two), "--quality", "0", "1", "--crop-images", "chelsea"]) == 0
+    with Image.open(two / "crops.png") as crops:
+        assert crops.size == (3 * 64, 2 * (64 + CROP_LABEL_PX))
+    low, high = (json.loads((two / "figures.json").read_text())["crops"][i] for i in (0, 2))
+    assert (low["quality"], high["quality"]) == (0.0, 1.0) and low["bpp"] < high["bpp"]
+    assert script.main(argv + ["--out", str(two), "--crop-images", "coffee"]) == 2
+    assert "--crop-images names an image not in --data (its images: chelsea.png)" in capsys.readouterr().err
 
     assert script.main(argv + ["--quality", str(codec.num_levels)]) == 2
     assert "outside [0," in capsys.readouterr().err
