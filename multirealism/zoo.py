@@ -147,10 +147,10 @@ def _gdn_config(
 
 
 @register_codec("small")
-def small_config(beta_max: float = 5.12, num_levels: int = 9, realism: str = "head") -> Dict[str, Any]:
-    """CPU-sized (about 1.8 M parameters, like CompressAI's MeanScaleHyperprior(64, 96)): GDN 64 / latent 96,
-    one model for ``num_levels`` rates. ``realism="none"`` gives the plain rate-distortion model its warm-up
-    trains; the shipped ``small`` model has the head."""
+def small_config(beta_max: float = 5.12, num_levels: int = 9, realism: str = "branch") -> Dict[str, Any]:
+    """CPU-sized (the base about 1.5 M parameters, like CompressAI's MeanScaleHyperprior(64, 96)): GDN 64 /
+    latent 96, one model for ``num_levels`` rates. ``realism="none"`` gives the plain rate-distortion model its
+    warm-up trains; the shipped ``small`` model adds the realism branch."""
     return _gdn_config(64, 96, 64, 64, num_levels, beta_max, realism)
 
 

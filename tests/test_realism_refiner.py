@@ -121,8 +121,8 @@ def test_codec_forward_betas_encodes_once_and_matches_forward(base_beta) -> None
         assert not torch.equal(together[0].x_hat, together[2].x_hat)
 
 
-def test_small_preset_is_its_plain_base_plus_the_head() -> None:
-    plain, refined = codec_config("small", realism="none"), codec_config("small")
+def test_small_preset_with_the_head_is_its_plain_base_plus_the_head() -> None:
+    plain, refined = codec_config("small", realism="none"), codec_config("small", realism="head")
     assert refined["generator"]["name"] == "residual_cond_rate_gated"
     assert refined["generator"]["args"]["base_beta"] == 0.0
     extra = ("refiner_channels", "refiner_mid_channels", "base_beta")

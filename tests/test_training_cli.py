@@ -60,14 +60,16 @@ def test_shipped_recipe_configs_parse_and_build(name, capsys):
     assert codec.num_levels == len(model["rate_ladder"]["init_args"]["lambdas"])
 
 
-def test_the_realism_stage_trains_the_head_on_top_of_the_frozen_base(capsys):
-    """configs/small_realism.yaml builds the shipped `small` architecture; only the head and its gate are new and train."""
+def test_the_realism_stage_trains_a_branch_beside_the_frozen_base(capsys):
+    """configs/small_realism.yaml builds the shipped `small` architecture; its realism synthesis starts as a copy of
+    the warm-up's and is all that trains, against the projected discriminator, with no batch wasted at β = 0."""
     from multirealism import MultiRealismCodec
     from multirealism.zoo import create_codec
 
     model = yaml.safe_load(printed_config(capsys, "small_realism"))["model"]
-    head = ["generator.refiner", "generator.rate_gate"]
-    assert model["init"]["trainable"] == head and model["init"]["new_parts"] == head
-    assert model["objective"]["perceptual_scales"] == [1, 2, 4] and model["objective"]["perceptual"] == "stlpips-vgg"
-    assert model["discriminator"]["name"] == "hific"
+    assert model["init"]["trainable"] == ["generator.realism"]
+    assert model["init"]["copy_parts"] == {"generator.realism": "generator"}
+    assert model["objective"]["perceptual"] == "stlpips-alex" and model["objective"]["adversarial_weight"] > 0
+    assert model["discriminator"]["name"] == "projected"
+    assert model["beta_sampler"]["init_args"]["zero_fraction"] == 0.0
     assert create_codec(**model["codec"]["init_args"]).config() == MultiRealismCodec.pretrained("small").config()
