@@ -92,14 +92,14 @@ def test_objective_scales_beta_per_level_like_its_training_ladder() -> None:
     assert RateDistortionObjective.from_dict(objective.to_dict()) == objective  # as stored with the weights
     with pytest.raises(ValueError, match="unknown objective field"):
         RateDistortionObjective.from_dict({**objective.to_dict(), "lpips_weight": 1.0})
-    assert MultiRealismCodec.pretrained().objective.realism_scales[3:] == (1.0, 0.828, 0.719, 0.650, 0.610, 0.585)
+    assert MultiRealismCodec.pretrained().objective.realism_scales is None  # its realism stage weighed β alike per level
 
 
 def test_objective_averages_its_perceptual_term_over_the_training_scales() -> None:
-    """perceptual_scales reach the refinement objective with the weights (the shipped model trained at three
-    scales), are checked like the training module's, and the distance the refinement adds is the mean over the
+    """perceptual_scales reach the refinement objective with the weights (the shipped model trained at full size
+    only), are checked like the training module's, and the distance the refinement adds is the mean over the
     pooled pairs."""
-    assert MultiRealismCodec.pretrained().objective.perceptual_scales == (1, 2, 4)
+    assert MultiRealismCodec.pretrained().objective.perceptual_scales == (1,)
     with pytest.raises(ValueError, match="distinct positive integers"):
         RateDistortionObjective(LADDER, perceptual="stlpips-vgg", perceptual_weight=1.0, perceptual_scales=(1, 1))
     with pytest.raises(ValueError, match="needs a perceptual distance, and none is set"):
@@ -238,7 +238,7 @@ def test_shipped_model_refines_for_both_ends_of_beta() -> None:
     """With realism 0.5 the shipped model's refined stream scores better on the two-ended training objective,
     measured on the real bytes and decodings, than the encoder's, at two qualities."""
     codec = MultiRealismCodec.pretrained()
-    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-vgg", 1.171875)
+    assert (codec.objective.perceptual, codec.objective.perceptual_weight) == ("stlpips-alex", 0.390625)
     perceptual = build_perceptual(codec.objective.perceptual)
     x = natural_image("coffee", 96).unsqueeze(0)
     for quality in (0.0, codec.num_levels - 1.0):
