@@ -66,26 +66,30 @@ def centre_crop(image: Tensor, size: int) -> Tensor:
 
 
 def crop_rows(codec: MultiRealismCodec, model: str, images: Sequence[EvalImage], betas: Sequence[float],
-              quality: float, size: int, matched: Sequence[str] = ()) -> Tuple[List[List[Tuple[str, Tensor]]], List[Row]]:
-    """Per image: the crop panels (original, each ``matched`` classical codec at the model's file size, then one
-    per β) and the learned codec's rows at ``quality``."""
+              qualities: Sequence[float], size: int,
+              matched: Sequence[str] = ()) -> Tuple[List[List[Tuple[str, Tensor]]], List[Row]]:
+    """Per image and each of ``qualities``: the crop panels (original, each ``matched`` classical codec at the
+    model's file size, then one per β) and the learned codec's rows. An image is loaded once and its classical
+    encodings are cached across the qualities."""
     grid, records = [], []
     for item in images:
         image = item.load().float()
         if min(image.shape[-2:]) < size:
             height, width = image.shape[-2:]
             raise ImageInputError(f"image {item.name} is {width}x{height}, smaller than --crop {size}")
-        rows, decoded, data = learned_rows(codec, item.name, image, betas, model, quality=quality)
-        panels = [(f"{item.name}: original", centre_crop(image, size))]
+        original = (f"{item.name}: original", centre_crop(image, size))
         cache, pixels = EncodingCache(image), image.shape[-2] * image.shape[-1]
-        for name in matched:
-            coded = cache.get(name, matched_quality(cache, name, len(data)))
-            label = f"{name.upper()} · {8 * len(coded.data) / pixels:.3f} bpp · {psnr(coded.decoded, image):.2f} dB"
-            panels.append((label, centre_crop(coded.decoded, size)))
-        panels += [(f"β={r['beta']:g} · {r['bpp']:.3f} bpp · {r['psnr']:.2f} dB", centre_crop(out, size))
-                   for r, out in zip(rows, decoded)]
-        grid.append(panels)
-        records.extend(rows)
+        for quality in qualities:
+            rows, decoded, data = learned_rows(codec, item.name, image, betas, model, quality=quality)
+            panels = [original]
+            for name in matched:
+                coded = cache.get(name, matched_quality(cache, name, len(data)))
+                label = f"{name.upper()} · {8 * len(coded.data) / pixels:.3f} bpp · {psnr(coded.decoded, image):.2f} dB"
+                panels.append((label, centre_crop(coded.decoded, size)))
+            panels += [(f"β={r['beta']:g} · {r['bpp']:.3f} bpp · {r['psnr']:.2f} dB", centre_crop(out, size))
+                       for r, out in zip(rows, decoded)]
+            grid.append(panels)
+            records.extend(rows)
     return grid, records
 
 
@@ -118,12 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 known = ", ".join(item.name for item in images)
                 print(f"error: --crop-images names an image not in --data (its images: {known})", file=sys.stderr)
                 return 2
-        grid, crop_records = [], []
-        for item in cropped:  # per image, its rows at each quality together
-            for quality in qualities:
-                panels, records = crop_rows(codec, model, [item], betas, quality, args.crop, args.crop_baselines)
-                grid += panels
-                crop_records += records
+        grid, crop_records = crop_rows(codec, model, cropped, betas, qualities, args.crop, args.crop_baselines)
     except MultiRealismError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
