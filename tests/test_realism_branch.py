@@ -6,19 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
 from multirealism.checkpoint import save_weights
 from multirealism.components import RealismBranchGenerator, ResidualConditionalGenerator
 from multirealism.errors import CheckpointError
-from multirealism.training import FixedLambda, Initialization, MultiRealismModule, Objective, Optimization
+from multirealism.training import Initialization, MultiRealismModule
 from multirealism.zoo import codec_config
 
-from helpers import SMALL_GENERATOR_ARGS, small_codec_config
+from helpers import SMALL_GENERATOR_ARGS, entries_moved_by_fit, small_codec_config, staged_module
 
 
 def branched(seed: int = 0) -> RealismBranchGenerator:
@@ -84,11 +82,7 @@ def test_a_branch_stage_copies_the_warm_up_generator_and_trains_only_the_branch(
     save_weights(warmup, plain.config(), plain.state_dict())
 
     def branch_module(**kwargs: Any) -> MultiRealismModule:
-        torch.manual_seed(1)
-        codec = MultiRealismCodec.from_config(small_codec_config("residual_cond_branched"))
-        return MultiRealismModule(codec, objective=Objective(perceptual="lpips-random-test-only"),
-                                  rate_weight=FixedLambda(0.01), optimization=Optimization(lr=1e-2),
-                                  init=Initialization(str(warmup), **kwargs))
+        return staged_module(small_codec_config("residual_cond_branched"), warmup, **kwargs)
 
     with pytest.raises(ValueError, match="init.copy_parts needs init.checkpoint"):
         Initialization(copy_parts={"generator.realism": "generator"})
@@ -98,11 +92,7 @@ def test_a_branch_stage_copies_the_warm_up_generator_and_trains_only_the_branch(
     y_hat = torch.randn(2, 16, 4, 4).round()
     with torch.no_grad():  # the branch starts as the warm-up's generator: β_max decodes as it did at β_max
         assert torch.equal(module.codec.generator.realism(y_hat, 5.12), plain.generator(y_hat, 5.12))
-    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    before = {k: v.clone() for k, v in module.codec.state_dict().items()}
-    L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False, limit_val_batches=0).fit(module, DataLoader(x, batch_size=4))
-    moved = {k for k, v in module.codec.state_dict().items() if v.is_floating_point() and not torch.equal(before[k], v)}
+    moved = entries_moved_by_fit(module, torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2)))
     assert moved and all(k.startswith("generator.realism.") for k in moved), moved
     with torch.no_grad():  # β = 0 is still the warm-up's reconstruction, bit for bit
         assert torch.equal(module.codec.eval().generator(y_hat, 0.0), plain.eval().generator(y_hat, 0.0))

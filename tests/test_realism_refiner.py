@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from multirealism import MultiRealismCodec
 from multirealism.checkpoint import save_weights
 from multirealism.components import RateGatedRefinedGenerator, ResidualConditionalGenerator
 from multirealism.errors import CheckpointError
 from multirealism.zoo import codec_config
-from multirealism.training import FixedLambda, Initialization, MultiRealismModule, Objective, Optimization
+from multirealism.training import MultiRealismModule
 
-from helpers import SMALL_GENERATOR_ARGS, natural_image, small_codec_config
+from helpers import SMALL_GENERATOR_ARGS, entries_moved_by_fit, natural_image, small_codec_config, staged_module
 
 
 #: the mean log quantisation step the rate gate reads: 0 (a fresh gate's gain is 1 at every step)
@@ -137,11 +135,7 @@ def test_a_head_only_stage_from_a_plain_checkpoint_keeps_the_bitstream_and_beta_
     save_weights(warmup, plain.config(), plain.state_dict())
 
     def refined_module(**kwargs: Any) -> MultiRealismModule:
-        torch.manual_seed(1)
-        codec = MultiRealismCodec.from_config(small_codec_config("residual_cond_rate_gated", refiner_channels=8))
-        return MultiRealismModule(codec, objective=Objective(perceptual="lpips-random-test-only"),
-                                  rate_weight=FixedLambda(0.01), optimization=Optimization(lr=1e-2),
-                                  init=Initialization(str(warmup), **kwargs))
+        return staged_module(small_codec_config("residual_cond_rate_gated", refiner_channels=8), warmup, **kwargs)
 
     with pytest.raises(CheckpointError, match="generator"):
         refined_module()  # the refined generator differs from the checkpoint's: name what is new
@@ -150,10 +144,7 @@ def test_a_head_only_stage_from_a_plain_checkpoint_keeps_the_bitstream_and_beta_
     head = ["generator.refiner", "generator.rate_gate"]
     module = refined_module(new_parts=head, trainable=head)
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    before = {k: v.clone() for k, v in module.codec.state_dict().items()}
-    L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False, limit_val_batches=0).fit(module, DataLoader(x, batch_size=4))
-    moved = {k for k, v in module.codec.state_dict().items() if v.is_floating_point() and not torch.equal(before[k], v)}
+    moved = entries_moved_by_fit(module, x)
     assert any(k.startswith("generator.refiner.") for k in moved), moved
     assert all(k.startswith(("generator.refiner.", "generator.rate_gate.")) for k in moved), moved  # the quantiles stay with their density
     for codec in (plain, module.codec):
