@@ -117,6 +117,10 @@ def tiny_config(
     }
 
 
+#: the generator each ``realism`` option of the GDN presets builds
+_REALISM_GENERATORS = {"none": "residual_cond", "branch": "residual_cond_branched", "head": "residual_cond_rate_gated"}
+
+
 def _gdn_config(
     channels: int, latent: int, hyper: int, generator_channels: int, num_levels: int, beta_max: float,
     realism: str,
@@ -129,9 +133,8 @@ def _gdn_config(
         "latent_channels": latent, "channels": generator_channels, "mid_channels": generator_channels // 2,
         "blocks_per_stage": 2, "cond_channels": 64, "beta_max": beta_max,
     }
-    generator_names = {"none": "residual_cond", "branch": "residual_cond_branched", "head": "residual_cond_rate_gated"}
-    if realism not in generator_names:
-        raise ValueError(f"realism must be one of {', '.join(generator_names)}, got {realism!r}")
+    if realism not in _REALISM_GENERATORS:
+        raise ValueError(f"realism must be one of {', '.join(_REALISM_GENERATORS)}, got {realism!r}")
     if realism == "head":
         generator_args.update(refiner_channels=32, refiner_mid_channels=16, base_beta=0.0)
     rate_control = (
@@ -142,7 +145,7 @@ def _gdn_config(
         **rate_control,
         "encoder": {"name": "gdn", "args": {"channels": channels, "latent_channels": latent}},
         "entropy_model": {"name": "hyperprior", "args": {"latent_channels": latent, "hyper_channels": hyper}},
-        "generator": {"name": generator_names[realism], "args": generator_args},
+        "generator": {"name": _REALISM_GENERATORS[realism], "args": generator_args},
     }
 
 

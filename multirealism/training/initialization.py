@@ -80,9 +80,10 @@ def load_codec_weights(
         copied = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(f"{target}.")}
         try:
             codec_part(codec, target).load_state_dict(copied)
-        except RuntimeError as error:
-            first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
-            raise CheckpointError(f"init.copy_parts: {path!r}'s {source!r} does not fit {target!r}: {first}") from None
+        except RuntimeError as error:  # torch's message: a headline, then one line per mismatch
+            lines = str(error).splitlines()
+            detail = lines[1].strip() if len(lines) > 1 else lines[0]
+            raise CheckpointError(f"init.copy_parts: {path!r}'s {source!r} does not fit {target!r}: {detail}") from None
 
 
 def freeze_all_but(codec: MultiRealismCodec, trainable: Sequence[str]) -> None:
