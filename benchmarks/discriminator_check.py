@@ -2,14 +2,15 @@
 
 A discriminator that stays at chance (loss 2 ln 2 = 1.386, accuracy 0.5) gives the generator no
 signal; docs/discriminator-diagnosis.md explains why HiFiC's layout did. This script decodes
-scikit-image's and matplotlib's photographs with the shipped `small` model at β = 0 (quality levels
-0-3), trains a registered discriminator alone on 128² crops of four photographs (the same ŷ for the
+scikit-image's and matplotlib's photographs with the shipped `small` model at one β (default 0; quality
+levels 0-3), trains a registered discriminator alone on 128² crops of four photographs (the same ŷ for the
 real and the decoded crop) and prints loss and patch accuracy on its last 50 batches, on 64 fixed crops
 of those photographs and on 64 crops of two photographs it never sees. Nothing is downloaded.
 
     python benchmarks/discriminator_check.py                                   # hific, 150 steps (~6 min, 1 core)
     python benchmarks/discriminator_check.py --disc projected --lr 4e-4
     python benchmarks/discriminator_check.py --disc patchgan_ms --args '{"num_scales": 2}'
+    python benchmarks/discriminator_check.py --disc projected --lr 4e-4 --beta 5.12   # the realism branch's output
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def photographs() -> Dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def decode_all(levels: Sequence[int]) -> Dict[str, Tuple[torch.Tensor, List[Tuple[torch.Tensor, torch.Tensor]]]]:
-    """Each photograph (cropped to a multiple of 16) with its β = 0 decode and ŷ at each level."""
+def decode_all(
+    levels: Sequence[int], beta: float
+) -> Dict[str, Tuple[torch.Tensor, List[Tuple[torch.Tensor, torch.Tensor]]]]:
+    """Each photograph (cropped to a multiple of 16) with its decode at ``beta`` and ŷ at each level."""
     codec = MultiRealismCodec.pretrained().eval()
     out = {}
     for name, img in photographs().items():
@@ -53,7 +56,7 @@ def decode_all(levels: Sequence[int]) -> Dict[str, Tuple[torch.Tensor, List[Tupl
         x = torch.from_numpy(np.ascontiguousarray(img[:h, :w])).permute(2, 0, 1)[None].float() / 255
         decodes = []
         for q in levels:
-            o = codec(x, 0.0, quality=q)
+            o = codec(x, beta, quality=q)
             decodes.append((o.x_hat[0], o.y_hat[0]))
         out[name] = (x[0], decodes)
     return out
@@ -74,11 +77,11 @@ def crops(decoded, names: Sequence[str], count: int, g: torch.Generator, size: i
 
 
 @torch.no_grad()
-def score(disc: torch.nn.Module, batch: Crops) -> Tuple[float, float]:
+def score(disc: torch.nn.Module, batch: Crops, beta: float) -> Tuple[float, float]:
     """Loss and patch accuracy on fixed crops, in eval mode."""
     x, fake, y = batch
     disc.eval()
-    real_logits, fake_logits = disc(x, y, 0.0), disc(fake, y, 0.0)
+    real_logits, fake_logits = disc(x, y, beta), disc(fake, y, beta)
     disc.train()
     return float(discriminator_loss(real_logits, fake_logits)), float(discriminator_accuracy(real_logits, fake_logits))
 
@@ -93,10 +96,11 @@ def main() -> None:
     parser.add_argument("--betas", type=float, nargs=2, default=(0.5, 0.999), help="Adam's (β1, β2)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3], help="quality levels decoded")
+    parser.add_argument("--beta", type=float, default=0.0, help="the realism weight the photographs are decoded at")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    decoded = decode_all(args.levels)
+    decoded = decode_all(args.levels, args.beta)
     torch.manual_seed(args.seed)
     latent_channels = decoded[TRAIN[0]][1][0][1].shape[0]
     disc = discriminators.build(args.disc, latent_channels=latent_channels, **json.loads(args.args)).train()
@@ -108,10 +112,11 @@ def main() -> None:
     history: List[Tuple[float, float]] = []
     start = time.perf_counter()
     print(f"{args.disc} {args.args}: {sum(p.numel() for p in trainable)} trainable parameters, lr {args.lr}, "
-          f"Adam {tuple(args.betas)}, batch {args.batch}, levels {args.levels}, {torch.get_num_threads()} threads")
+          f"Adam {tuple(args.betas)}, batch {args.batch}, levels {args.levels}, β {args.beta}, "
+          f"{torch.get_num_threads()} threads")
     for step in range(1, args.steps + 1):
         x, fake, y = crops(decoded, TRAIN, args.batch, g)
-        real_logits, fake_logits = disc(x, y, 0.0), disc(fake, y, 0.0)
+        real_logits, fake_logits = disc(x, y, args.beta), disc(fake, y, args.beta)
         loss = discriminator_loss(real_logits, fake_logits)
         history.append((float(loss.detach()), float(discriminator_accuracy(real_logits, fake_logits))))
         optimizer.zero_grad(set_to_none=True)
@@ -119,7 +124,8 @@ def main() -> None:
         optimizer.step()
         if step % args.eval_every == 0 or step == args.steps:
             recent = np.asarray(history[-50:])
-            (seen_loss, seen_acc), (held_loss, held_acc) = score(disc, seen), score(disc, held_out)
+            seen_loss, seen_acc = score(disc, seen, args.beta)
+            held_loss, held_acc = score(disc, held_out, args.beta)
             print(f"step {step:4d}  train loss {recent[:, 0].mean():.3f} acc {recent[:, 1].mean():.3f}  "
                   f"seen {seen_loss:.3f} / {seen_acc:.3f}  held-out {held_loss:.3f} / {held_acc:.3f}  "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
