@@ -71,7 +71,7 @@ def test_missing_package_names_the_install_command(monkeypatch):
 
 def test_one_name_table_gives_training_names_evaluate_options_and_labels():
     with pytest.raises(ValueError, match=r"perceptual must be one of \('lpips-alex', 'stlpips-alex', 'stlpips-vgg', "
-                       r"'lpips-random-test-only', 'none'\), got 'vgg'"):
+                       r"'wasserstein-vgg', 'lpips-random-test-only', 'none'\), got 'vgg'"):
         build_perceptual("vgg")
     assert build_perceptual("none") is None
     evaluate = build_parser("evaluate")._subparsers._group_actions[0].choices["evaluate"]

@@ -124,8 +124,10 @@ class Perceptual(nn.Module):
 
 def build_perceptual(
     name: str = "lpips-alex", backbone_path: Optional[str] = None, allow_download: bool = True
-) -> Optional[Perceptual]:
-    """The perceptual network named ``name`` (see :data:`PERCEPTUAL_CHOICES`), or None for ``"none"``.
+) -> Optional[nn.Module]:
+    """The perceptual network named ``name`` (see :data:`PERCEPTUAL_CHOICES`), or None for ``"none"``:
+    a :class:`Perceptual`, or for ``"wasserstein-vgg"`` a
+    :class:`~multirealism.training.wasserstein.WassersteinDistortion` with the same interface.
 
     ``backbone_path`` and ``allow_download`` concern ``"lpips-alex"`` only; ST-LPIPS is read from its wheel.
     """
@@ -133,6 +135,10 @@ def build_perceptual(
         raise ValueError(f"perceptual must be one of {PERCEPTUAL_CHOICES}, got {name!r}")
     if name == "none":
         return None
+    if name == "wasserstein-vgg":
+        from multirealism.training.wasserstein import WassersteinDistortion
+
+        return WassersteinDistortion()
     if name.startswith("stlpips-"):
         return Perceptual(load_stlpips(name[len("stlpips-"):]), name)
     import lpips
