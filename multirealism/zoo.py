@@ -118,7 +118,8 @@ def tiny_config(
 
 
 #: the generator each ``realism`` option of the GDN presets builds
-_REALISM_GENERATORS = {"none": "residual_cond", "branch": "residual_cond_branched", "head": "residual_cond_rate_gated"}
+_REALISM_GENERATORS = {"none": "residual_cond", "branch": "residual_cond_branched",
+                       "noisy_branch": "residual_cond_branched", "head": "residual_cond_rate_gated"}
 
 
 def _gdn_config(
@@ -128,7 +129,8 @@ def _gdn_config(
     """A GDN analysis transform, the mean-scale hyperprior, the β-conditioned residual generator and gain units
     for ``num_levels`` rates (``num_levels=1``: none). ``realism`` picks how β > 0 is synthesised: ``"none"``
     (the residual generator alone, as a rate–distortion warm-up trains it), ``"branch"`` (a second synthesis
-    blended with the frozen base by β) or ``"head"`` (a rate-gated head on the base image)."""
+    blended with the frozen base by β), ``"noisy_branch"`` (the same with noise inputs in the realism
+    synthesis) or ``"head"`` (a rate-gated head on the base image)."""
     generator_args: Dict[str, Any] = {
         "latent_channels": latent, "channels": generator_channels, "mid_channels": generator_channels // 2,
         "blocks_per_stage": 2, "cond_channels": 64, "beta_max": beta_max,
@@ -137,6 +139,8 @@ def _gdn_config(
         raise ValueError(f"realism must be one of {', '.join(_REALISM_GENERATORS)}, got {realism!r}")
     if realism == "head":
         generator_args.update(refiner_channels=32, refiner_mid_channels=16, base_beta=0.0)
+    if realism == "noisy_branch":
+        generator_args.update(noise=True)
     rate_control = (
         {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
         if num_levels > 1 else {}

@@ -71,7 +71,7 @@ def test_forward_betas_synthesises_the_base_once() -> None:
 def test_small_preset_with_the_branch_is_its_plain_base_plus_a_copy() -> None:
     plain, branch = codec_config("small", realism="none"), codec_config("small", realism="branch")
     assert branch["generator"] == {**plain["generator"], "name": "residual_cond_branched"}
-    with pytest.raises(ValueError, match="realism must be one of none, branch, head"):
+    with pytest.raises(ValueError, match="realism must be one of none, branch, noisy_branch, head"):
         codec_config("small", realism="sharp")
 
 
@@ -96,3 +96,37 @@ def test_a_branch_stage_copies_the_warm_up_generator_and_trains_only_the_branch(
     assert moved and all(k.startswith("generator.realism.") for k in moved), moved
     with torch.no_grad():  # β = 0 is still the warm-up's reconstruction, bit for bit
         assert torch.equal(module.codec.eval().generator(y_hat, 0.0), plain.eval().generator(y_hat, 0.0))
+
+
+def test_noise_inputs_start_silent_decode_deterministically_and_train(tmp_path) -> None:
+    torch.manual_seed(0)
+    plain = MultiRealismCodec.from_config(small_codec_config("residual_cond_branched"))
+    start = tmp_path / "branch.safetensors"
+    save_weights(start, plain.config(), plain.state_dict())
+    noisy_config = small_codec_config("residual_cond_branched", noise=True)
+    with pytest.raises(CheckpointError, match="has a different generator than this codec"):
+        staged_module(noisy_config, start)
+    module = staged_module(noisy_config, start, new_parts=["generator.realism.noise"], trainable=["generator.realism"])
+    generator = module.codec.generator.eval()
+    assert generator.noise is None and generator.realism.noise is not None  # the base never gets noise
+    y_hat = torch.randn(2, 16, 4, 4).round()
+    with torch.no_grad():  # zero scales: the same images as without noise inputs, at every β
+        for beta in (0.0, 2.56, 5.12):
+            assert torch.equal(generator(y_hat, beta), plain.generator.eval()(y_hat, beta))
+    moved = entries_moved_by_fit(module, torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2)))
+    assert "generator.realism.noise.scales" in moved and all(k.startswith("generator.realism.") for k in moved)
+    generator = module.codec.generator
+    with torch.no_grad():
+        generator.eval()
+        first, again = generator(y_hat, 5.12), generator(y_hat, 5.12)
+        assert torch.equal(first, again)  # decoding draws from a fixed seed
+        assert not torch.equal(first, plain.generator.eval()(y_hat, 5.12))
+        generator.realism.train()
+        assert not torch.equal(generator.realism(y_hat, 5.12), generator.realism(y_hat, 5.12))  # fresh in training
+
+
+def test_noise_injection_checks_its_sizes() -> None:
+    from multirealism.components import NoiseInjection
+
+    with pytest.raises(ValueError, match="channels and count must be positive"):
+        NoiseInjection(0, 2)

@@ -6,6 +6,7 @@ from multirealism.components.encoders import ElicEncoder, GdnEncoder
 from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHyperprior
 from multirealism.components.generators import (
     ElicConditionalGenerator,
+    NoiseInjection,
     RateGate,
     RateGatedRefinedGenerator,
     RealismBranchGenerator,
@@ -25,6 +26,7 @@ __all__ = [
     "GainUnits",
     "GdnEncoder",
     "MeanScaleHyperprior",
+    "NoiseInjection",
     "QuantizationStep",
     "RateControl",
     "RealismRefiner",

@@ -3,6 +3,7 @@
 realism synthesis) and ``residual_cond_rate_gated`` (``residual_cond`` with a rate-gated realism head)."""
 
 from multirealism.components.generators.elic import ConditionedBottleneck, ElicConditionalGenerator
+from multirealism.components.generators.noise import NoiseInjection
 from multirealism.components.generators.rate_gate import RateGate
 from multirealism.components.generators.realism_branch import RealismBranchGenerator
 from multirealism.components.generators.realism_head import RateGatedRefinedGenerator, RealismRefiner
@@ -11,6 +12,7 @@ from multirealism.components.generators.residual import ResidualConditionalGener
 __all__ = [
     "ConditionedBottleneck",
     "ElicConditionalGenerator",
+    "NoiseInjection",
     "RateGate",
     "RateGatedRefinedGenerator",
     "RealismBranchGenerator",

@@ -24,7 +24,9 @@ class RealismBranchGenerator(ResidualConditionalGenerator):
     widths. The base keeps ``residual_cond``'s parameter names, so a warm-up checkpoint initialises it; the
     realism stage starts the branch as a copy of the base (``init.copy_parts: {generator.realism:
     generator}``), where every β decodes to the base image, and trains only ``generator.realism``.
-    Decoding at β > 0 runs both syntheses."""
+    Decoding at β > 0 runs both syntheses. ``noise`` gives the realism synthesis noise inputs
+    (:class:`~multirealism.components.generators.noise.NoiseInjection`, ``realism.noise``: new when it starts
+    from a checkpoint without them); the base never has any."""
 
     def __init__(
         self,
@@ -37,11 +39,12 @@ class RealismBranchGenerator(ResidualConditionalGenerator):
         num_frequencies: int = 10,
         beta_max: float = 5.12,
         table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+        noise: bool = False,
     ) -> None:
         args = (latent_channels, channels, mid_channels, blocks_per_stage, conditioner, cond_channels,
                 num_frequencies, beta_max, table_betas)
         super().__init__(*args)
-        self.realism = ResidualConditionalGenerator(*args)
+        self.realism = ResidualConditionalGenerator(*args, noise=noise)
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         return self.forward_betas(y_hat, [beta])[0]

@@ -12,6 +12,7 @@ from multirealism.components.base import ConditionalGenerator
 from multirealism.components.conditioning import beta_as_map, build_conditioner
 from multirealism.components.gdn import MetaSafeGDN
 from multirealism.components.generators.elic import ConditionedBottleneck
+from multirealism.components.generators.noise import NoiseInjection
 from multirealism.registry import generators
 
 
@@ -21,7 +22,8 @@ class ResidualConditionalGenerator(ConditionalGenerator):
     upsampling steps to full resolution.
 
     Each block is the paper's conditioned residual bottleneck (FourierCond, or TableCond with
-    ``conditioner="table"``, projected by 1x1 convolutions and added after each convolution).
+    ``conditioner="table"``, projected by 1x1 convolutions and added after each convolution). With
+    ``noise``, each block's output also gets a scaled noise map (:class:`NoiseInjection`, zero at first).
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class ResidualConditionalGenerator(ConditionalGenerator):
         num_frequencies: int = 10,
         beta_max: float = 5.12,
         table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+        noise: bool = False,
     ) -> None:
         super().__init__()
         if min(latent_channels, channels, mid_channels, cond_channels) < 1 or blocks_per_stage < 1:
@@ -53,6 +56,7 @@ class ResidualConditionalGenerator(ConditionalGenerator):
             for _ in range(2)
         )
         self.out = nn.Sequential(up(channels), deconv(channels, 3, kernel_size=5, stride=2))
+        self.noise = NoiseInjection(channels, 2 * blocks_per_stage) if noise else None
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
@@ -61,9 +65,14 @@ class ResidualConditionalGenerator(ConditionalGenerator):
     def conditioned_features(self, y_hat: Tensor, beta_map: Tensor) -> Tensor:
         """The output of the conditioned stages, at 1/4 of the image size."""
         x = y_hat
+        source = self.noise.source(x.device) if self.noise is not None else None
+        injection = 0
         for pre, stage in zip(self.pre, self.stages):
             x = pre(x)
             cond = self.conditioner(beta_map, (x.shape[-2], x.shape[-1]))
             for block in stage:
                 x = block(x, cond)
+                if self.noise is not None:
+                    x = self.noise(x, injection, source)
+                    injection += 1
         return x
