@@ -119,7 +119,7 @@ def tiny_config(
 
 #: the generator each ``realism`` option of the GDN presets builds
 _REALISM_GENERATORS = {"none": "residual_cond", "branch": "residual_cond_branched",
-                       "noisy_branch": "residual_cond_branched", "head": "residual_cond_rate_gated"}
+                       "noisy_branch": "residual_cond_branched_noisy", "head": "residual_cond_rate_gated"}
 
 
 def _gdn_config(
@@ -139,8 +139,6 @@ def _gdn_config(
         raise ValueError(f"realism must be one of {', '.join(_REALISM_GENERATORS)}, got {realism!r}")
     if realism == "head":
         generator_args.update(refiner_channels=32, refiner_mid_channels=16, base_beta=0.0)
-    if realism == "noisy_branch":
-        generator_args.update(noise=True)
     rate_control = (
         {"rate_control": {"name": "gain", "args": {"latent_channels": latent, "num_levels": num_levels, "min_gain": 0.2}}}
         if num_levels > 1 else {}

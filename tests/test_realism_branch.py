@@ -103,7 +103,7 @@ def test_noise_inputs_start_silent_decode_deterministically_and_train(tmp_path) 
     plain = MultiRealismCodec.from_config(small_codec_config("residual_cond_branched"))
     start = tmp_path / "branch.safetensors"
     save_weights(start, plain.config(), plain.state_dict())
-    noisy_config = small_codec_config("residual_cond_branched", noise=True)
+    noisy_config = small_codec_config("residual_cond_branched_noisy")
     with pytest.raises(CheckpointError, match="has a different generator than this codec"):
         staged_module(noisy_config, start)
     module = staged_module(noisy_config, start, new_parts=["generator.realism.noise"], trainable=["generator.realism"])

@@ -7,6 +7,8 @@ from multirealism.components.entropy import ChannelAutoregressive, MeanScaleHype
 from multirealism.components.generators import (
     ElicConditionalGenerator,
     NoiseInjection,
+    NoisyRealismBranchGenerator,
+    NoisyResidualGenerator,
     RateGate,
     RateGatedRefinedGenerator,
     RealismBranchGenerator,
@@ -27,6 +29,8 @@ __all__ = [
     "GdnEncoder",
     "MeanScaleHyperprior",
     "NoiseInjection",
+    "NoisyRealismBranchGenerator",
+    "NoisyResidualGenerator",
     "QuantizationStep",
     "RateControl",
     "RealismRefiner",

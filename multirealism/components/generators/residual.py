@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from compressai.models.utils import deconv
 from torch import Tensor, nn
@@ -22,8 +22,7 @@ class ResidualConditionalGenerator(ConditionalGenerator):
     upsampling steps to full resolution.
 
     Each block is the paper's conditioned residual bottleneck (FourierCond, or TableCond with
-    ``conditioner="table"``, projected by 1x1 convolutions and added after each convolution). With
-    ``noise``, each block's output also gets a scaled noise map (:class:`NoiseInjection`, zero at first).
+    ``conditioner="table"``, projected by 1x1 convolutions and added after each convolution).
     """
 
     def __init__(
@@ -37,7 +36,6 @@ class ResidualConditionalGenerator(ConditionalGenerator):
         num_frequencies: int = 10,
         beta_max: float = 5.12,
         table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
-        noise: bool = False,
     ) -> None:
         super().__init__()
         if min(latent_channels, channels, mid_channels, cond_channels) < 1 or blocks_per_stage < 1:
@@ -56,7 +54,7 @@ class ResidualConditionalGenerator(ConditionalGenerator):
             for _ in range(2)
         )
         self.out = nn.Sequential(up(channels), deconv(channels, 3, kernel_size=5, stride=2))
-        self.noise = NoiseInjection(channels, 2 * blocks_per_stage) if noise else None
+        self.noise: Optional[NoiseInjection] = None  # noise inputs after each block: NoisyResidualGenerator
 
     def forward(self, y_hat: Tensor, beta: "float | Tensor") -> Tensor:
         beta_map = beta_as_map(beta, y_hat.shape[0], y_hat.device)
@@ -76,3 +74,25 @@ class ResidualConditionalGenerator(ConditionalGenerator):
                     x = self.noise(x, injection, source)
                     injection += 1
         return x
+
+
+@generators.register("residual_cond_noisy")
+class NoisyResidualGenerator(ResidualConditionalGenerator):
+    """``residual_cond`` with a noise input after each conditioned block (:class:`NoiseInjection`, scales
+    zero at first, so it starts as the plain generator with the same weights)."""
+
+    def __init__(
+        self,
+        latent_channels: int = 96,
+        channels: int = 64,
+        mid_channels: int = 32,
+        blocks_per_stage: int = 2,
+        conditioner: str = "fourier",
+        cond_channels: int = 64,
+        num_frequencies: int = 10,
+        beta_max: float = 5.12,
+        table_betas: Sequence[float] = (0.0, 1.28, 2.56, 5.12),
+    ) -> None:
+        super().__init__(latent_channels, channels, mid_channels, blocks_per_stage, conditioner, cond_channels,
+                         num_frequencies, beta_max, table_betas)
+        self.noise = NoiseInjection(channels, 2 * blocks_per_stage)
