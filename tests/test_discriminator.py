@@ -82,6 +82,13 @@ def test_projected_discriminator_is_conditional_on_a_frozen_backbone():
     assert [m.shape[1] for m in maps] == [1, 1, 1] and maps[1].shape == maps[2].shape == maps[0][..., ::4, ::4].shape
     with pytest.raises(ValueError, match="layers"):
         discriminators.build("projected", latent_channels=16, layers=(6,))
+    vgg = discriminators.build("projected", latent_channels=16, channels=8, backbone="vgg").eval()
+    assert not any(p.requires_grad for p in vgg.backbone.parameters())
+    with torch.no_grad():
+        maps = vgg(x, y_hat, 0.0)
+    assert [m.shape[-1] for m in maps] == [64, 33, 17]  # stage 1 at full resolution: it sees pixel structure
+    with pytest.raises(ValueError, match="backbone must be one of alex, vgg"):
+        discriminators.build("projected", latent_channels=16, backbone="squeeze")
 
 
 def _crops(images, count, size, generator):

