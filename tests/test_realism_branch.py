@@ -71,6 +71,8 @@ def test_forward_betas_synthesises_the_base_once() -> None:
 def test_small_preset_with_the_branch_is_its_plain_base_plus_a_copy() -> None:
     plain, branch = codec_config("small", realism="none"), codec_config("small", realism="branch")
     assert branch["generator"] == {**plain["generator"], "name": "residual_cond_branched"}
+    noisy = codec_config("small", realism="noisy_branch")
+    assert noisy["generator"] == {**plain["generator"], "name": "residual_cond_branched_noisy"}
     with pytest.raises(ValueError, match="realism must be one of none, branch, noisy_branch, head"):
         codec_config("small", realism="sharp")
 
