@@ -19,6 +19,7 @@ import math
 from typing import List
 
 import torch
+from lpips import normalize_tensor
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -26,10 +27,6 @@ from multirealism.perceptual_names import PERCEPTUAL_LABELS
 
 #: variance floor under the square root, so the gradient stays finite in flat regions
 _VARIANCE_FLOOR = 1e-6
-
-
-def _normalise_channels(features: Tensor, eps: float = 1e-10) -> Tensor:
-    return features / (features.pow(2).sum(1, keepdim=True).sqrt() + eps)
 
 
 def _local_moments(features: Tensor, window: int) -> "tuple[Tensor, Tensor]":
@@ -93,20 +90,17 @@ class WassersteinDistortion(nn.Module):
         return super().train(False)
 
     def features(self, x: Tensor) -> List[Tensor]:
-        """The RGB image (in [-1, 1]) and each VGG stage's channel-normalised features."""
+        """The RGB image (in [-1, 1]) and each VGG stage's channel-normalised features (LPIPS' normalisation)."""
         h = self.scaling(2 * x - 1)
         maps = [2 * x - 1]
         for stage in self.stages:
             h = stage(h)
-            maps.append(_normalise_channels(h))
+            maps.append(normalize_tensor(h))
         return maps
 
     def forward(self, x_hat: Tensor, x: Tensor, spatial: bool = False) -> Tensor:
-        size = x.shape[-2:]
-        total = None
-        for a, b in zip(self.features(x_hat.float()), self.features(x.float())):
-            d = statistics_distance(a, b, self.log2_sigma)
-            d = F.interpolate(d, size=size, mode="nearest") if spatial else d.mean((2, 3), keepdim=True)
-            total = d if total is None else total + d
-        assert total is not None
-        return total / (len(self.stages) + 1)
+        distances = [statistics_distance(a, b, self.log2_sigma)
+                     for a, b in zip(self.features(x_hat.float()), self.features(x.float()))]
+        if spatial:
+            return torch.stack([F.interpolate(d, size=x.shape[-2:], mode="nearest") for d in distances]).mean(0)
+        return torch.stack([d.mean((2, 3), keepdim=True) for d in distances]).mean(0)

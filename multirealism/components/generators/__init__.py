@@ -1,7 +1,8 @@
 """β-conditioned generators (synthesis transforms): the paper's ELIC-style ``elic_cond``, the CPU-sized
 ``residual_cond`` (``residual_cond_noisy`` with noise inputs), ``residual_cond_branched`` (a frozen
 rate–distortion synthesis blended by β with a realism synthesis; ``residual_cond_branched_noisy``: the
-realism synthesis has noise inputs) and ``residual_cond_rate_gated`` (``residual_cond`` with a rate-gated realism head)."""
+realism synthesis has noise inputs) and ``residual_cond_rate_gated`` (``residual_cond`` with a rate-gated
+realism head)."""
 
 from multirealism.components.generators.elic import ConditionedBottleneck, ElicConditionalGenerator
 from multirealism.components.generators.noise import NoiseInjection
