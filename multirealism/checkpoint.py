@@ -109,8 +109,22 @@ def save_weights(
     atomic_write_bytes(Path(path), data)
 
 
+def half_kernels(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """``state_dict`` with its convolution kernels (4-D float tensors, nearly all of a codec's weights) in
+    float16, for a file half the size; loading casts them back to the parameters' float32. Biases, GDN and
+    entropy-model parameters keep full precision. A kernel float16 cannot hold is a CheckpointError."""
+    halved = {}
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and tensor.dim() == 4:
+            if bool((tensor.abs() > torch.finfo(torch.float16).max).any()):
+                raise CheckpointError(f"weight {name} exceeds the float16 range; export it at full precision")
+            tensor = tensor.half()
+        halved[name] = tensor
+    return halved
+
+
 def weights_bytes(
-    config: Dict[str, Any], state_dict: Dict[str, Tensor], safetensors: bool = True,
+    config: Dict[str, Any], state_dict: Mapping[str, Tensor], safetensors: bool = True,
     objective: Optional[RateDistortionObjective] = None,
 ) -> bytes:
     """The bytes of a plain weights file: safetensors with the config (and the objective, if any) in its

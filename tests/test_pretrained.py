@@ -151,6 +151,34 @@ def test_export_writes_the_inference_weights_of_a_checkpoint(codec, tmp_path, ca
     assert "already exists" in capsys.readouterr().err
 
 
+def test_export_half_stores_kernels_in_float16_and_codes_as_before(codec, tmp_path, capsys) -> None:
+    """--half: the kernels in float16, the rest in float32; the printed fingerprint is the loaded model's, and
+    it codes the photograph as the full-precision model does (the rounding moves PSNR by hundredths of a dB)."""
+    from safetensors import safe_open
+
+    source, full, half = tmp_path / "source.pt", tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    codec.save(source)
+    assert main(["export", str(source), str(full)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--half", str(source), str(half)]) == 0
+    printed = capsys.readouterr().out
+    loaded = MultiRealismCodec.from_checkpoint(half)
+    assert f"fingerprint: {loaded.fingerprint.hex()}" in printed and loaded.fingerprint != codec.fingerprint
+    with safe_open(str(half), framework="pt") as handle:
+        dtypes = {name: handle.get_slice(name).get_dtype() for name in handle.keys()}
+    kernels = {name for name, tensor in codec.state_dict().items() if tensor.is_floating_point() and tensor.dim() == 4}
+    assert kernels and all(dtypes[name] == "F16" for name in kernels)
+    assert all(dtype != "F16" for name, dtype in dtypes.items() if name not in kernels)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    x = natural_image("coffee", 128).unsqueeze(0)
+    data_full, data_half = codec.compress(x, quality=0.0), loaded.compress(x, quality=0.0)
+    assert len(data_half) == pytest.approx(len(data_full), rel=0.02)
+    pairs = zip(codec.decompress(data_full, beta=[0.0, 5.12]), loaded.decompress(data_half, beta=[0.0, 5.12]))
+    for full_image, half_image in pairs:
+        assert float(psnr(half_image, x)) == pytest.approx(float(psnr(full_image, x)), abs=0.05)
+
+
 def test_evaluate_measures_the_shipped_model_without_ckpt(tmp_path, capsys) -> None:
     folder = tmp_path / "images"
     folder.mkdir()

@@ -40,7 +40,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from multirealism.checkpoint import weights_bytes
+    from multirealism.checkpoint import half_kernels, weights_bytes
     from multirealism.codec import MultiRealismCodec
     from multirealism.imageio import check_destination, write_new_file
 
@@ -49,7 +49,11 @@ def run_export(args: argparse.Namespace) -> int:
         raise OutputPathError(f"cannot write {str(out)!r}: export writes .safetensors files")
     check_destination(out, args.force)  # before the (slower) checkpoint load
     codec = MultiRealismCodec.from_checkpoint(args.ckpt)
-    data = weights_bytes(codec.config(), codec.state_dict(), objective=codec.objective)
+    if args.half:  # round the kernels first, so the tables and fingerprint are those of the weights written
+        codec.load_state_dict(half_kernels(codec.state_dict()))
+        codec.update(force=True)
+    state = half_kernels(codec.state_dict()) if args.half else codec.state_dict()
+    data = weights_bytes(codec.config(), state, objective=codec.objective)
     write_new_file(out, data, force=args.force)  # also refuses a file created meanwhile
     print(f"{args.ckpt} -> {out}: {len(data) / 2**20:.2f} MiB")
     print(f"sha256:      {hashlib.sha256(data).hexdigest()}")
@@ -67,4 +71,6 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("ckpt", help="Lightning checkpoint (.ckpt) or any weights file the codec reads")
     p.add_argument("output", help="file to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--half", action="store_true",
+                   help="store the convolution kernels as float16: half the file, loaded back as float32")
     p.set_defaults(func=run_export)
