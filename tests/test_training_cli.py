@@ -47,9 +47,10 @@ def test_fit_tiny_config_for_two_steps(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "tiny" / "version_0" / "metrics.csv").is_file()
 
 
-@pytest.mark.parametrize("name", ["small", "small_realism", "medium"])
-def test_shipped_recipe_configs_parse_and_build(name, capsys):
-    """The shipped model's two stages and the medium base: preset codecs, a rate ladder, held-out validation."""
+@pytest.mark.parametrize("name", ["small", "small_realism", "medium", "medium_realism"])
+def test_preset_recipe_configs_parse_and_build(name, capsys):
+    """The two stages of the `small` and the shipped `medium` model: preset codecs, a rate ladder, held-out
+    validation."""
     from multirealism.zoo import create_codec
 
     config = yaml.safe_load(printed_config(capsys, name))
@@ -60,16 +61,26 @@ def test_shipped_recipe_configs_parse_and_build(name, capsys):
     assert codec.num_levels == len(model["rate_ladder"]["init_args"]["lambdas"])
 
 
-def test_the_realism_stage_trains_a_branch_beside_the_frozen_base(capsys):
-    """configs/small_realism.yaml builds the shipped `small` architecture; its realism synthesis starts as a copy of
-    the warm-up's and is all that trains, against the projected discriminator, with no batch wasted at β = 0."""
+@pytest.mark.parametrize("warmup", ["small", "medium"])
+def test_the_realism_stage_trains_a_branch_beside_the_frozen_base(warmup, capsys):
+    """`<preset>_realism` builds the preset's architecture: the warm-up's codec plus a realism synthesis, which
+    starts as a copy of the warm-up's and is all that trains, against the projected discriminator, with no batch
+    wasted at β = 0. The shipped model is `medium_realism`'s."""
     from multirealism import MultiRealismCodec
-    from multirealism.zoo import create_codec
+    from multirealism.zoo import create_codec, default_pretrained
 
-    model = yaml.safe_load(printed_config(capsys, "small_realism"))["model"]
+    stage1 = yaml.safe_load(printed_config(capsys, warmup))["model"]
+    model = yaml.safe_load(printed_config(capsys, f"{warmup}_realism"))["model"]
     assert model["init"]["trainable"] == ["generator.realism"]
     assert model["init"]["copy_parts"] == {"generator.realism": "generator"}
     assert model["objective"]["perceptual"] == "stlpips-alex" and model["objective"]["adversarial_weight"] > 0
     assert model["discriminator"]["name"] == "projected"
     assert model["beta_sampler"]["init_args"]["zero_fraction"] == 0.0
-    assert create_codec(**model["codec"]["init_args"]).config() == MultiRealismCodec.pretrained("small").config()
+    assert model["rate_ladder"] == stage1["rate_ladder"]
+    codec = create_codec(**model["codec"]["init_args"])
+    assert codec.config() == create_codec(warmup).config()
+    base = set(create_codec(**stage1["codec"]["init_args"]).state_dict())
+    assert set(codec.state_dict()) - base == {k for k in codec.state_dict() if k.startswith("generator.realism.")}
+    assert base <= set(codec.state_dict())
+    if warmup == default_pretrained():
+        assert codec.config() == MultiRealismCodec.pretrained().config()
