@@ -2,7 +2,7 @@
 
 A discriminator that stays at chance (loss 2 ln 2 = 1.386, accuracy 0.5) gives the generator no
 signal; docs/discriminator-diagnosis.md explains why HiFiC's layout did. This script decodes
-scikit-image's and matplotlib's photographs with the shipped `small` model at one β (default 0; quality
+scikit-image's and matplotlib's photographs with the shipped model at one β (default 0; quality
 levels 0-3), trains a registered discriminator alone on 128² crops of four photographs (the same ŷ for the
 real and the decoded crop) and prints loss and patch accuracy on its last 50 batches, on 64 fixed crops
 of those photographs and on 64 crops of two photographs it never sees. Nothing is downloaded.

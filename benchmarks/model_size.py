@@ -3,8 +3,8 @@
 MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one image of
 ``--size`` pixels, divided by its pixel count; they do not depend on the weights or the machine, so
 they are the noise-free companion of ``codec_speed.py``. CompressAI's ``Elic2022Official`` and
-``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized presets (``small``
-without and with its rate-gated realism head, ``medium``) next to ``MeanScaleHyperprior(64, 96)``.
+``MeanScaleHyperprior(192, 320)`` are measured the same way for reference, and the CPU-sized presets (``small`` and
+``medium``, each without and with its realism branch) next to ``MeanScaleHyperprior(64, 96)``.
 
     python benchmarks/model_size.py                   # paper and tiny scale
     python benchmarks/model_size.py --scales paper --out size.json
@@ -84,8 +84,8 @@ def codec_rows(scale: str, size: int) -> List[Dict[str, Any]]:
 
 
 def small_rows(size: int) -> List[Dict[str, Any]]:
-    """The ``small`` preset's base and the shipped ``small`` (with its rate-gated realism head) and the ``medium``
-    base by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
+    """The ``small`` and ``medium`` presets' bases and the presets with their realism branch (``medium``'s is the
+    shipped model) by component, and CompressAI's MeanScaleHyperprior(64, 96) whole."""
     from compressai.models import MeanScaleHyperprior
 
     from multirealism import create_codec
@@ -94,8 +94,8 @@ def small_rows(size: int) -> List[Dict[str, Any]]:
     pixels = size * size
     beta_map = torch.full((1, 1, 1, 1), BETA)
     rows = []
-    presets = [("small", {"realism": "none"}, " base"), ("small", {}, " with its rate-gated realism head (shipped)"),
-               ("medium", {}, "")]
+    presets = [("small", {"realism": "none"}, " base"), ("small", {}, " with its realism branch"),
+               ("medium", {"realism": "none"}, " base"), ("medium", {}, " with its realism branch (shipped)")]
     for preset, options, suffix in presets:
         torch.manual_seed(0)
         codec = create_codec(preset, options=options).eval()

@@ -53,7 +53,7 @@ def add_parser(subparsers: Any) -> None:
                         "(default: the one in this machine's apt sources)")
     corpus.add_argument("--long-side", type=int, default=1280, help="long side of the output images (default 1280)")
     corpus.add_argument("--corpus", choices=CORPORA, default=CORPORA[-1],
-                        help="corpus version: v1 = the 35 photographs the shipped small model trained on, v2 = all listed (default v2)")
+                        help="corpus version: v1 = the 35 photographs the small preset's warm-up trained on, v2 = all listed (default v2)")
     corpus.set_defaults(func=run_corpus)
 
 

@@ -27,8 +27,8 @@ from multirealism.errors import MultiRealismError
 
 #: the keyring of Debian's archive signing keys (package debian-archive-keyring)
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-#: corpus versions, each including the ones before it: "v1" is the 35 photographs the shipped `small` model was
-#: trained on (docs/small-v1-training-data.json), "v2" adds the photographs of docs/training-data.md
+#: corpus versions, each including the ones before it: "v1" is the 35 photographs the `small` preset's warm-up
+#: was trained on (docs/small-v1-training-data.json), "v2" adds the photographs of docs/training-data.md
 CORPORA = ("v1", "v2")
 
 
