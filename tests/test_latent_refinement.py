@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+import yaml
 from helpers import make_tiny_codec, natural_image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -207,7 +209,9 @@ def test_shipped_model_refined_stream_is_smaller_or_sharper_at_two_qualities() -
     """On a real photograph the shipped model's refined streams score better on the coded objective,
     and every β decodes them."""
     codec = MultiRealismCodec.pretrained()
-    assert codec.objective is not None and codec.objective.lambdas == (10.24, 5.12, 2.56) + LADDER
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "medium_realism.yaml").read_text())
+    shipped_ladder = tuple(recipe["model"]["rate_ladder"]["init_args"]["lambdas"])
+    assert codec.objective is not None and codec.objective.lambdas == shipped_ladder  # the recipe's λ per level
     x = natural_image("coffee", 96).unsqueeze(0)  # at 64 px quality 0 has too few latents to gain from
     for quality in (0.0, codec.num_levels - 1.0):
         plain = codec.compress(x, quality)
