@@ -162,7 +162,7 @@ def small_config(beta_max: float = 5.12, num_levels: int = 9, realism: str = "br
 @register_codec("medium")
 def medium_config(beta_max: float = 5.12, num_levels: int = 12, realism: str = "branch") -> Dict[str, Any]:
     """The widths of CompressAI's mean-scale hyperprior for its lower qualities (GDN 128 / latent 192, the base
-    about 6 M parameters) with the β-conditioned generator at 128 channels, for rates from about 0.05 to 1.5 bpp
+    about 6 M parameters) with the β-conditioned generator at 128 channels, for rates from about 0.1 to 0.9 bpp
     in ``num_levels`` levels. ``realism="none"`` gives the rate-distortion model its warm-up trains; the shipped
     ``medium`` model adds the realism branch."""
     return _gdn_config(128, 192, 128, 128, num_levels, beta_max, realism)

@@ -34,6 +34,7 @@ REFERENCE = {
     },
 }
 
+
 @pytest.fixture(scope="module")
 def codec() -> MultiRealismCodec:
     return MultiRealismCodec.pretrained()
@@ -160,26 +161,26 @@ def test_export_half_stores_kernels_in_float16_and_codes_as_before(codec, tmp_pa
     assert main(["export", "--half", str(shipped_weights(DEFAULT_MODEL)), str(shipped)]) == 0
     assert MultiRealismCodec.from_checkpoint(shipped).fingerprint == codec.fingerprint
     torch.manual_seed(0)
-    codec = create_codec("small").eval()  # full precision, random weights
+    fresh = create_codec("small").eval()  # full precision, random weights
     source, full, half = tmp_path / "source.pt", tmp_path / "full.safetensors", tmp_path / "half.safetensors"
-    codec.save(source)
+    fresh.save(source)
     assert main(["export", str(source), str(full)]) == 0
     capsys.readouterr()
     assert main(["export", "--half", str(source), str(half)]) == 0
     printed = capsys.readouterr().out
     loaded = MultiRealismCodec.from_checkpoint(half)
-    assert f"fingerprint: {loaded.fingerprint.hex()}" in printed and loaded.fingerprint != codec.fingerprint
+    assert f"fingerprint: {loaded.fingerprint.hex()}" in printed and loaded.fingerprint != fresh.fingerprint
     with safe_open(str(half), framework="pt") as handle:
         dtypes = {name: handle.get_slice(name).get_dtype() for name in handle.keys()}
-    kernels = {name for name, tensor in codec.state_dict().items() if tensor.is_floating_point() and tensor.dim() == 4}
+    kernels = {name for name, tensor in fresh.state_dict().items() if tensor.is_floating_point() and tensor.dim() == 4}
     assert kernels and all(dtypes[name] == "F16" for name in kernels)
     assert all(dtype != "F16" for name, dtype in dtypes.items() if name not in kernels)
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert half.stat().st_size < 0.6 * full.stat().st_size
     x = natural_image("coffee", 128).unsqueeze(0)
-    data_full, data_half = codec.compress(x, quality=0.0), loaded.compress(x, quality=0.0)
+    data_full, data_half = fresh.compress(x, quality=0.0), loaded.compress(x, quality=0.0)
     assert len(data_half) == pytest.approx(len(data_full), rel=0.02)
-    pairs = zip(codec.decompress(data_full, beta=[0.0, 5.12]), loaded.decompress(data_half, beta=[0.0, 5.12]))
+    pairs = zip(fresh.decompress(data_full, beta=[0.0, 5.12]), loaded.decompress(data_half, beta=[0.0, 5.12]))
     for full_image, half_image in pairs:
         assert float(psnr(half_image, x)) == pytest.approx(float(psnr(full_image, x)), abs=0.05)
 

@@ -49,10 +49,11 @@ def run_export(args: argparse.Namespace) -> int:
         raise OutputPathError(f"cannot write {str(out)!r}: export writes .safetensors files")
     check_destination(out, args.force)  # before the (slower) checkpoint load
     codec = MultiRealismCodec.from_checkpoint(args.ckpt)
+    state = codec.state_dict()
     if args.half:  # round the kernels first, so the tables and fingerprint are those of the weights written
-        codec.load_state_dict(half_kernels(codec.state_dict()))
+        codec.load_state_dict(half_kernels(state))
         codec.update(force=True)
-    state = half_kernels(codec.state_dict()) if args.half else codec.state_dict()
+        state = half_kernels(codec.state_dict())
     data = weights_bytes(codec.config(), state, objective=codec.objective)
     write_new_file(out, data, force=args.force)  # also refuses a file created meanwhile
     print(f"{args.ckpt} -> {out}: {len(data) / 2**20:.2f} MiB")
